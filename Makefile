@@ -1,0 +1,42 @@
+# The Better Store backend. `make install` then `make test` is all a newcomer needs.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STACK  ?= dev
+
+.PHONY: install test lint preview snapshots package deploy clean
+
+install: $(BIN)/.installed
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt lambdas/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+test: install
+	$(BIN)/python -m pytest -n 2
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+# Offline preview: the resource tree of Pulumi.$(STACK).yaml, from the recording mocks (no CLI, no AWS).
+preview: install
+	$(BIN)/python -m tools.preview $(STACK)
+
+# Rewrite the golden snapshots after a reviewed infra change.
+snapshots: install
+	$(BIN)/python -m tools.preview dev --write
+	$(BIN)/python -m tools.preview prod --write
+
+# The dependency layer for Lambda (arm64, python3.13), byte-for-byte reproducible.
+package: install
+	$(BIN)/python tools/package_layer.py
+
+deploy: package
+	pulumi up --stack $(STACK)
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,110 @@
+"""IdempotentConsumer: SQS → Lambda, at-least-once made exactly-once-in-effect.
+
+The queue (owned by a WebhookQueue or EventSubscription) feeds the function through an event source
+mapping that reports partial batch failures; the function's own Powertools idempotency table turns
+redeliveries into no-ops; asynchronous invocations retry twice and then land in a DLQ."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.function import FunctionArgs, ServiceFunction
+from components.iam import allow
+from components.queue import dead_letter_queue
+from components.tables import IDEMPOTENCY_ACTIONS, idempotency_table
+
+ASYNC_RETRY_ATTEMPTS = 2
+# AWS's guidance: visibility timeout at least six times the function timeout, plus the batching window,
+# so a message is not redelivered while a slow batch is still being processed.
+VISIBILITY_TIMEOUT_FACTOR = 6
+
+
+@dataclass(frozen=True)
+class QueueSource:
+    """The consumer's input queue: what the consumer needs to know about it, and no more."""
+
+    arn: pulumi.Input[str]
+    name: pulumi.Input[str]
+    visibility_timeout_seconds: int
+
+
+def required_visibility_timeout(function_timeout_seconds: int, batching_window_seconds: int) -> int:
+    return VISIBILITY_TIMEOUT_FACTOR * function_timeout_seconds + batching_window_seconds
+
+
+@dataclass(frozen=True)
+class IdempotentConsumerArgs:
+    function: FunctionArgs
+    source: QueueSource
+    batch_size: int = 10
+    batching_window_seconds: int = 0
+
+
+class IdempotentConsumer(pulumi.ComponentResource):
+    def __init__(
+        self, name: str, args: IdempotentConsumerArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("tbs:components:IdempotentConsumer", name, None, opts)
+        function_args = args.function
+        needed = required_visibility_timeout(function_args.timeout_seconds, args.batching_window_seconds)
+        if args.source.visibility_timeout_seconds < needed:
+            raise ValueError(
+                f"{name}: queue visibility timeout {args.source.visibility_timeout_seconds} s is below "
+                f"{needed} s (6 × function timeout + batching window); messages would be redelivered mid-batch"
+            )
+        concurrency = function_args.reserved_concurrency
+        if concurrency is not None and concurrency < 2:
+            raise ValueError(f"{name}: reserved concurrency must be at least 2 (SQS pollers' minimum)")
+
+        self.table = idempotency_table(f"{name}-idempotency", parent=self)
+        self.dlq = dead_letter_queue(f"{name}-async-dlq", function_args.alarm_topic_arn, parent=self)
+        self.handler = ServiceFunction(
+            name,
+            dataclasses.replace(
+                function_args,
+                environment={**function_args.environment, "IDEMPOTENCY_TABLE": self.table.name},
+                statements=[
+                    *function_args.statements,
+                    allow(IDEMPOTENCY_ACTIONS, [self.table.arn]),
+                    allow(
+                        ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                         "sqs:ReceiveMessage"],
+                        [args.source.arn],
+                    ),
+                    allow(["sqs:SendMessage"], [self.dlq.arn]),
+                ],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        function = self.handler.function
+        self.mapping = aws.lambda_.EventSourceMapping(
+            f"{name}-mapping",
+            event_source_arn=args.source.arn,
+            function_name=function.arn,
+            batch_size=args.batch_size,
+            maximum_batching_window_in_seconds=args.batching_window_seconds,
+            function_response_types=["ReportBatchItemFailures"],
+            # Cap the pollers at the function's reserved concurrency: pollers beyond it would be throttled,
+            # and every throttled receive counts towards maxReceiveCount (messages dead-letter unprocessed).
+            scaling_config={"maximum_concurrency": concurrency} if concurrency else None,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.handler]),
+        )
+        self.invoke_config = aws.lambda_.FunctionEventInvokeConfig(
+            f"{name}-async",
+            function_name=function.name,
+            maximum_retry_attempts=ASYNC_RETRY_ATTEMPTS,
+            destination_config={"on_failure": {"destination": self.dlq.arn}},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.function_name = function.name
+        self.register_outputs(
+            {
+                "functionName": function.name,
+                "idempotencyTable": self.table.name,
+                "asyncDlqUrl": self.dlq.url,
+            }
+        )

@@ -1,0 +1,1 @@
+"""Code every service's Lambda package ships: event contracts, observability, settings."""

@@ -1,0 +1,1 @@
+"""The store's services, each a ComponentResource composed from components/."""

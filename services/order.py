@@ -1,0 +1,202 @@
+"""Order service (tbs-app-order): storefront API, Stripe payments through a webhook queue, order events."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from components.dashboard import DashboardBuilder
+from components.event_subscription import EventSubscription, EventSubscriptionArgs
+from components.function import ServiceFunction, lambda_code
+from components.iam import allow
+from components.idempotent_consumer import (
+    IdempotentConsumer,
+    IdempotentConsumerArgs,
+    required_visibility_timeout,
+)
+from components.rest_api import STAGE_NAME, RestApi, Throttle
+from components.tables import IDEMPOTENCY_ACTIONS, idempotency_table, table
+from components.webhook_queue import WebhookQueue, WebhookQueueArgs
+from services.config import StackConfig
+from services.platform import Platform
+
+CONSUMER_TIMEOUT_SECONDS = 30
+ORDER_ROUTES = [
+    ("POST", "/orders"),
+    ("GET", "/orders"),
+    ("GET", "/orders/{id}"),
+    ("POST", "/orders/{id}/cancel"),
+]
+WEBHOOK_PATH = "/webhooks/stripe"
+
+
+class OrderService(pulumi.ComponentResource):
+    def __init__(
+        self, config: StackConfig, platform: Platform, stripe: StripeSecrets,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("tbs:services:Order", f"tbs-app-order-{config.stack}", None, opts)
+        if platform.api is None:
+            raise ValueError("the order service needs the platform's REST API")
+        api: RestApi = platform.api
+        prefix = f"{config.prefix}-order"
+        child = pulumi.ResourceOptions(parent=self)
+        code = lambda_code("order", "shared")
+
+        self.orders = table(
+            f"{prefix}-orders",
+            hash_key="orderId",
+            # Newest first per customer: order ids are ULIDs, so they sort by creation time.
+            global_indexes=[("byCustomer", "customerId", "orderId")],
+            production=config.production,
+            parent=self,
+        )
+        self.products = table(f"{prefix}-products", hash_key="productId", production=config.production,
+                              parent=self)
+        stripe_api_key = _secret(f"{prefix}-stripe-api-key", stripe.secret_key, "Stripe secret API key", self)
+        stripe_webhook_secret = _secret(
+            f"{prefix}-stripe-webhook-secret", stripe.webhook_secret, "Stripe webhook signing secret", self
+        )
+        orders_index_arn = self.orders.arn.apply(lambda arn: f"{arn}/index/*")
+
+        create_idempotency = idempotency_table(f"{prefix}-api-idempotency", parent=self)
+        self.api_handler = ServiceFunction(
+            f"{prefix}-api",
+            platform.function_args(
+                "order",
+                "api",
+                code=code,
+                handler="order.api.handler",
+                description="Storefront REST API: orders and cancellations",
+                statements=[
+                    allow(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+                          [self.orders.arn, orders_index_arn]),
+                    allow(["dynamodb:BatchGetItem", "dynamodb:GetItem"], [self.products.arn]),
+                    allow(IDEMPOTENCY_ACTIONS, [create_idempotency.arn]),
+                    allow(["secretsmanager:GetSecretValue"], [stripe_api_key.arn]),
+                    platform.publish_events_statement(),
+                ],
+                environment={
+                    "ORDERS_TABLE": self.orders.name,
+                    "PRODUCTS_TABLE": self.products.name,
+                    "IDEMPOTENCY_TABLE": create_idempotency.name,
+                    "STRIPE_API_KEY_SECRET_ARN": stripe_api_key.arn,
+                    "CURRENCY": config.currency,
+                    "TAX_RATE": config.tax_rate,
+                },
+                timeout_seconds=15,
+            ),
+            opts=child,
+        )
+        for method, path in ORDER_ROUTES:
+            api.add_lambda_route(method, path, self.api_handler)
+
+        consumer_visibility = required_visibility_timeout(CONSUMER_TIMEOUT_SECONDS, 0)
+        webhook_parent, webhook_leaf = WEBHOOK_PATH.rsplit("/", 1)
+        self.webhook = WebhookQueue(
+            f"{prefix}-stripe-webhook",
+            WebhookQueueArgs(
+                rest_api_id=api.rest_api_id,
+                parent_resource_id=api.resource_id(webhook_parent),
+                path_part=webhook_leaf,
+                header_names=["Stripe-Signature"],
+                alarm_topic_arn=platform.alarm_topic.arn,
+                visibility_timeout_seconds=consumer_visibility,
+            ),
+            opts=child,
+        )
+        api.add_route(
+            f"POST {WEBHOOK_PATH}",
+            *self.webhook.deployment_dependencies,
+            # Stripe sends a few events per order; a flood is not Stripe.
+            throttle=Throttle(config.webhook_rate_limit, int(config.webhook_rate_limit * 2)),
+        )
+        orders_write = allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], [self.orders.arn])
+        self.payment_events = IdempotentConsumer(
+            f"{prefix}-payment-events",
+            IdempotentConsumerArgs(
+                function=platform.function_args(
+                    "order",
+                    "payment-events",
+                    code=code,
+                    handler="order.payment_events.handler",
+                    description="Verifies Stripe webhooks and moves orders to PAID / PAYMENT_FAILED",
+                    statements=[
+                        orders_write,
+                        allow(["secretsmanager:GetSecretValue"], [stripe_webhook_secret.arn]),
+                        platform.publish_events_statement(),
+                    ],
+                    environment={
+                        "ORDERS_TABLE": self.orders.name,
+                        "STRIPE_WEBHOOK_SECRET_ARN": stripe_webhook_secret.arn,
+                    },
+                    timeout_seconds=CONSUMER_TIMEOUT_SECONDS,
+                    reserved_concurrency=config.consumer_concurrency,
+                ),
+                source=self.webhook.source,
+            ),
+            opts=child,
+        )
+
+        self.fulfilled = EventSubscription(
+            f"{prefix}-fulfilled",
+            EventSubscriptionArgs(
+                bus_name=platform.bus_name,
+                pattern={"source": ["tbs.fulfilment"], "detail-type": ["OrderFulfilled"]},
+                alarm_topic_arn=platform.alarm_topic.arn,
+                visibility_timeout_seconds=consumer_visibility,
+                description="Fulfilment finished an order: mark it FULFILLED",
+            ),
+            opts=child,
+        )
+        self.fulfilled_events = IdempotentConsumer(
+            f"{prefix}-fulfilled-events",
+            IdempotentConsumerArgs(
+                function=platform.function_args(
+                    "order",
+                    "fulfilled-events",
+                    code=code,
+                    handler="order.fulfilled_events.handler",
+                    description="Marks orders FULFILLED when fulfilment reports back",
+                    statements=[orders_write],
+                    environment={"ORDERS_TABLE": self.orders.name},
+                    timeout_seconds=CONSUMER_TIMEOUT_SECONDS,
+                    reserved_concurrency=config.consumer_concurrency,
+                ),
+                source=self.fulfilled.source,
+            ),
+            opts=child,
+        )
+
+        self.dashboard = (
+            DashboardBuilder()
+            .api(api.api.name, STAGE_NAME)
+            .functions([self.api_handler.function.name, self.payment_events.function_name,
+                        self.fulfilled_events.function_name])
+            .queues([self.webhook.queue.name, self.fulfilled.queue.name])
+            .dead_letter_queues([self.webhook.dlq.name, self.fulfilled.dlq.name, self.fulfilled.target_dlq.name,
+                                 self.payment_events.dlq.name, self.fulfilled_events.dlq.name])
+            .build(f"{prefix}-dashboard", f"{prefix}", platform.region, parent=self)
+        )
+        self.register_outputs({"ordersTable": self.orders.name, "dashboard": self.dashboard.dashboard_name})
+
+
+class StripeSecrets:
+    """The two Stripe values, as Pulumi secrets (never plain text in state or stack files)."""
+
+    def __init__(self, secret_key: pulumi.Output[str], webhook_secret: pulumi.Output[str]) -> None:
+        self.secret_key = secret_key
+        self.webhook_secret = webhook_secret
+
+
+def _secret(
+    name: str, value: pulumi.Output[str], description: str, parent: pulumi.Resource
+) -> aws.secretsmanager.Secret:
+    """A Secrets Manager secret the function reads at run time (cached), so the value never sits in a
+    function's environment where anyone with lambda:GetFunction could read it."""
+    secret = aws.secretsmanager.Secret(name, description=description,
+                                       opts=pulumi.ResourceOptions(parent=parent))
+    aws.secretsmanager.SecretVersion(
+        f"{name}-value", secret_id=secret.id, secret_string=value, opts=pulumi.ResourceOptions(parent=secret)
+    )
+    return secret

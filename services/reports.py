@@ -1,0 +1,151 @@
+"""Reports service (tbs-app-reports): order events in batches into Aurora Serverless v2 through the
+Data API, and the monthly report for the store's admins."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pulumi
+import pulumi_aws as aws
+
+from components.dashboard import DashboardBuilder
+from components.event_subscription import EventSubscription, EventSubscriptionArgs
+from components.function import LAMBDAS_DIR, ServiceFunction, lambda_code
+from components.iam import Statement, allow
+from components.idempotent_consumer import (
+    IdempotentConsumer,
+    IdempotentConsumerArgs,
+    required_visibility_timeout,
+)
+from components.rest_api import STAGE_NAME
+from components.serverless_db import ServerlessDb, ServerlessDbArgs
+from services.config import StackConfig
+from services.platform import Platform
+
+CONSUMER_TIMEOUT_SECONDS = 60
+MIGRATIONS_DIR = LAMBDAS_DIR / "reports" / "migrations"
+# An Aurora resume takes seconds to a minute; at 6 × 60 s visibility per receive, 10 receives give a
+# paused cluster ~1 hour to answer before a batch could dead-letter.
+REPORTS_MAX_RECEIVE_COUNT = 10
+DATA_API_ACTIONS = [
+    "rds-data:BatchExecuteStatement",
+    "rds-data:BeginTransaction",
+    "rds-data:CommitTransaction",
+    "rds-data:ExecuteStatement",
+    "rds-data:RollbackTransaction",
+]
+
+
+def migrations_fingerprint() -> str:
+    """Changes whenever a migration file is added or edited, so the deploy re-runs the migrator."""
+    digest = hashlib.sha256()
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+class ReportsService(pulumi.ComponentResource):
+    def __init__(self, config: StackConfig, platform: Platform, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("tbs:services:Reports", f"tbs-app-reports-{config.stack}", None, opts)
+        if platform.api is None:
+            raise ValueError("the reports service needs the platform's REST API")
+        prefix = f"{config.prefix}-reports"
+        child = pulumi.ResourceOptions(parent=self)
+        code = lambda_code("reports", "shared")
+
+        self.db = ServerlessDb(
+            f"{prefix}-db",
+            ServerlessDbArgs(
+                database_name="reports",
+                max_capacity=config.db_max_capacity,
+                seconds_until_auto_pause=config.db_auto_pause_seconds,
+                readers=1 if config.production else 0,
+                production=config.production,
+                backup_retention_days=14 if config.production else 1,
+                db_subnet_group_name=config.db_subnet_group_name,
+            ),
+            opts=child,
+        )
+        data_api: list[Statement] = [
+            allow(DATA_API_ACTIONS, [self.db.cluster_arn]),
+            allow(["secretsmanager:GetSecretValue"], [self.db.secret_arn]),
+        ]
+        db_environment = {
+            "DB_CLUSTER_ARN": self.db.cluster_arn,
+            "DB_SECRET_ARN": self.db.secret_arn,
+            "DB_NAME": self.db.database_name,
+        }
+
+        self.migrator = ServiceFunction(
+            f"{prefix}-migrate",
+            platform.function_args(
+                "reports", "migrate", code=code, handler="reports.migrate.handler",
+                description="Applies the versioned SQL migrations (run by every deploy)",
+                statements=data_api, environment=db_environment,
+                # A paused cluster resumes within this time; the migrator waits for it.
+                timeout_seconds=300,
+            ),
+            opts=child,
+        )
+        self.migration = aws.lambda_.Invocation(
+            f"{prefix}-migration",
+            function_name=self.migrator.function.name,
+            input=pulumi.Output.json_dumps({"action": "migrate"}),
+            triggers={"migrations": migrations_fingerprint()},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.migrator, *self.db.instances]),
+        )
+
+        window = config.reports_batch_window_seconds
+        self.events = EventSubscription(
+            f"{prefix}-events",
+            EventSubscriptionArgs(
+                bus_name=platform.bus_name,
+                pattern={"source": ["tbs.order", "tbs.fulfilment"], "detail-type": [{"prefix": "Order"}]},
+                alarm_topic_arn=platform.alarm_topic.arn,
+                visibility_timeout_seconds=required_visibility_timeout(CONSUMER_TIMEOUT_SECONDS, window),
+                max_receive_count=REPORTS_MAX_RECEIVE_COUNT,
+                # A batching window plus a resuming database is normal latency here.
+                max_age_alarm_seconds=1800,
+                description="Every order event, batched into the reporting database",
+            ),
+            opts=child,
+        )
+        self.consumer = IdempotentConsumer(
+            f"{prefix}-consumer",
+            IdempotentConsumerArgs(
+                function=platform.function_args(
+                    "reports", "consumer", code=code, handler="reports.consumer.handler",
+                    description="Upserts a batch of order events in one Data API call",
+                    statements=data_api, environment=db_environment,
+                    timeout_seconds=CONSUMER_TIMEOUT_SECONDS,
+                    reserved_concurrency=config.consumer_concurrency,
+                ),
+                source=self.events.source,
+                batch_size=config.reports_batch_size,
+                batching_window_seconds=window,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.migration]),
+        )
+
+        self.report_api = ServiceFunction(
+            f"{prefix}-api",
+            platform.function_args(
+                "reports", "api", code=code, handler="reports.report_api.handler",
+                description="GET /reports/monthly for the admin group",
+                statements=data_api, environment={**db_environment, "CURRENCY": config.currency},
+                timeout_seconds=29,  # API Gateway's integration limit
+            ),
+            opts=child,
+        )
+        platform.api.add_lambda_route("GET", "/reports/monthly", self.report_api)
+
+        self.dashboard = (
+            DashboardBuilder()
+            .api(platform.api.api.name, STAGE_NAME)
+            .functions([self.consumer.function_name, self.report_api.function.name, self.migrator.function.name])
+            .queues([self.events.queue.name])
+            .dead_letter_queues([self.events.dlq.name, self.events.target_dlq.name, self.consumer.dlq.name])
+            .database(self.db.cluster_identifier)
+            .build(f"{prefix}-dashboard", prefix, platform.region, parent=self)
+        )
+        self.register_outputs({"clusterArn": self.db.cluster_arn, "dashboard": self.dashboard.dashboard_name})

@@ -1,0 +1,246 @@
+"""Runtime 2 of DESIGN.md §2: the real program under Pulumi mocks that record every resource.
+
+Used by the infra tests (invariants, snapshots) and by `make preview` (the offline preview). Each run
+starts a fresh root stack, config and monitor, so stacks never leak into each other."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import settings
+from pulumi.runtime.mocks import MockMonitor
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "tbs"
+ACCOUNT_ID = "123456789012"
+DEFAULT_REGION = "ap-southeast-2"
+# Secrets live encrypted in the stack files, which only the Pulumi CLI can decrypt; offline, the
+# program gets these stand-ins (never real values, never written anywhere).
+OFFLINE_SECRETS = {"tbs:stripeSecretKey": "offline-placeholder", "tbs:stripeWebhookSecret": "offline-placeholder"}
+
+
+@dataclass
+class Recorded:
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    dependencies: list[str]
+
+
+@dataclass
+class Recording:
+    stack: str
+    config: dict[str, str]
+    resources: list[Recorded] = field(default_factory=list)
+    exports: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, type_token: str) -> list[Recorded]:
+        return [resource for resource in self.resources if resource.type == type_token]
+
+    def by_urn(self, urn: str) -> Recorded:
+        for resource in self.resources:
+            if resource.urn == urn:
+                return resource
+        raise KeyError(urn)
+
+    def named(self, name: str) -> Recorded:
+        matches = [resource for resource in self.resources if resource.name == name]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} resources named {name!r}")
+        return matches[0]
+
+    def children(self, urn: str) -> list[Recorded]:
+        return [resource for resource in self.resources if resource.parent == urn]
+
+    def descendants(self, urn: str) -> list[Recorded]:
+        found: list[Recorded] = []
+        for child in self.children(urn):
+            found += [child, *self.descendants(child.urn)]
+        return found
+
+    def find_by_output(self, key: str, value: Any) -> Recorded | None:
+        for resource in self.resources:
+            if resource.outputs.get(key) == value:
+                return resource
+        return None
+
+
+def _service_of(type_token: str) -> str:
+    return type_token.split(":")[1].split("/")[0]
+
+
+def mock_outputs(type_token: str, name: str, inputs: Mapping[str, Any], region: str) -> tuple[str, dict[str, Any]]:
+    """What the provider would compute: ids, ARNs, URLs, in AWS's own formats, deterministic."""
+    state = dict(inputs)
+    physical = str(inputs.get("name") or name)
+    short_id = hashlib.sha256(f"{type_token}/{name}".encode()).hexdigest()[:10]
+    prefix = f"arn:aws:{_service_of(type_token)}:{region}:{ACCOUNT_ID}"
+    resource_id = f"{name}-id"
+    state.setdefault("name", physical)
+    match type_token:
+        case "aws:sqs/queue:Queue":
+            state["arn"] = f"{prefix}:{physical}"
+            state["url"] = f"https://sqs.{region}.amazonaws.com/{ACCOUNT_ID}/{physical}"
+            resource_id = state["url"]
+        case "aws:lambda/function:Function":
+            state["arn"] = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{physical}"
+            state["invokeArn"] = (
+                f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{state['arn']}/invocations"
+            )
+        case "aws:lambda/layerVersion:LayerVersion":
+            state["arn"] = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:layer:{inputs['layerName']}:1"
+        case "aws:dynamodb/table:Table":
+            state["arn"] = f"arn:aws:dynamodb:{region}:{ACCOUNT_ID}:table/{physical}"
+        case "aws:cloudwatch/logGroup:LogGroup":
+            state["arn"] = f"arn:aws:logs:{region}:{ACCOUNT_ID}:log-group:{physical}"
+        case "aws:iam/role:Role":
+            state["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:role/{physical}"
+        case "aws:cloudwatch/eventBus:EventBus":
+            state["arn"] = f"arn:aws:events:{region}:{ACCOUNT_ID}:event-bus/{physical}"
+        case "aws:cloudwatch/eventRule:EventRule":
+            state["arn"] = f"arn:aws:events:{region}:{ACCOUNT_ID}:rule/{inputs.get('eventBusName')}/{physical}"
+        case "aws:apigateway/restApi:RestApi":
+            resource_id = short_id
+            state["rootResourceId"] = f"{short_id}-root"
+            state["executionArn"] = f"arn:aws:execute-api:{region}:{ACCOUNT_ID}:{short_id}"
+        case "aws:apigateway/resource:Resource":
+            resource_id = short_id
+        case "aws:apigateway/stage:Stage":
+            state["invokeUrl"] = (
+                f"https://{inputs['restApi']}.execute-api.{region}.amazonaws.com/{inputs['stageName']}"
+            )
+        case "aws:rds/cluster:Cluster":
+            state["arn"] = f"arn:aws:rds:{region}:{ACCOUNT_ID}:cluster:{physical}"
+            state["clusterIdentifier"] = physical
+            state["masterUserSecrets"] = [
+                {"secretArn": f"arn:aws:secretsmanager:{region}:{ACCOUNT_ID}:secret:rds!cluster-{short_id}",
+                 "secretStatus": "active", "kmsKeyId": "aws/secretsmanager"}
+            ]
+        case "aws:cognito/userPool:UserPool":
+            resource_id = f"{region}_{short_id}"
+            state["arn"] = f"arn:aws:cognito-idp:{region}:{ACCOUNT_ID}:userpool/{resource_id}"
+        case "aws:secretsmanager/secret:Secret":
+            state["arn"] = f"{prefix}:secret:{physical}-{short_id[:6]}"
+            resource_id = state["arn"]
+        case _:
+            state.setdefault("arn", f"{prefix}:{physical}")
+    return resource_id, state
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self.inputs: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        key = (args.typ, args.name)
+        if key in self.inputs:
+            raise ValueError(f"two resources share type and name {key}: give one a distinct name")
+        self.inputs[key] = dict(args.inputs)
+        if not args.custom:
+            return None, {}
+        return mock_outputs(args.typ, args.name, args.inputs, self.region)
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        match args.token:
+            case "aws:index/getRegion:getRegion":
+                return {"region": self.region, "name": self.region, "id": self.region}
+            case "aws:index/getCallerIdentity:getCallerIdentity":
+                return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/offline",
+                        "userId": "OFFLINE", "id": ACCOUNT_ID}
+        raise NotImplementedError(f"the recording mocks do not answer invoke {args.token}: add it")
+
+
+class RecordingMonitor(MockMonitor):  # type: ignore[misc]
+    """The mock monitor, remembering each registration's parent and dependencies (the graph)."""
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.recorded: list[Recorded] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            registration = self.resources[response.urn]
+            self.recorded.append(
+                Recorded(
+                    urn=response.urn,
+                    type=request.type,
+                    name=request.name,
+                    parent=request.parent,
+                    custom=bool(request.custom),
+                    inputs=self.mocks.inputs[(request.type, request.name)],
+                    outputs=dict(registration.state),
+                    dependencies=sorted(request.dependencies),
+                )
+            )
+        return response
+
+
+def stack_config(stack: str) -> dict[str, str]:
+    """The stack file's config as the engine passes it to a program: every value a string."""
+    path = PROJECT_ROOT / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no stack file {path.name}: known stacks are {known_stacks()}")
+    document = yaml.safe_load(path.read_text()) or {}
+    config: dict[str, str] = {}
+    for key, value in (document.get("config") or {}).items():
+        if isinstance(value, dict) and "secure" in value:
+            continue  # ciphertext: only the CLI can decrypt it; OFFLINE_SECRETS stands in
+        config[key] = value if isinstance(value, str) else json.dumps(value)
+    return config
+
+
+def known_stacks() -> list[str]:
+    return sorted(path.name.split(".")[1] for path in PROJECT_ROOT.glob("Pulumi.*.yaml"))
+
+
+def record(
+    stack: str,
+    overrides: Mapping[str, str | None] | None = None,
+    program: Callable[[], None] | None = None,
+    preview: bool = True,
+) -> Recording:
+    """Run `program` (default: the real one) for `stack` and return everything it declared.
+
+    `overrides` changes config keys (None removes one), e.g. {"tbs:production": "true"}."""
+    config = {**OFFLINE_SECRETS, **stack_config(stack)}
+    for key, value in (overrides or {}).items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    region = config.get("aws:region", DEFAULT_REGION)
+    mocks = RecordingMocks(region)
+    monitor = RecordingMonitor(mocks)
+    recording = Recording(stack=stack, config=config)
+
+    settings.ROOT.set(None)  # a fresh root stack: nothing of an earlier recording carries over
+    pulumi.runtime.set_all_config(config, secret_keys=[key for key in OFFLINE_SECRETS if key in config])
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+
+    if program is None:
+        from services.program import build as program
+
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
+    def run() -> pulumi.Output[None]:
+        program()
+        root = settings.get_root_resource()
+        exports = dict(getattr(root, "outputs", {}) or {})
+        # Returned, so the test decorator awaits every export (and every apply behind it).
+        return pulumi.Output.all(**exports).apply(recording.exports.update)
+
+    run()
+    recording.resources = monitor.recorded
+    return recording
