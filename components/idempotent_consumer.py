@@ -42,6 +42,7 @@ class IdempotentConsumerArgs:
     source: QueueSource
     batch_size: int = 10
     batching_window_seconds: int = 0
+    production: bool = False
 
 
 class IdempotentConsumer(pulumi.ComponentResource):
@@ -60,7 +61,7 @@ class IdempotentConsumer(pulumi.ComponentResource):
         if concurrency is not None and concurrency < 2:
             raise ValueError(f"{name}: reserved concurrency must be at least 2 (SQS pollers' minimum)")
 
-        self.table = idempotency_table(f"{name}-idempotency", parent=self)
+        self.table = idempotency_table(f"{name}-idempotency", args.production, parent=self)
         self.dlq = dead_letter_queue(f"{name}-async-dlq", function_args.alarm_topic_arn, parent=self)
         self.handler = ServiceFunction(
             name,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pulumi
 import pulumi_aws as aws
 
@@ -16,7 +18,7 @@ def table(
     range_key: str | None = None,
     production: bool,
     parent: pulumi.Resource,
-    global_indexes: list[tuple[str, str, str]] = (),  # type: ignore[assignment]
+    global_indexes: Sequence[tuple[str, str, str]] = (),
     ttl_attribute: str | None = None,
 ) -> aws.dynamodb.Table:
     """`global_indexes`: (index name, hash key, range key), all string keys, projecting everything."""
@@ -41,6 +43,6 @@ def table(
     )
 
 
-def idempotency_table(name: str, parent: pulumi.Resource) -> aws.dynamodb.Table:
-    # Powertools' layout. Records are rebuildable (they only guard against duplicates): no PITR needed.
-    return table(name, hash_key="id", ttl_attribute="expiration", production=False, parent=parent)
+def idempotency_table(name: str, production: bool, parent: pulumi.Resource) -> aws.dynamodb.Table:
+    """Powertools' layout: key `id`, expiry in `expiration` (a TTL, so DynamoDB cleans up for free)."""
+    return table(name, hash_key="id", ttl_attribute="expiration", production=production, parent=parent)

@@ -62,6 +62,7 @@ class FulfilmentService(pulumi.ComponentResource):
                     reserved_concurrency=config.consumer_concurrency,
                 ),
                 source=self.orders.source,
+                production=config.production,
             ),
             opts=child,
         )

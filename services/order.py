@@ -59,7 +59,7 @@ class OrderService(pulumi.ComponentResource):
         )
         orders_index_arn = self.orders.arn.apply(lambda arn: f"{arn}/index/*")
 
-        create_idempotency = idempotency_table(f"{prefix}-api-idempotency", parent=self)
+        create_idempotency = idempotency_table(f"{prefix}-api-idempotency", config.production, parent=self)
         self.api_handler = ServiceFunction(
             f"{prefix}-api",
             platform.function_args(
@@ -134,6 +134,7 @@ class OrderService(pulumi.ComponentResource):
                     reserved_concurrency=config.consumer_concurrency,
                 ),
                 source=self.webhook.source,
+                production=config.production,
             ),
             opts=child,
         )
@@ -164,6 +165,7 @@ class OrderService(pulumi.ComponentResource):
                     reserved_concurrency=config.consumer_concurrency,
                 ),
                 source=self.fulfilled.source,
+                production=config.production,
             ),
             opts=child,
         )

@@ -123,6 +123,7 @@ class ReportsService(pulumi.ComponentResource):
                 source=self.events.source,
                 batch_size=config.reports_batch_size,
                 batching_window_seconds=window,
+                production=config.production,
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.migration]),
         )

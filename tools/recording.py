@@ -37,6 +37,11 @@ class Recorded:
     outputs: dict[str, Any]
     dependencies: list[str]
 
+    @property
+    def props(self) -> dict[str, Any]:
+        """What a policy pack sees: inputs plus what the provider computed."""
+        return self.outputs
+
 
 @dataclass
 class Recording:
@@ -44,6 +49,10 @@ class Recording:
     config: dict[str, str]
     resources: list[Recorded] = field(default_factory=list)
     exports: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def production(self) -> bool:
+        return self.config.get("tbs:production") == "true"
 
     def of_type(self, type_token: str) -> list[Recorded]:
         return [resource for resource in self.resources if resource.type == type_token]
@@ -122,7 +131,7 @@ def mock_outputs(type_token: str, name: str, inputs: Mapping[str, Any], region: 
             )
         case "aws:rds/cluster:Cluster":
             state["arn"] = f"arn:aws:rds:{region}:{ACCOUNT_ID}:cluster:{physical}"
-            state["clusterIdentifier"] = physical
+            state["clusterIdentifier"] = resource_id = physical
             state["masterUserSecrets"] = [
                 {"secretArn": f"arn:aws:secretsmanager:{region}:{ACCOUNT_ID}:secret:rds!cluster-{short_id}",
                  "secretStatus": "active", "kmsKeyId": "aws/secretsmanager"}
@@ -242,5 +251,6 @@ def record(
         return pulumi.Output.all(**exports).apply(recording.exports.update)
 
     run()
-    recording.resources = monitor.recorded
+    # Registration order depends on how outputs resolve; URN order is stable across runs.
+    recording.resources = sorted(monitor.recorded, key=lambda resource: resource.urn)
     return recording

@@ -1,0 +1,1 @@
+"""The store's infrastructure invariants, as plain functions over a resource graph."""

@@ -1,0 +1,23 @@
+"""Test-wide setup that must happen before any test module imports project code."""
+
+from __future__ import annotations
+
+import os
+
+import pulumi
+
+from tools.recording import RecordingMocks
+
+# Never let a test reach real AWS: fake credentials and a region, set before boto3 is imported anywhere.
+for variable, value in {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "ap-southeast-2",
+}.items():
+    os.environ[variable] = value
+os.environ.pop("AWS_PROFILE", None)
+
+# Mocks first: a resource constructed before set_mocks would talk to no engine and check nothing.
+# Each recording (tools.recording.record) then installs its own fresh mocks and root stack.
+pulumi.runtime.set_mocks(RecordingMocks("ap-southeast-2"), project="tbs", stack="test", preview=True)
