@@ -19,7 +19,7 @@ class QueuePair:
 
 
 def dead_letter_queue(
-    name: str, topic_arn: pulumi.Input[str], parent: pulumi.Resource
+    name: str, topic_arn: pulumi.Input[str], parent: pulumi.Resource | None
 ) -> aws.sqs.Queue:
     dlq = aws.sqs.Queue(
         name,
@@ -40,7 +40,7 @@ def queue_with_dlq(
     max_receive_count: int,
     max_age_alarm_seconds: int,
     topic_arn: pulumi.Input[str],
-    parent: pulumi.Resource,
+    parent: pulumi.Resource | None,
 ) -> QueuePair:
     dlq = dead_letter_queue(f"{name}-dlq", topic_arn, parent)
     queue = aws.sqs.Queue(

@@ -63,8 +63,9 @@ class Recording:
                 return resource
         raise KeyError(urn)
 
-    def named(self, name: str) -> Recorded:
-        matches = [resource for resource in self.resources if resource.name == name]
+    def named(self, name: str, type_token: str | None = None) -> Recorded:
+        matches = [resource for resource in self.resources
+                   if resource.name == name and type_token in (None, resource.type)]
         if len(matches) != 1:
             raise KeyError(f"{len(matches)} resources named {name!r}")
         return matches[0]

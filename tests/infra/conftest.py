@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pulumi
 import pytest
+from pulumi.runtime import settings
 
-from tools.recording import Recording, record
+from tools.recording import DEFAULT_REGION, Recording, RecordingMocks, record
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +24,13 @@ def stack(request: pytest.FixtureRequest, recordings: dict[str, Recording]) -> R
 def record_with() -> Callable[..., Recording]:
     """Record a stack with config overrides, e.g. record_with("dev", {"tbs:services": '["reports"]'})."""
     return record
+
+
+@pytest.fixture
+def fresh_mocks() -> RecordingMocks:
+    """A fresh root stack and mocks for a test that builds resources itself under @pulumi.runtime.test."""
+    mocks = RecordingMocks(DEFAULT_REGION)
+    settings.ROOT.set(None)
+    pulumi.runtime.set_all_config({"aws:region": DEFAULT_REGION})
+    pulumi.runtime.set_mocks(mocks, project="tbs", stack="test", preview=False)
+    return mocks

@@ -1,0 +1,370 @@
+"""Each of the four components (and the RestApi/function pieces) on its own, under the recording mocks."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.parse
+from typing import Any
+
+import airspeed
+import pulumi
+import pulumi_aws as aws
+import pytest
+
+from components.event_subscription import EventSubscription, EventSubscriptionArgs
+from components.function import ServiceFunction
+from components.idempotent_consumer import IdempotentConsumer, IdempotentConsumerArgs, QueueSource
+from components.rest_api import RestApi, RestApiArgs, Throttle
+from components.serverless_db import ServerlessDb, ServerlessDbArgs
+from components.webhook_queue import WebhookQueue, WebhookQueueArgs, sqs_send_message_template
+from policy.rules import RULES, Graph, check
+from tests.infra.components_fixtures import TOPIC_ARN, function_args, program, source_queue
+from tools.recording import ACCOUNT_ID, Recorded, Recording, record
+
+
+def statements_of(recording: Recording) -> list[dict[str, Any]]:
+    return [statement for policy in recording.of_type("aws:iam/rolePolicy:RolePolicy")
+            for statement in json.loads(policy.outputs["policy"])["Statement"]]
+
+
+def only(recording: Recording, type_token: str) -> Recorded:
+    found = recording.of_type(type_token)
+    assert len(found) == 1, f"{len(found)} × {type_token}"
+    return found[0]
+
+
+def assert_parented(recording: Recording, component_type: str) -> None:
+    """Everything but the component itself (and the test's own inputs) sits below the component."""
+    component = only(recording, component_type)
+    inside = {resource.urn for resource in recording.descendants(component.urn)}
+    outside = [resource.name for resource in recording.resources
+               if resource.urn not in inside and resource is not component
+               and not resource.name.startswith("source")]
+    assert outside == []
+
+
+def assert_rules_hold(recording: Recording) -> None:
+    assert check(Graph(recording.resources, production=False), RULES) == {}
+
+
+# --- IdempotentConsumer ---------------------------------------------------------------------------
+
+def build_consumer(visibility: int, function: dict[str, Any] | None = None, **options: Any) -> IdempotentConsumer:
+    queue = source_queue(visibility)
+    return IdempotentConsumer("orders", IdempotentConsumerArgs(
+        function=function_args(**(function or {})),
+        source=QueueSource(arn=queue.arn, name=queue.name, visibility_timeout_seconds=visibility),
+        **options,
+    ))
+
+
+@pytest.fixture(scope="module")
+def consumer() -> Recording:
+    return record("dev", program=program(
+        lambda: build_consumer(visibility=185, batch_size=25, batching_window_seconds=5)))
+
+
+def test_consumer_maps_its_queue_with_partial_batch_failures(consumer: Recording) -> None:
+    mapping = only(consumer, "aws:lambda/eventSourceMapping:EventSourceMapping").outputs
+    assert mapping["functionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert (mapping["batchSize"], mapping["maximumBatchingWindowInSeconds"]) == (25, 5)
+    assert mapping["eventSourceArn"].endswith(":source")
+    assert mapping["scalingConfig"] == {"maximumConcurrency": 5}
+
+
+def test_consumer_has_a_powertools_idempotency_table(consumer: Recording) -> None:
+    table = only(consumer, "aws:dynamodb/table:Table").outputs
+    assert table["hashKey"] == "id" and table["attributes"] == [{"name": "id", "type": "S"}]
+    assert table["ttl"] == {"attributeName": "expiration", "enabled": True}
+    assert table["billingMode"] == "PAY_PER_REQUEST" and table["serverSideEncryption"] == {"enabled": True}
+    function = only(consumer, "aws:lambda/function:Function").outputs
+    assert function["environment"]["variables"]["IDEMPOTENCY_TABLE"] == table["name"]
+
+
+def test_consumer_retries_async_twice_then_dead_letters(consumer: Recording) -> None:
+    config = only(consumer, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig").outputs
+    dlq = consumer.named("orders-async-dlq", "aws:sqs/queue:Queue").outputs
+    assert config["maximumRetryAttempts"] == 2
+    assert config["destinationConfig"]["onFailure"]["destination"] == dlq["arn"]
+
+
+def test_consumer_function_is_traced_arm64_json_logged(consumer: Recording) -> None:
+    function = only(consumer, "aws:lambda/function:Function").outputs
+    assert function["tracingConfig"] == {"mode": "Active"} and function["architectures"] == ["arm64"]
+    assert function["runtime"] == "python3.13" and function["reservedConcurrentExecutions"] == 5
+    assert function["loggingConfig"]["logFormat"] == "JSON"
+    assert consumer.named("orders-logs").outputs["retentionInDays"] == 14
+
+
+def test_consumer_role_is_least_privilege(consumer: Recording) -> None:
+    table_arn = only(consumer, "aws:dynamodb/table:Table").outputs["arn"]
+    queue_arn = consumer.named("source").outputs["arn"]
+    dlq_arn = consumer.named("orders-async-dlq", "aws:sqs/queue:Queue").outputs["arn"]
+    log_group_arn = consumer.named("orders-logs").outputs["arn"]
+    grants = {(tuple(statement["Action"]), tuple(statement["Resource"])) for statement in statements_of(consumer)}
+    assert grants == {
+        (("logs:CreateLogStream", "logs:PutLogEvents"), (f"{log_group_arn}:*",)),
+        (("xray:PutTelemetryRecords", "xray:PutTraceSegments"), ("*",)),
+        (("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"), (table_arn,)),
+        (("sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"),
+         (queue_arn,)),
+        (("sqs:SendMessage",), (dlq_arn,)),
+    }
+
+
+def test_consumer_alarms_on_errors_throttles_and_dlq(consumer: Recording) -> None:
+    component = only(consumer, "tbs:components:IdempotentConsumer")
+    alarms = [resource for resource in consumer.descendants(component.urn)
+              if resource.type == "aws:cloudwatch/metricAlarm:MetricAlarm"]
+    assert sorted(alarm.outputs["metricName"] for alarm in alarms) == [
+        "ApproximateNumberOfMessagesVisible", "Errors", "Throttles"]
+    assert all(alarm.outputs["alarmActions"] == [TOPIC_ARN] for alarm in alarms)
+
+
+def test_consumer_children_are_parented_and_rules_hold(consumer: Recording) -> None:
+    assert_parented(consumer, "tbs:components:IdempotentConsumer")
+    assert_rules_hold(consumer)
+
+
+@pytest.mark.parametrize(("visibility", "function", "message"), [
+    (179, {}, "visibility timeout 179 s is below 180 s"),
+    (180, {"reserved_concurrency": 1}, "at least 2"),
+])
+def test_consumer_refuses_unsafe_settings(visibility: int, function: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        record("dev", program=program(lambda: build_consumer(visibility, function)))
+
+
+# --- WebhookQueue -----------------------------------------------------------------------------------
+
+def build_webhook() -> WebhookQueue:
+    api = aws.apigateway.RestApi("source-api")
+    return WebhookQueue("stripe", WebhookQueueArgs(
+        rest_api_id=api.id, parent_resource_id=api.root_resource_id, path_part="stripe",
+        header_names=["Stripe-Signature"], alarm_topic_arn=TOPIC_ARN, visibility_timeout_seconds=180))
+
+
+@pytest.fixture(scope="module")
+def webhook() -> Recording:
+    return record("dev", program=program(build_webhook))
+
+
+def test_webhook_integrates_straight_with_sqs(webhook: Recording) -> None:
+    integration = only(webhook, "aws:apigateway/integration:Integration").outputs
+    queue = webhook.named("stripe-queue", "aws:sqs/queue:Queue").outputs
+    assert integration["type"] == "AWS" and integration["integrationHttpMethod"] == "POST"
+    assert integration["uri"] == f"arn:aws:apigateway:ap-southeast-2:sqs:path/{ACCOUNT_ID}/{queue['name']}"
+    assert integration["passthroughBehavior"] == "NEVER"
+    assert integration["credentials"] == webhook.named("stripe-apigw-role", "aws:iam/role:Role").outputs["arn"]
+    assert only(webhook, "aws:apigateway/method:Method").outputs["authorization"] == "NONE"
+    assert not webhook.of_type("aws:lambda/function:Function")
+
+
+def test_webhook_role_may_only_send_to_its_queue(webhook: Recording) -> None:
+    queue_arn = webhook.named("stripe-queue", "aws:sqs/queue:Queue").outputs["arn"]
+    assert statements_of(webhook) == [{"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": [queue_arn]}]
+    role = webhook.named("stripe-apigw-role", "aws:iam/role:Role").outputs
+    assert json.loads(role["assumeRolePolicy"])["Statement"][0]["Principal"] == {"Service": "apigateway.amazonaws.com"}
+
+
+def test_webhook_answers_200_when_queued_and_500_when_not(webhook: Recording) -> None:
+    responses = {response.outputs["statusCode"]: response.outputs
+                 for response in webhook.of_type("aws:apigateway/integrationResponse:IntegrationResponse")}
+    assert set(responses) == {"200", "500"}
+    assert "selectionPattern" not in responses["200"] or not responses["200"]["selectionPattern"]
+    assert responses["500"]["selectionPattern"] == r"[45]\d{2}"
+
+
+def test_webhook_queue_dead_letters_and_rules_hold(webhook: Recording) -> None:
+    queue = webhook.named("stripe-queue", "aws:sqs/queue:Queue").outputs
+    dlq = webhook.named("stripe-queue-dlq", "aws:sqs/queue:Queue").outputs
+    assert json.loads(queue["redrivePolicy"])["deadLetterTargetArn"] == dlq["arn"]
+    assert_parented(webhook, "tbs:components:WebhookQueue")
+
+
+class ApiGatewayUtil:
+    """The `$util` functions the template uses, with API Gateway's semantics."""
+
+    def escapeJavaScript(self, text: str) -> str:  # noqa: N802 - API Gateway's name
+        return json.dumps(text)[1:-1]
+
+    def base64Encode(self, text: str) -> str:  # noqa: N802
+        return base64.b64encode(text.encode()).decode()
+
+    def urlEncode(self, text: str) -> str:  # noqa: N802
+        return urllib.parse.quote_plus(text)
+
+
+class ApiGatewayInput:
+    def __init__(self, body: str, headers: dict[str, str]) -> None:
+        self.body = body
+        self._headers = headers
+
+    def params(self) -> dict[str, dict[str, str]]:
+        return {"header": self._headers, "querystring": {}, "path": {}}
+
+
+def render_webhook_message(body: str, headers: dict[str, str]) -> dict[str, Any]:
+    form = airspeed.Template(sqs_send_message_template(["Stripe-Signature"])).merge({
+        "util": ApiGatewayUtil(), "input": ApiGatewayInput(body, headers),
+        "context": {"requestId": "req-1", "requestTimeEpoch": 1764000000000},
+    })
+    fields = urllib.parse.parse_qs(form, strict_parsing=True)
+    assert fields["Action"] == ["SendMessage"]
+    message: dict[str, Any] = json.loads(fields["MessageBody"][0])
+    return message
+
+
+def test_webhook_template_carries_the_exact_body_and_signature() -> None:
+    body = '{"id": "evt_1", "note": "quote \\" and unicode é & = + %"}'
+    message = render_webhook_message(body, {"Stripe-Signature": "t=1764000000,v1=abc123"})
+    assert base64.b64decode(message["body"]).decode() == body
+    assert message["headers"] == {"Stripe-Signature": "t=1764000000,v1=abc123"}
+    assert (message["requestId"], message["receivedAt"]) == ("req-1", 1764000000000)
+
+
+def test_webhook_template_marks_a_missing_signature_as_empty() -> None:
+    assert render_webhook_message("{}", {})["headers"] == {"Stripe-Signature": ""}
+
+
+# --- EventSubscription ------------------------------------------------------------------------------
+
+PATTERN = {"source": ["tbs.order"], "detail-type": ["OrderConfirmed"]}
+
+
+@pytest.fixture(scope="module")
+def subscription() -> Recording:
+    return record("dev", program=program(lambda: EventSubscription("confirmed", EventSubscriptionArgs(
+        bus_name="tbs-test", pattern=PATTERN, alarm_topic_arn=TOPIC_ARN, visibility_timeout_seconds=180))))
+
+
+def test_subscription_rule_targets_its_queue_with_retry_and_dlq(subscription: Recording) -> None:
+    rule = only(subscription, "aws:cloudwatch/eventRule:EventRule").outputs
+    target = only(subscription, "aws:cloudwatch/eventTarget:EventTarget").outputs
+    queue = subscription.named("confirmed-queue", "aws:sqs/queue:Queue").outputs
+    target_dlq = subscription.named("confirmed-target-dlq", "aws:sqs/queue:Queue").outputs
+    assert json.loads(rule["eventPattern"]) == PATTERN and rule["eventBusName"] == "tbs-test"
+    assert target["arn"] == queue["arn"] and target["deadLetterConfig"] == {"arn": target_dlq["arn"]}
+    assert target["retryPolicy"]["maximumRetryAttempts"] > 0
+
+
+def test_subscription_queues_accept_only_this_rule(subscription: Recording) -> None:
+    rule_arn = only(subscription, "aws:cloudwatch/eventRule:EventRule").outputs["arn"]
+    policies = subscription.of_type("aws:sqs/queuePolicy:QueuePolicy")
+    assert len(policies) == 2  # the queue and the target's DLQ
+    for policy in policies:
+        (statement,) = json.loads(policy.outputs["policy"])["Statement"]
+        assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+        assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": rule_arn}}
+        assert statement["Action"] == ["sqs:SendMessage"]
+
+
+def test_subscription_queue_has_its_own_dlq_and_rules_hold(subscription: Recording) -> None:
+    queue = subscription.named("confirmed-queue", "aws:sqs/queue:Queue").outputs
+    dlq = subscription.named("confirmed-queue-dlq", "aws:sqs/queue:Queue").outputs
+    assert json.loads(queue["redrivePolicy"])["deadLetterTargetArn"] == dlq["arn"]
+    assert_parented(subscription, "tbs:components:EventSubscription")
+    assert_rules_hold(subscription)
+
+
+# --- ServerlessDb -----------------------------------------------------------------------------------
+
+def db(production: bool) -> Recording:
+    return record("dev", program=program(lambda: ServerlessDb("reports", ServerlessDbArgs(
+        database_name="reports", max_capacity=4, seconds_until_auto_pause=600,
+        readers=1 if production else 0, production=production))))
+
+
+def test_db_scales_to_zero_with_data_api_and_managed_secret() -> None:
+    recording = db(production=False)
+    cluster = only(recording, "aws:rds/cluster:Cluster").outputs
+    assert cluster["serverlessv2ScalingConfiguration"] == {
+        "minCapacity": 0, "maxCapacity": 4, "secondsUntilAutoPause": 600}
+    assert cluster["enableHttpEndpoint"] and cluster["storageEncrypted"] and cluster["manageMasterUserPassword"]
+    assert "masterPassword" not in cluster
+    assert cluster["skipFinalSnapshot"] and not cluster["deletionProtection"]
+    (writer,) = recording.of_type("aws:rds/clusterInstance:ClusterInstance")
+    assert writer.outputs["instanceClass"] == "db.serverless"
+    assert_parented(recording, "tbs:components:ServerlessDb")
+
+
+def test_db_in_production_keeps_a_reader_and_its_data() -> None:
+    recording = db(production=True)
+    cluster = only(recording, "aws:rds/cluster:Cluster").outputs
+    assert cluster["deletionProtection"] and not cluster["skipFinalSnapshot"]
+    assert cluster["finalSnapshotIdentifier"] == "reports-final"
+    tiers = sorted(instance.outputs["promotionTier"]
+                   for instance in recording.of_type("aws:rds/clusterInstance:ClusterInstance"))
+    assert tiers == [0, 1]
+    assert check(Graph(recording.resources, production=True), ["production_data_survives_mistakes"]) == {}
+
+
+@pulumi.runtime.test
+def test_db_outputs_name_the_rds_managed_secret(fresh_mocks: object) -> pulumi.Output[None]:
+    database = ServerlessDb("outputs", ServerlessDbArgs(database_name="reports", max_capacity=2))
+
+    def verify(values: list[str]) -> None:
+        cluster_arn, secret_arn, name = values
+        assert cluster_arn == f"arn:aws:rds:ap-southeast-2:{ACCOUNT_ID}:cluster:outputs-cluster"
+        assert secret_arn.startswith(f"arn:aws:secretsmanager:ap-southeast-2:{ACCOUNT_ID}:secret:rds!cluster-")
+        assert name == "reports"
+
+    return pulumi.Output.all(database.cluster_arn, database.secret_arn, database.database_name).apply(verify)
+
+
+def test_db_refuses_an_auto_pause_aurora_rejects() -> None:
+    with pytest.raises(ValueError, match="300..86400"):
+        record("dev", program=program(lambda: ServerlessDb("x", ServerlessDbArgs("reports", 2, 60))))
+
+
+# --- RestApi ------------------------------------------------------------------------------------------
+
+def api_with_routes(routes: list[str]) -> RestApi:
+    api = RestApi("api", RestApiArgs(user_pool_arn="arn:aws:cognito-idp:ap-southeast-2:1:userpool/p",
+                                     alarm_topic_arn=TOPIC_ARN, log_retention_days=14,
+                                     log_group_name="/tbs/test/api", throttle=Throttle(10, 20)))
+    handler = ServiceFunction("handler", function_args(reserved_concurrency=None))
+    for route in routes:
+        method, path = route.split(" ")
+        api.add_lambda_route(method, path, handler)
+    api.publish()
+    return api
+
+
+def deployment_trigger(routes: list[str]) -> str:
+    recording = record("dev", program=program(lambda: api_with_routes(routes)), preview=False)
+    return str(only(recording, "aws:apigateway/deployment:Deployment").outputs["triggers"]["routes"])
+
+
+def test_api_redeploys_exactly_when_routes_change() -> None:
+    one = deployment_trigger(["GET /orders"])
+    assert deployment_trigger(["GET /orders"]) == one
+    assert deployment_trigger(["GET /orders", "POST /orders"]) != one
+
+
+def test_api_routes_are_cognito_authorised_and_scoped_invokes() -> None:
+    recording = record("dev", program=program(lambda: api_with_routes(["GET /orders/{id}"])))
+    method = only(recording, "aws:apigateway/method:Method").outputs
+    assert method["authorization"] == "COGNITO_USER_POOLS" and method["authorizerId"]
+    permission = only(recording, "aws:lambda/permission:Permission").outputs
+    assert permission["sourceArn"].endswith("/*/GET/orders/{id}")
+    stage = only(recording, "aws:apigateway/stage:Stage").outputs
+    assert stage["stageName"] == "v1" and stage["xrayTracingEnabled"]
+    assert stage["accessLogSettings"]["destinationArn"].endswith(":log-group:/tbs/test/api")
+
+
+@pulumi.runtime.test
+def test_api_publishes_once_and_only_then_has_urls(fresh_mocks: object) -> pulumi.Output[None]:
+    api = RestApi("once", RestApiArgs(user_pool_arn="arn:pool", alarm_topic_arn=TOPIC_ARN,
+                                      log_retention_days=14, log_group_name="/tbs/once", throttle=Throttle(1, 2)))
+    with pytest.raises(RuntimeError, match="publish"):
+        api.route_url("/x")
+    url = api.publish()
+    with pytest.raises(RuntimeError, match="twice"):
+        api.publish()
+
+    def verify(values: list[str]) -> None:
+        assert values[0].endswith("/v1") and values[1] == values[0] + "/webhooks/stripe"
+
+    return pulumi.Output.all(url, api.route_url("/webhooks/stripe")).apply(verify)

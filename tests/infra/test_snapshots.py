@@ -1,0 +1,39 @@
+"""Golden snapshots of each stack's resource tree: an infra change is a reviewed diff, never a surprise.
+
+After an intended change: `make snapshots`, read the diff, commit it with the change."""
+
+from __future__ import annotations
+
+import pytest
+
+from tools.preview import render, snapshot_path
+from tools.recording import Recording, known_stacks
+
+
+def test_every_stack_file_has_a_snapshot() -> None:
+    assert known_stacks() == ["dev", "prod"]
+    for stack in known_stacks():
+        assert snapshot_path(stack).is_file(), f"no snapshot for {stack}: run `make snapshots`"
+
+
+@pytest.mark.parametrize("name", ["dev", "prod"])
+def test_snapshot_is_current(recordings: dict[str, Recording], name: str) -> None:
+    expected = snapshot_path(name).read_text()
+    actual = render(recordings[name])
+    assert actual == expected, (
+        f"the {name} resource tree changed: review `diff <(python -m tools.preview {name}) "
+        f"{snapshot_path(name).relative_to(snapshot_path(name).parents[3])}` and run `make snapshots`"
+    )
+
+
+def test_render_is_deterministic(recordings: dict[str, Recording]) -> None:
+    from tools.recording import record
+
+    assert render(record("dev")) == render(recordings["dev"])
+
+
+def test_secrets_never_reach_the_snapshot() -> None:
+    for stack in known_stacks():
+        text = snapshot_path(stack).read_text()
+        assert "offline-placeholder" not in text
+        assert "secretString: [secret]" in text

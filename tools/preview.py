@@ -1,0 +1,110 @@
+"""Offline preview: the resource tree a stack file declares, from the recording mocks.
+
+    python -m tools.preview dev            print the tree (what `make preview STACK=dev` runs)
+    python -m tools.preview dev --write    rewrite tests/infra/snapshots/dev.txt (after review)
+
+The golden snapshots are compared by tests/infra/test_snapshots.py, so every infrastructure change
+shows up in a pull request as a readable diff of this tree."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.output import Unknown
+
+from tools.recording import PROJECT_ROOT, Recorded, Recording, known_stacks, record
+
+SNAPSHOT_DIR = PROJECT_ROOT / "tests" / "infra" / "snapshots"
+SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"  # Pulumi's marker for a secret value
+DIGEST_ONLY = {"dashboardBody"}  # machine-made and long: a digest still shows that it changed
+
+
+def snapshot_path(stack: str) -> Path:
+    return SNAPSHOT_DIR / f"{stack}.txt"
+
+
+def _relative(path: str) -> str:
+    try:
+        return Path(path).resolve().relative_to(PROJECT_ROOT).as_posix()
+    except ValueError:
+        return path
+
+
+def render_value(key: str, value: Any) -> str:
+    if isinstance(value, dict) and SECRET_SIGNATURE in value:
+        return "[secret]"
+    if isinstance(value, pulumi.AssetArchive):
+        return f"archive of {len(value.assets)} files: " + ", ".join(sorted(value.assets))
+    if isinstance(value, pulumi.FileArchive | pulumi.FileAsset):
+        return f"{type(value).__name__}({_relative(value.path)})"
+    if key in DIGEST_ONLY:
+        return f"<{len(str(value))} chars, sha256 {hashlib.sha256(str(value).encode()).hexdigest()[:12]}>"
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    return json.dumps(_tidy(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _tidy(value: Any) -> Any:
+    """Mocks hand numbers over as floats: show 512, not 512.0. Values only known after a deployment
+    show as <computed>, as `pulumi preview` does."""
+    if isinstance(value, Unknown):
+        return "<computed>"
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _tidy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_tidy(item) for item in value]
+    return value
+
+
+def render(recording: Recording) -> str:
+    known = {resource.urn for resource in recording.resources}
+    lines = [f"# stack {recording.stack}: {len(recording.resources)} resources "
+             f"(offline preview from the recording mocks; regenerate with `make snapshots`)"]
+
+    def walk(resource: Recorded, indent: str) -> None:
+        lines.append(f"{indent}{resource.type}  {resource.name}")
+        for key in sorted(resource.inputs):
+            lines.append(f"{indent}    {key}: {render_value(key, resource.inputs[key])}")
+        for child in recording.children(resource.urn):
+            walk(child, indent + "  ")
+
+    for resource in recording.resources:
+        if resource.parent not in known:
+            walk(resource, "")
+    lines.append("# outputs")
+    lines += [f"{key}: {render_value(key, value)}" for key, value in sorted(recording.exports.items())]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.preview", description=__doc__.split("\n")[0])
+    parser.add_argument("stack", help=f"one of {known_stacks()}")
+    parser.add_argument("--write", action="store_true", help="rewrite the golden snapshot")
+    args = parser.parse_args(argv)
+    try:
+        recording = record(args.stack)
+    except FileNotFoundError as error:
+        print(f"preview: {error}", file=sys.stderr)
+        return 2
+    text = render(recording)
+    if args.write:
+        snapshot_path(args.stack).write_text(text)
+        print(f"wrote {_relative(str(snapshot_path(args.stack)))} ({len(recording.resources)} resources)")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
