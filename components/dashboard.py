@@ -74,9 +74,7 @@ class DashboardBuilder:
             "API requests and errors",
             [["AWS/ApiGateway", metric, *dimensions] for metric in ("Count", "4XXError", "5XXError")],
         )
-        self._metric_widget(
-            "API latency p99 (ms)", [["AWS/ApiGateway", "Latency", *dimensions]], "p99", 300
-        )
+        self._metric_widget("API latency p99 (ms)", [["AWS/ApiGateway", "Latency", *dimensions]], "p99", 300)
         return self
 
     def database(self, cluster_identifier: pulumi.Input[str]) -> DashboardBuilder:
@@ -87,8 +85,9 @@ class DashboardBuilder:
         )
         return self
 
-    def build(self, name: str, dashboard_name: str, region: pulumi.Input[str], parent: pulumi.Resource
-              ) -> aws.cloudwatch.Dashboard:
+    def build(
+        self, name: str, dashboard_name: str, region: pulumi.Input[str], parent: pulumi.Resource
+    ) -> aws.cloudwatch.Dashboard:
         body = pulumi.Output.all(pulumi.Output.from_input(region), *self._widgets).apply(
             lambda values: _layout(values[0], values[1:])
         )
@@ -105,5 +104,7 @@ def _layout(region: str, widgets: list[dict[str, Any]]) -> str:
     for index, widget in enumerate(widgets):
         # Metric widgets must name their region; it is only known once the provider resolves it.
         properties = {**widget["properties"], "region": region}
-        placed.append({**widget, "x": (index % 2) * WIDTH, "y": (index // 2) * HEIGHT, "properties": properties})
+        placed.append(
+            {**widget, "x": (index % 2) * WIDTH, "y": (index // 2) * HEIGHT, "properties": properties}
+        )
     return json.dumps({"widgets": placed}, sort_keys=True)

@@ -85,6 +85,10 @@ class EventSubscription(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=policies),
         )
         self.register_outputs(
-            {"ruleArn": self.rule.arn, "queueUrl": self.queue.url, "dlqUrl": self.dlq.url,
-             "targetDlqUrl": self.target_dlq.url}
+            {
+                "ruleArn": self.rule.arn,
+                "queueUrl": self.queue.url,
+                "dlqUrl": self.dlq.url,
+                "targetDlqUrl": self.target_dlq.url,
+            }
         )

@@ -113,6 +113,4 @@ class ServiceFunction(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[execution_role.policy]),
         )
         self.alarms = function_alarms(name, self.function.name, args.alarm_topic_arn, parent=self)
-        self.register_outputs(
-            {"functionName": self.function.name, "functionArn": self.function.arn}
-        )
+        self.register_outputs({"functionName": self.function.name, "functionArn": self.function.arn})

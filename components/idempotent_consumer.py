@@ -55,7 +55,7 @@ class IdempotentConsumer(pulumi.ComponentResource):
         if args.source.visibility_timeout_seconds < needed:
             raise ValueError(
                 f"{name}: queue visibility timeout {args.source.visibility_timeout_seconds} s is below "
-                f"{needed} s (6 × function timeout + batching window); messages would be redelivered mid-batch"
+                f"{needed} s (6 × timeout + batching window): messages would be redelivered mid-batch"
             )
         concurrency = function_args.reserved_concurrency
         if concurrency is not None and concurrency < 2:
@@ -72,8 +72,12 @@ class IdempotentConsumer(pulumi.ComponentResource):
                     *function_args.statements,
                     allow(IDEMPOTENCY_ACTIONS, [self.table.arn]),
                     allow(
-                        ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
-                         "sqs:ReceiveMessage"],
+                        [
+                            "sqs:ChangeMessageVisibility",
+                            "sqs:DeleteMessage",
+                            "sqs:GetQueueAttributes",
+                            "sqs:ReceiveMessage",
+                        ],
                         [args.source.arn],
                     ),
                     allow(["sqs:SendMessage"], [self.dlq.arn]),

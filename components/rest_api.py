@@ -70,7 +70,7 @@ class RestApi(pulumi.ComponentResource):
             )
         self._resources: dict[str, aws.apigateway.Resource] = {}
         self._route_keys: list[str] = []
-        self._deployment_dependencies: list[pulumi.Resource] = []
+        self._deployment_dependencies: list[pulumi.CustomResource] = []
         self._route_throttles: dict[str, Throttle] = {}
         self.stage: aws.apigateway.Stage | None = None
 
@@ -98,7 +98,9 @@ class RestApi(pulumi.ComponentResource):
             parent_id = self._resources[prefix].id
         return parent_id
 
-    def add_lambda_route(self, method: str, path: str, handler: ServiceFunction, *, public: bool = False) -> None:
+    def add_lambda_route(
+        self, method: str, path: str, handler: ServiceFunction, *, public: bool = False
+    ) -> None:
         route = f"{method} {path}"
         slug = f"{method}{path}".lower().replace("/", "-").replace("{", "").replace("}", "")
         resource_id = self.resource_id(path)
@@ -133,7 +135,9 @@ class RestApi(pulumi.ComponentResource):
         )
         self.add_route(route, api_method, integration)
 
-    def add_route(self, route: str, *dependencies: pulumi.Resource, throttle: Throttle | None = None) -> None:
+    def add_route(
+        self, route: str, *dependencies: pulumi.CustomResource, throttle: Throttle | None = None
+    ) -> None:
         """Register a route built elsewhere (e.g. a WebhookQueue) so the deployment includes it."""
         self._route_keys.append(route)
         self._deployment_dependencies.extend(dependencies)
@@ -141,7 +145,7 @@ class RestApi(pulumi.ComponentResource):
             self._route_throttles[route] = throttle
 
     def _fingerprint(self) -> pulumi.Output[str]:
-        parts: list[pulumi.Input[str]] = sorted(self._route_keys)
+        parts: list[pulumi.Input[str]] = [*sorted(self._route_keys)]
         for dependency in self._deployment_dependencies:
             parts.append(dependency.id)
             if isinstance(dependency, aws.apigateway.Integration):

@@ -35,10 +35,15 @@ def sqs_send_message_template(header_names: Sequence[str]) -> str:
         ]
         fields.append(f"{q}{name}{q}:{q}$h{index}{q}")
     message = (
-        "{" + f"{q}body{q}:{q}$util.base64Encode($input.body){q},"
-        + f"{q}headers{q}:" + "{" + ",".join(fields) + "},"
+        "{"
+        + f"{q}body{q}:{q}$util.base64Encode($input.body){q},"
+        + f"{q}headers{q}:"
+        + "{"
+        + ",".join(fields)
+        + "},"
         + f"{q}requestId{q}:{q}$context.requestId{q},"
-        + f"{q}receivedAt{q}:$context.requestTimeEpoch" + "}"
+        + f"{q}receivedAt{q}:$context.requestTimeEpoch"
+        + "}"
     )
     lines += [f'#set($message = "{message}")', "Action=SendMessage&MessageBody=$util.urlEncode($message)"]
     return "\n".join(lines)
@@ -145,5 +150,9 @@ class WebhookQueue(pulumi.ComponentResource):
                 )
             )
         # What an API deployment must wait for before it snapshots this route.
-        self.deployment_dependencies: list[pulumi.Resource] = [self.method, self.integration, *responses]
+        self.deployment_dependencies: list[pulumi.CustomResource] = [
+            self.method,
+            self.integration,
+            *responses,
+        ]
         self.register_outputs({"queueUrl": self.queue.url, "dlqUrl": self.dlq.url})

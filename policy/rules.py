@@ -37,8 +37,9 @@ WILDCARD_RESOURCE_EXCEPTIONS = {
 }
 # AWS-managed policies we attach, with the reason (their statements are AWS's, not ours).
 ALLOWED_MANAGED_POLICIES = {
-    "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs":
-        "API Gateway's account-wide logging role; AWS names the execution log groups itself",
+    "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs": (
+        "API Gateway's account-wide logging role; AWS names the execution log groups itself"
+    ),
 }
 
 
@@ -94,11 +95,16 @@ def _get(props: Mapping[str, Any] | None, *path: str) -> Any:
 def dead_letter_queue_arns(graph: Graph) -> set[str]:
     """A queue is a DLQ when something sends its failures there: a redrive policy, a rule target,
     or an asynchronous invocation's on-failure destination."""
-    arns = {str(_json(queue.props["redrivePolicy"])["deadLetterTargetArn"])
-            for queue in graph.of_type(QUEUE) if queue.props.get("redrivePolicy")}
+    arns = {
+        str(_json(queue.props["redrivePolicy"])["deadLetterTargetArn"])
+        for queue in graph.of_type(QUEUE)
+        if queue.props.get("redrivePolicy")
+    }
     arns |= {str(_get(target.props, "deadLetterConfig", "arn")) for target in graph.of_type(EVENT_TARGET)}
-    arns |= {str(_get(config.props, "destinationConfig", "onFailure", "destination"))
-             for config in graph.of_type(INVOKE_CONFIG)}
+    arns |= {
+        str(_get(config.props, "destinationConfig", "onFailure", "destination"))
+        for config in graph.of_type(INVOKE_CONFIG)
+    }
     return arns - {"None"}
 
 
@@ -115,19 +121,24 @@ def _alarmed(graph: Graph, namespace: str, metric: str, dimension: str, value: A
 @rule
 def every_queue_has_a_redrive_policy_or_is_a_dlq(graph: Graph) -> list[str]:
     dlqs = dead_letter_queue_arns(graph)
-    return [f"{_label(queue)}: no redrive policy, and nothing dead-letters into it"
-            for queue in graph.of_type(QUEUE)
-            if not queue.props.get("redrivePolicy") and queue.props.get("arn") not in dlqs]
+    return [
+        f"{_label(queue)}: no redrive policy, and nothing dead-letters into it"
+        for queue in graph.of_type(QUEUE)
+        if not queue.props.get("redrivePolicy") and queue.props.get("arn") not in dlqs
+    ]
 
 
 @rule
 def every_dlq_has_a_depth_alarm(graph: Graph) -> list[str]:
     dlqs = dead_letter_queue_arns(graph)
-    return [f"{_label(queue)}: a DLQ without an alarm on its depth"
-            for queue in graph.of_type(QUEUE)
-            if queue.props.get("arn") in dlqs
-            and not _alarmed(graph, "AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName",
-                             queue.props.get("name"))]
+    return [
+        f"{_label(queue)}: a DLQ without an alarm on its depth"
+        for queue in graph.of_type(QUEUE)
+        if queue.props.get("arn") in dlqs
+        and not _alarmed(
+            graph, "AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", queue.props.get("name")
+        )
+    ]
 
 
 @rule
@@ -162,10 +173,12 @@ def every_function_logs_json_to_a_retained_log_group(graph: Graph) -> list[str]:
 
 @rule
 def every_function_has_error_and_throttle_alarms(graph: Graph) -> list[str]:
-    return [f"{_label(function)}: no {metric} alarm"
-            for function in graph.of_type(FUNCTION)
-            for metric in ("Errors", "Throttles")
-            if not _alarmed(graph, "AWS/Lambda", metric, "FunctionName", function.props.get("name"))]
+    return [
+        f"{_label(function)}: no {metric} alarm"
+        for function in graph.of_type(FUNCTION)
+        for metric in ("Errors", "Throttles")
+        if not _alarmed(graph, "AWS/Lambda", metric, "FunctionName", function.props.get("name"))
+    ]
 
 
 @rule
@@ -202,21 +215,27 @@ def every_queue_consumer_reports_batch_failures_and_fits_its_queue(graph: Graph)
         window = int(mapping.props.get("maximumBatchingWindowInSeconds") or 0)
         visibility = int(queues[0].props.get("visibilityTimeoutSeconds") or 30)
         if visibility < VISIBILITY_TIMEOUT_FACTOR * timeout + window:
-            problems.append(f"{label}: visibility {visibility} s < 6 × timeout {timeout} s + window {window} s")
+            problems.append(
+                f"{label}: visibility {visibility} s < 6 × timeout {timeout} s + window {window} s"
+            )
         reserved = function.props.get("reservedConcurrentExecutions")
         cap = _get(mapping.props, "scalingConfig", "maximumConcurrency")
         if reserved not in (None, -1) and (cap is None or cap > reserved):
-            problems.append(f"{label}: pollers ({cap}) may exceed reserved concurrency {reserved}: throttled "
-                            "receives would dead-letter messages unprocessed")
+            problems.append(
+                f"{label}: pollers ({cap}) may exceed reserved concurrency {reserved}: throttled "
+                "receives would dead-letter messages unprocessed"
+            )
     return problems
 
 
 @rule
 def every_async_invoke_config_retries_twice_into_a_dlq(graph: Graph) -> list[str]:
-    return [f"{_label(config)}: async retries {config.props.get('maximumRetryAttempts')} or no on-failure DLQ"
-            for config in graph.of_type(INVOKE_CONFIG)
-            if config.props.get("maximumRetryAttempts") != 2
-            or not _get(config.props, "destinationConfig", "onFailure", "destination")]
+    return [
+        f"{_label(config)}: async retries {config.props.get('maximumRetryAttempts')} or no on-failure DLQ"
+        for config in graph.of_type(INVOKE_CONFIG)
+        if config.props.get("maximumRetryAttempts") != 2
+        or not _get(config.props, "destinationConfig", "onFailure", "destination")
+    ]
 
 
 def _statements(document: Any) -> Iterable[Mapping[str, Any]]:
@@ -260,12 +279,21 @@ def no_queue_is_open_to_the_public(graph: Graph) -> list[str]:
 
 @rule
 def every_table_queue_and_database_is_encrypted(graph: Graph) -> list[str]:
-    problems = [f"{_label(table)}: not KMS-encrypted" for table in graph.of_type(TABLE)
-                if not _get(table.props, "serverSideEncryption", "enabled")]
-    problems += [f"{_label(queue)}: not encrypted" for queue in graph.of_type(QUEUE)
-                 if not (queue.props.get("sqsManagedSseEnabled") or queue.props.get("kmsMasterKeyId"))]
-    problems += [f"{_label(cluster)}: storage not encrypted" for cluster in graph.of_type(CLUSTER)
-                 if not cluster.props.get("storageEncrypted")]
+    problems = [
+        f"{_label(table)}: not KMS-encrypted"
+        for table in graph.of_type(TABLE)
+        if not _get(table.props, "serverSideEncryption", "enabled")
+    ]
+    problems += [
+        f"{_label(queue)}: not encrypted"
+        for queue in graph.of_type(QUEUE)
+        if not (queue.props.get("sqsManagedSseEnabled") or queue.props.get("kmsMasterKeyId"))
+    ]
+    problems += [
+        f"{_label(cluster)}: storage not encrypted"
+        for cluster in graph.of_type(CLUSTER)
+        if not cluster.props.get("storageEncrypted")
+    ]
     return problems
 
 
@@ -291,9 +319,12 @@ def api_stage_is_traced_logged_and_throttled(graph: Graph) -> list[str]:
             problems.append(f"{_label(stage)}: X-Ray off")
         if not _get(stage.props, "accessLogSettings", "destinationArn"):
             problems.append(f"{_label(stage)}: no access logs")
-        throttled = [settings for settings in graph.of_type(METHOD_SETTINGS)
-                     if settings.props.get("methodPath") == "*/*"
-                     and _get(settings.props, "settings", "throttlingRateLimit")]
+        throttled = [
+            settings
+            for settings in graph.of_type(METHOD_SETTINGS)
+            if settings.props.get("methodPath") == "*/*"
+            and _get(settings.props, "settings", "throttlingRateLimit")
+        ]
         if not throttled:
             problems.append(f"{_label(stage)}: no stage-wide throttling")
     return problems
@@ -303,16 +334,22 @@ def api_stage_is_traced_logged_and_throttled(graph: Graph) -> list[str]:
 def production_data_survives_mistakes(graph: Graph) -> list[str]:
     if not graph.production:
         return []
-    problems = [f"{_label(table)}: no point-in-time recovery" for table in graph.of_type(TABLE)
-                if not _get(table.props, "pointInTimeRecovery", "enabled")]
+    problems = [
+        f"{_label(table)}: no point-in-time recovery"
+        for table in graph.of_type(TABLE)
+        if not _get(table.props, "pointInTimeRecovery", "enabled")
+    ]
     for cluster in graph.of_type(CLUSTER):
         props = cluster.props
         if not props.get("deletionProtection"):
             problems.append(f"{_label(cluster)}: no deletion protection")
         if props.get("skipFinalSnapshot") or not props.get("finalSnapshotIdentifier"):
             problems.append(f"{_label(cluster)}: no final snapshot on delete")
-        instances = [instance for instance in graph.of_type(CLUSTER_INSTANCE)
-                     if instance.props.get("clusterIdentifier") == props.get("clusterIdentifier")]
+        instances = [
+            instance
+            for instance in graph.of_type(CLUSTER_INSTANCE)
+            if instance.props.get("clusterIdentifier") == props.get("clusterIdentifier")
+        ]
         if len(instances) < 2:
             problems.append(f"{_label(cluster)}: {len(instances)} instance(s); production needs a reader")
     return problems

@@ -13,8 +13,30 @@ import pulumi
 NAMESPACE = "tbs"
 ALL_SERVICES = ("order", "fulfilment", "reports")
 # CloudWatch Logs accepts only these retention periods.
-VALID_RETENTION_DAYS = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
-                        2557, 2922, 3288, 3653}
+VALID_RETENTION_DAYS = {
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+}
 
 # key → meaning; the README documents each one.
 CONFIG_KEYS = {

@@ -22,7 +22,9 @@ CONSUMER_TIMEOUT_SECONDS = 30
 
 
 class FulfilmentService(pulumi.ComponentResource):
-    def __init__(self, config: StackConfig, platform: Platform, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, config: StackConfig, platform: Platform, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("tbs:services:Fulfilment", f"tbs-app-fulfilment-{config.stack}", None, opts)
         prefix = f"{config.prefix}-fulfilment"
         child = pulumi.ResourceOptions(parent=self)
@@ -52,9 +54,11 @@ class FulfilmentService(pulumi.ComponentResource):
                     handler="fulfilment.handler.handler",
                     description="Delivers digital items, requests dispatch of physical ones",
                     statements=[
-                        allow(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"],
-                              [self.table.arn]),
-                        # TransactWriteItems is authorised per item action above; the call itself needs no grant.
+                        allow(
+                            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+                            [self.table.arn],
+                        ),
+                        # TransactWriteItems is authorised per item action above; it needs no grant itself.
                         platform.publish_events_statement(),
                     ],
                     environment={"FULFILMENT_TABLE": self.table.name},

@@ -32,7 +32,10 @@ WEBHOOK_PATH = "/webhooks/stripe"
 
 class OrderService(pulumi.ComponentResource):
     def __init__(
-        self, config: StackConfig, platform: Platform, stripe: StripeSecrets,
+        self,
+        config: StackConfig,
+        platform: Platform,
+        stripe: StripeSecrets,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("tbs:services:Order", f"tbs-app-order-{config.stack}", None, opts)
@@ -51,8 +54,9 @@ class OrderService(pulumi.ComponentResource):
             production=config.production,
             parent=self,
         )
-        self.products = table(f"{prefix}-products", hash_key="productId", production=config.production,
-                              parent=self)
+        self.products = table(
+            f"{prefix}-products", hash_key="productId", production=config.production, parent=self
+        )
         stripe_api_key = _secret(f"{prefix}-stripe-api-key", stripe.secret_key, "Stripe secret API key", self)
         stripe_webhook_secret = _secret(
             f"{prefix}-stripe-webhook-secret", stripe.webhook_secret, "Stripe webhook signing secret", self
@@ -69,8 +73,10 @@ class OrderService(pulumi.ComponentResource):
                 handler="order.api.handler",
                 description="Storefront REST API: orders and cancellations",
                 statements=[
-                    allow(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"],
-                          [self.orders.arn, orders_index_arn]),
+                    allow(
+                        ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+                        [self.orders.arn, orders_index_arn],
+                    ),
                     allow(["dynamodb:BatchGetItem", "dynamodb:GetItem"], [self.products.arn]),
                     allow(IDEMPOTENCY_ACTIONS, [create_idempotency.arn]),
                     allow(["secretsmanager:GetSecretValue"], [stripe_api_key.arn]),
@@ -173,11 +179,23 @@ class OrderService(pulumi.ComponentResource):
         self.dashboard = (
             DashboardBuilder()
             .api(api.api.name, STAGE_NAME)
-            .functions([self.api_handler.function.name, self.payment_events.function_name,
-                        self.fulfilled_events.function_name])
+            .functions(
+                [
+                    self.api_handler.function.name,
+                    self.payment_events.function_name,
+                    self.fulfilled_events.function_name,
+                ]
+            )
             .queues([self.webhook.queue.name, self.fulfilled.queue.name])
-            .dead_letter_queues([self.webhook.dlq.name, self.fulfilled.dlq.name, self.fulfilled.target_dlq.name,
-                                 self.payment_events.dlq.name, self.fulfilled_events.dlq.name])
+            .dead_letter_queues(
+                [
+                    self.webhook.dlq.name,
+                    self.fulfilled.dlq.name,
+                    self.fulfilled.target_dlq.name,
+                    self.payment_events.dlq.name,
+                    self.fulfilled_events.dlq.name,
+                ]
+            )
             .build(f"{prefix}-dashboard", f"{prefix}", platform.region, parent=self)
         )
         self.register_outputs({"ordersTable": self.orders.name, "dashboard": self.dashboard.dashboard_name})
@@ -196,8 +214,9 @@ def _secret(
 ) -> aws.secretsmanager.Secret:
     """A Secrets Manager secret the function reads at run time (cached), so the value never sits in a
     function's environment where anyone with lambda:GetFunction could read it."""
-    secret = aws.secretsmanager.Secret(name, description=description,
-                                       opts=pulumi.ResourceOptions(parent=parent))
+    secret = aws.secretsmanager.Secret(
+        name, description=description, opts=pulumi.ResourceOptions(parent=parent)
+    )
     aws.secretsmanager.SecretVersion(
         f"{name}-value", secret_id=secret.id, secret_string=value, opts=pulumi.ResourceOptions(parent=secret)
     )

@@ -135,8 +135,13 @@ class Platform(pulumi.ComponentResource):
             f"{prefix}-users",
             username_attributes=["email"],
             auto_verified_attributes=["email"],
-            password_policy={"minimum_length": 12, "require_numbers": True, "require_symbols": False,
-                             "require_lowercase": True, "require_uppercase": True},
+            password_policy={
+                "minimum_length": 12,
+                "require_numbers": True,
+                "require_symbols": False,
+                "require_lowercase": True,
+                "require_uppercase": True,
+            },
             account_recovery_setting={"recovery_mechanisms": [{"name": "verified_email", "priority": 1}]},
             deletion_protection="ACTIVE" if config.production else "INACTIVE",
             opts=pulumi.ResourceOptions(parent=self, protect=config.production),
@@ -163,7 +168,9 @@ class Platform(pulumi.ComponentResource):
     def _api_gateway_logging_role(self, prefix: str) -> None:
         child = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(
-            f"{prefix}-apigw-logs", assume_role_policy=assume_role_policy("apigateway.amazonaws.com"), opts=child
+            f"{prefix}-apigw-logs",
+            assume_role_policy=assume_role_policy("apigateway.amazonaws.com"),
+            opts=child,
         )
         attachment = aws.iam.RolePolicyAttachment(
             f"{prefix}-apigw-logs-policy",

@@ -18,7 +18,9 @@ def build() -> None:
     order: OrderService | None = None
     if config.runs("order"):
         raw = pulumi.Config(stack_config.NAMESPACE)
-        stripe = StripeSecrets(raw.require_secret("stripeSecretKey"), raw.require_secret("stripeWebhookSecret"))
+        stripe = StripeSecrets(
+            raw.require_secret("stripeSecretKey"), raw.require_secret("stripeWebhookSecret")
+        )
         order = OrderService(config, platform, stripe)
         dashboards.append(order.dashboard.dashboard_name)
     if config.runs("fulfilment"):

@@ -45,7 +45,9 @@ def migrations_fingerprint() -> str:
 
 
 class ReportsService(pulumi.ComponentResource):
-    def __init__(self, config: StackConfig, platform: Platform, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, config: StackConfig, platform: Platform, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("tbs:services:Reports", f"tbs-app-reports-{config.stack}", None, opts)
         if platform.api is None:
             raise ValueError("the reports service needs the platform's REST API")
@@ -79,9 +81,13 @@ class ReportsService(pulumi.ComponentResource):
         self.migrator = ServiceFunction(
             f"{prefix}-migrate",
             platform.function_args(
-                "reports", "migrate", code=code, handler="reports.migrate.handler",
+                "reports",
+                "migrate",
+                code=code,
+                handler="reports.migrate.handler",
                 description="Applies the versioned SQL migrations (run by every deploy)",
-                statements=data_api, environment=db_environment,
+                statements=data_api,
+                environment=db_environment,
                 # A paused cluster resumes within this time; the migrator waits for it.
                 timeout_seconds=300,
             ),
@@ -114,9 +120,13 @@ class ReportsService(pulumi.ComponentResource):
             f"{prefix}-consumer",
             IdempotentConsumerArgs(
                 function=platform.function_args(
-                    "reports", "consumer", code=code, handler="reports.consumer.handler",
+                    "reports",
+                    "consumer",
+                    code=code,
+                    handler="reports.consumer.handler",
                     description="Upserts a batch of order events in one Data API call",
-                    statements=data_api, environment=db_environment,
+                    statements=data_api,
+                    environment=db_environment,
                     timeout_seconds=CONSUMER_TIMEOUT_SECONDS,
                     reserved_concurrency=config.consumer_concurrency,
                 ),
@@ -131,9 +141,13 @@ class ReportsService(pulumi.ComponentResource):
         self.report_api = ServiceFunction(
             f"{prefix}-api",
             platform.function_args(
-                "reports", "api", code=code, handler="reports.report_api.handler",
+                "reports",
+                "api",
+                code=code,
+                handler="reports.report_api.handler",
                 description="GET /reports/monthly for the admin group",
-                statements=data_api, environment={**db_environment, "CURRENCY": config.currency},
+                statements=data_api,
+                environment={**db_environment, "CURRENCY": config.currency},
                 timeout_seconds=29,  # API Gateway's integration limit
             ),
             opts=child,
@@ -143,7 +157,9 @@ class ReportsService(pulumi.ComponentResource):
         self.dashboard = (
             DashboardBuilder()
             .api(platform.api.api.name, STAGE_NAME)
-            .functions([self.consumer.function_name, self.report_api.function.name, self.migrator.function.name])
+            .functions(
+                [self.consumer.function_name, self.report_api.function.name, self.migrator.function.name]
+            )
             .queues([self.events.queue.name])
             .dead_letter_queues([self.events.dlq.name, self.events.target_dlq.name, self.consumer.dlq.name])
             .database(self.db.cluster_identifier)

@@ -21,7 +21,7 @@ from pulumi.output import Unknown
 from tools.recording import PROJECT_ROOT, Recorded, Recording, known_stacks, record
 
 SNAPSHOT_DIR = PROJECT_ROOT / "tests" / "infra" / "snapshots"
-SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"  # Pulumi's marker for a secret value
+SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"  # noqa: S105 - Pulumi marks secrets with it
 DIGEST_ONLY = {"dashboardBody"}  # machine-made and long: a digest still shows that it changed
 
 
@@ -69,8 +69,10 @@ def _tidy(value: Any) -> Any:
 
 def render(recording: Recording) -> str:
     known = {resource.urn for resource in recording.resources}
-    lines = [f"# stack {recording.stack}: {len(recording.resources)} resources "
-             f"(offline preview from the recording mocks; regenerate with `make snapshots`)"]
+    lines = [
+        f"# stack {recording.stack}: {len(recording.resources)} resources "
+        f"(offline preview from the recording mocks; regenerate with `make snapshots`)"
+    ]
 
     def walk(resource: Recorded, indent: str) -> None:
         lines.append(f"{indent}{resource.type}  {resource.name}")

@@ -23,7 +23,10 @@ ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "ap-southeast-2"
 # Secrets live encrypted in the stack files, which only the Pulumi CLI can decrypt; offline, the
 # program gets these stand-ins (never real values, never written anywhere).
-OFFLINE_SECRETS = {"tbs:stripeSecretKey": "offline-placeholder", "tbs:stripeWebhookSecret": "offline-placeholder"}
+OFFLINE_SECRETS = {
+    "tbs:stripeSecretKey": "offline-placeholder",
+    "tbs:stripeWebhookSecret": "offline-placeholder",
+}
 
 
 @dataclass
@@ -64,8 +67,11 @@ class Recording:
         raise KeyError(urn)
 
     def named(self, name: str, type_token: str | None = None) -> Recorded:
-        matches = [resource for resource in self.resources
-                   if resource.name == name and type_token in (None, resource.type)]
+        matches = [
+            resource
+            for resource in self.resources
+            if resource.name == name and type_token in (None, resource.type)
+        ]
         if len(matches) != 1:
             raise KeyError(f"{len(matches)} resources named {name!r}")
         return matches[0]
@@ -90,7 +96,9 @@ def _service_of(type_token: str) -> str:
     return type_token.split(":")[1].split("/")[0]
 
 
-def mock_outputs(type_token: str, name: str, inputs: Mapping[str, Any], region: str) -> tuple[str, dict[str, Any]]:
+def mock_outputs(
+    type_token: str, name: str, inputs: Mapping[str, Any], region: str
+) -> tuple[str, dict[str, Any]]:
     """What the provider would compute: ids, ARNs, URLs, in AWS's own formats, deterministic."""
     state = dict(inputs)
     physical = str(inputs.get("name") or name)
@@ -119,7 +127,9 @@ def mock_outputs(type_token: str, name: str, inputs: Mapping[str, Any], region: 
         case "aws:cloudwatch/eventBus:EventBus":
             state["arn"] = f"arn:aws:events:{region}:{ACCOUNT_ID}:event-bus/{physical}"
         case "aws:cloudwatch/eventRule:EventRule":
-            state["arn"] = f"arn:aws:events:{region}:{ACCOUNT_ID}:rule/{inputs.get('eventBusName')}/{physical}"
+            state["arn"] = (
+                f"arn:aws:events:{region}:{ACCOUNT_ID}:rule/{inputs.get('eventBusName')}/{physical}"
+            )
         case "aws:apigateway/restApi:RestApi":
             resource_id = short_id
             state["rootResourceId"] = f"{short_id}-root"
@@ -131,11 +141,15 @@ def mock_outputs(type_token: str, name: str, inputs: Mapping[str, Any], region: 
                 f"https://{inputs['restApi']}.execute-api.{region}.amazonaws.com/{inputs['stageName']}"
             )
         case "aws:rds/cluster:Cluster":
+            secrets_prefix = f"arn:aws:secretsmanager:{region}:{ACCOUNT_ID}"
             state["arn"] = f"arn:aws:rds:{region}:{ACCOUNT_ID}:cluster:{physical}"
             state["clusterIdentifier"] = resource_id = physical
             state["masterUserSecrets"] = [
-                {"secretArn": f"arn:aws:secretsmanager:{region}:{ACCOUNT_ID}:secret:rds!cluster-{short_id}",
-                 "secretStatus": "active", "kmsKeyId": "aws/secretsmanager"}
+                {
+                    "secretArn": f"{secrets_prefix}:secret:rds!cluster-{short_id}",
+                    "secretStatus": "active",
+                    "kmsKeyId": "aws/secretsmanager",
+                }
             ]
         case "aws:cognito/userPool:UserPool":
             resource_id = f"{region}_{short_id}"
@@ -162,25 +176,30 @@ class RecordingMocks(pulumi.runtime.Mocks):
             return None, {}
         return mock_outputs(args.typ, args.name, args.inputs, self.region)
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         match args.token:
             case "aws:index/getRegion:getRegion":
-                return {"region": self.region, "name": self.region, "id": self.region}
+                return {"region": self.region, "name": self.region, "id": self.region}, []
             case "aws:index/getCallerIdentity:getCallerIdentity":
-                return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/offline",
-                        "userId": "OFFLINE", "id": ACCOUNT_ID}
+                return {
+                    "accountId": ACCOUNT_ID,
+                    "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/offline",
+                    "userId": "OFFLINE",
+                    "id": ACCOUNT_ID,
+                }, []
         raise NotImplementedError(f"the recording mocks do not answer invoke {args.token}: add it")
 
 
-class RecordingMonitor(MockMonitor):  # type: ignore[misc]
+class RecordingMonitor(MockMonitor):
     """The mock monitor, remembering each registration's parent and dependencies (the graph)."""
 
     def __init__(self, mocks: RecordingMocks) -> None:
         super().__init__(mocks)
+        self.recording_mocks = mocks
         self.recorded: list[Recorded] = []
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
-        response = super().RegisterResource(request)
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != "pulumi:pulumi:Stack":
             registration = self.resources[response.urn]
             self.recorded.append(
@@ -190,7 +209,7 @@ class RecordingMonitor(MockMonitor):  # type: ignore[misc]
                     name=request.name,
                     parent=request.parent,
                     custom=bool(request.custom),
-                    inputs=self.mocks.inputs[(request.type, request.name)],
+                    inputs=self.recording_mocks.inputs[(request.type, request.name)],
                     outputs=dict(registration.state),
                     dependencies=sorted(request.dependencies),
                 )
@@ -241,7 +260,9 @@ def record(
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
 
     if program is None:
-        from services.program import build as program
+        from services.program import build
+
+        program = build
 
     @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def run() -> pulumi.Output[None]:

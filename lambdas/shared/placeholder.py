@@ -13,7 +13,9 @@ def api_not_implemented(event: dict[str, Any], context: object) -> dict[str, Any
     return {
         "statusCode": 501,
         "headers": {"Content-Type": "application/json"},
-        "body": json.dumps({"message": f"{event.get('httpMethod')} {event.get('resource')} is not implemented yet"}),
+        "body": json.dumps(
+            {"message": f"{event.get('httpMethod')} {event.get('resource')} is not implemented yet"}
+        ),
     }
 
 

@@ -33,8 +33,14 @@ def function_args(**overrides: Any) -> FunctionArgs:
 
 def source_queue(visibility_timeout_seconds: int = 180) -> aws.sqs.Queue:
     """The queue a test feeds a consumer from: the test's own, outside the component (names `source*`)."""
-    return queue_with_dlq("source", visibility_timeout_seconds=visibility_timeout_seconds, max_receive_count=5,
-                          max_age_alarm_seconds=300, topic_arn=TOPIC_ARN, parent=None).queue
+    return queue_with_dlq(
+        "source",
+        visibility_timeout_seconds=visibility_timeout_seconds,
+        max_receive_count=5,
+        max_age_alarm_seconds=300,
+        topic_arn=TOPIC_ARN,
+        parent=None,
+    ).queue
 
 
 def program(build: Callable[[], object]) -> Callable[[], None]:

@@ -24,8 +24,11 @@ from tools.recording import ACCOUNT_ID, Recorded, Recording, record
 
 
 def statements_of(recording: Recording) -> list[dict[str, Any]]:
-    return [statement for policy in recording.of_type("aws:iam/rolePolicy:RolePolicy")
-            for statement in json.loads(policy.outputs["policy"])["Statement"]]
+    return [
+        statement
+        for policy in recording.of_type("aws:iam/rolePolicy:RolePolicy")
+        for statement in json.loads(policy.outputs["policy"])["Statement"]
+    ]
 
 
 def only(recording: Recording, type_token: str) -> Recorded:
@@ -38,9 +41,11 @@ def assert_parented(recording: Recording, component_type: str) -> None:
     """Everything but the component itself (and the test's own inputs) sits below the component."""
     component = only(recording, component_type)
     inside = {resource.urn for resource in recording.descendants(component.urn)}
-    outside = [resource.name for resource in recording.resources
-               if resource.urn not in inside and resource is not component
-               and not resource.name.startswith("source")]
+    outside = [
+        resource.name
+        for resource in recording.resources
+        if resource.urn not in inside and resource is not component and not resource.name.startswith("source")
+    ]
     assert outside == []
 
 
@@ -50,19 +55,27 @@ def assert_rules_hold(recording: Recording) -> None:
 
 # --- IdempotentConsumer ---------------------------------------------------------------------------
 
-def build_consumer(visibility: int, function: dict[str, Any] | None = None, **options: Any) -> IdempotentConsumer:
+
+def build_consumer(
+    visibility: int, function: dict[str, Any] | None = None, **options: Any
+) -> IdempotentConsumer:
     queue = source_queue(visibility)
-    return IdempotentConsumer("orders", IdempotentConsumerArgs(
-        function=function_args(**(function or {})),
-        source=QueueSource(arn=queue.arn, name=queue.name, visibility_timeout_seconds=visibility),
-        **options,
-    ))
+    return IdempotentConsumer(
+        "orders",
+        IdempotentConsumerArgs(
+            function=function_args(**(function or {})),
+            source=QueueSource(arn=queue.arn, name=queue.name, visibility_timeout_seconds=visibility),
+            **options,
+        ),
+    )
 
 
 @pytest.fixture(scope="module")
 def consumer() -> Recording:
-    return record("dev", program=program(
-        lambda: build_consumer(visibility=185, batch_size=25, batching_window_seconds=5)))
+    return record(
+        "dev",
+        program=program(lambda: build_consumer(visibility=185, batch_size=25, batching_window_seconds=5)),
+    )
 
 
 def test_consumer_maps_its_queue_with_partial_batch_failures(consumer: Recording) -> None:
@@ -102,23 +115,41 @@ def test_consumer_role_is_least_privilege(consumer: Recording) -> None:
     queue_arn = consumer.named("source").outputs["arn"]
     dlq_arn = consumer.named("orders-async-dlq", "aws:sqs/queue:Queue").outputs["arn"]
     log_group_arn = consumer.named("orders-logs").outputs["arn"]
-    grants = {(tuple(statement["Action"]), tuple(statement["Resource"])) for statement in statements_of(consumer)}
+    grants = {
+        (tuple(statement["Action"]), tuple(statement["Resource"])) for statement in statements_of(consumer)
+    }
     assert grants == {
         (("logs:CreateLogStream", "logs:PutLogEvents"), (f"{log_group_arn}:*",)),
         (("xray:PutTelemetryRecords", "xray:PutTraceSegments"), ("*",)),
-        (("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"), (table_arn,)),
-        (("sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"),
-         (queue_arn,)),
+        (
+            ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
+            (table_arn,),
+        ),
+        (
+            (
+                "sqs:ChangeMessageVisibility",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:ReceiveMessage",
+            ),
+            (queue_arn,),
+        ),
         (("sqs:SendMessage",), (dlq_arn,)),
     }
 
 
 def test_consumer_alarms_on_errors_throttles_and_dlq(consumer: Recording) -> None:
     component = only(consumer, "tbs:components:IdempotentConsumer")
-    alarms = [resource for resource in consumer.descendants(component.urn)
-              if resource.type == "aws:cloudwatch/metricAlarm:MetricAlarm"]
+    alarms = [
+        resource
+        for resource in consumer.descendants(component.urn)
+        if resource.type == "aws:cloudwatch/metricAlarm:MetricAlarm"
+    ]
     assert sorted(alarm.outputs["metricName"] for alarm in alarms) == [
-        "ApproximateNumberOfMessagesVisible", "Errors", "Throttles"]
+        "ApproximateNumberOfMessagesVisible",
+        "Errors",
+        "Throttles",
+    ]
     assert all(alarm.outputs["alarmActions"] == [TOPIC_ARN] for alarm in alarms)
 
 
@@ -127,10 +158,13 @@ def test_consumer_children_are_parented_and_rules_hold(consumer: Recording) -> N
     assert_rules_hold(consumer)
 
 
-@pytest.mark.parametrize(("visibility", "function", "message"), [
-    (179, {}, "visibility timeout 179 s is below 180 s"),
-    (180, {"reserved_concurrency": 1}, "at least 2"),
-])
+@pytest.mark.parametrize(
+    ("visibility", "function", "message"),
+    [
+        (179, {}, "visibility timeout 179 s is below 180 s"),
+        (180, {"reserved_concurrency": 1}, "at least 2"),
+    ],
+)
 def test_consumer_refuses_unsafe_settings(visibility: int, function: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         record("dev", program=program(lambda: build_consumer(visibility, function)))
@@ -138,11 +172,20 @@ def test_consumer_refuses_unsafe_settings(visibility: int, function: dict[str, A
 
 # --- WebhookQueue -----------------------------------------------------------------------------------
 
+
 def build_webhook() -> WebhookQueue:
     api = aws.apigateway.RestApi("source-api")
-    return WebhookQueue("stripe", WebhookQueueArgs(
-        rest_api_id=api.id, parent_resource_id=api.root_resource_id, path_part="stripe",
-        header_names=["Stripe-Signature"], alarm_topic_arn=TOPIC_ARN, visibility_timeout_seconds=180))
+    return WebhookQueue(
+        "stripe",
+        WebhookQueueArgs(
+            rest_api_id=api.id,
+            parent_resource_id=api.root_resource_id,
+            path_part="stripe",
+            header_names=["Stripe-Signature"],
+            alarm_topic_arn=TOPIC_ARN,
+            visibility_timeout_seconds=180,
+        ),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -156,21 +199,29 @@ def test_webhook_integrates_straight_with_sqs(webhook: Recording) -> None:
     assert integration["type"] == "AWS" and integration["integrationHttpMethod"] == "POST"
     assert integration["uri"] == f"arn:aws:apigateway:ap-southeast-2:sqs:path/{ACCOUNT_ID}/{queue['name']}"
     assert integration["passthroughBehavior"] == "NEVER"
-    assert integration["credentials"] == webhook.named("stripe-apigw-role", "aws:iam/role:Role").outputs["arn"]
+    assert (
+        integration["credentials"] == webhook.named("stripe-apigw-role", "aws:iam/role:Role").outputs["arn"]
+    )
     assert only(webhook, "aws:apigateway/method:Method").outputs["authorization"] == "NONE"
     assert not webhook.of_type("aws:lambda/function:Function")
 
 
 def test_webhook_role_may_only_send_to_its_queue(webhook: Recording) -> None:
     queue_arn = webhook.named("stripe-queue", "aws:sqs/queue:Queue").outputs["arn"]
-    assert statements_of(webhook) == [{"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": [queue_arn]}]
+    assert statements_of(webhook) == [
+        {"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": [queue_arn]}
+    ]
     role = webhook.named("stripe-apigw-role", "aws:iam/role:Role").outputs
-    assert json.loads(role["assumeRolePolicy"])["Statement"][0]["Principal"] == {"Service": "apigateway.amazonaws.com"}
+    assert json.loads(role["assumeRolePolicy"])["Statement"][0]["Principal"] == {
+        "Service": "apigateway.amazonaws.com"
+    }
 
 
 def test_webhook_answers_200_when_queued_and_500_when_not(webhook: Recording) -> None:
-    responses = {response.outputs["statusCode"]: response.outputs
-                 for response in webhook.of_type("aws:apigateway/integrationResponse:IntegrationResponse")}
+    responses = {
+        response.outputs["statusCode"]: response.outputs
+        for response in webhook.of_type("aws:apigateway/integrationResponse:IntegrationResponse")
+    }
     assert set(responses) == {"200", "500"}
     assert "selectionPattern" not in responses["200"] or not responses["200"]["selectionPattern"]
     assert responses["500"]["selectionPattern"] == r"[45]\d{2}"
@@ -186,13 +237,13 @@ def test_webhook_queue_dead_letters_and_rules_hold(webhook: Recording) -> None:
 class ApiGatewayUtil:
     """The `$util` functions the template uses, with API Gateway's semantics."""
 
-    def escapeJavaScript(self, text: str) -> str:  # noqa: N802 - API Gateway's name
+    def escapeJavaScript(self, text: str) -> str:
         return json.dumps(text)[1:-1]
 
-    def base64Encode(self, text: str) -> str:  # noqa: N802
+    def base64Encode(self, text: str) -> str:
         return base64.b64encode(text.encode()).decode()
 
-    def urlEncode(self, text: str) -> str:  # noqa: N802
+    def urlEncode(self, text: str) -> str:
         return urllib.parse.quote_plus(text)
 
 
@@ -206,10 +257,13 @@ class ApiGatewayInput:
 
 
 def render_webhook_message(body: str, headers: dict[str, str]) -> dict[str, Any]:
-    form = airspeed.Template(sqs_send_message_template(["Stripe-Signature"])).merge({
-        "util": ApiGatewayUtil(), "input": ApiGatewayInput(body, headers),
-        "context": {"requestId": "req-1", "requestTimeEpoch": 1764000000000},
-    })
+    form = airspeed.Template(sqs_send_message_template(["Stripe-Signature"])).merge(
+        {
+            "util": ApiGatewayUtil(),
+            "input": ApiGatewayInput(body, headers),
+            "context": {"requestId": "req-1", "requestTimeEpoch": 1764000000000},
+        }
+    )
     fields = urllib.parse.parse_qs(form, strict_parsing=True)
     assert fields["Action"] == ["SendMessage"]
     message: dict[str, Any] = json.loads(fields["MessageBody"][0])
@@ -235,8 +289,20 @@ PATTERN = {"source": ["tbs.order"], "detail-type": ["OrderConfirmed"]}
 
 @pytest.fixture(scope="module")
 def subscription() -> Recording:
-    return record("dev", program=program(lambda: EventSubscription("confirmed", EventSubscriptionArgs(
-        bus_name="tbs-test", pattern=PATTERN, alarm_topic_arn=TOPIC_ARN, visibility_timeout_seconds=180))))
+    return record(
+        "dev",
+        program=program(
+            lambda: EventSubscription(
+                "confirmed",
+                EventSubscriptionArgs(
+                    bus_name="tbs-test",
+                    pattern=PATTERN,
+                    alarm_topic_arn=TOPIC_ARN,
+                    visibility_timeout_seconds=180,
+                ),
+            )
+        ),
+    )
 
 
 def test_subscription_rule_targets_its_queue_with_retry_and_dlq(subscription: Recording) -> None:
@@ -270,18 +336,36 @@ def test_subscription_queue_has_its_own_dlq_and_rules_hold(subscription: Recordi
 
 # --- ServerlessDb -----------------------------------------------------------------------------------
 
+
 def db(production: bool) -> Recording:
-    return record("dev", program=program(lambda: ServerlessDb("reports", ServerlessDbArgs(
-        database_name="reports", max_capacity=4, seconds_until_auto_pause=600,
-        readers=1 if production else 0, production=production))))
+    return record(
+        "dev",
+        program=program(
+            lambda: ServerlessDb(
+                "reports",
+                ServerlessDbArgs(
+                    database_name="reports",
+                    max_capacity=4,
+                    seconds_until_auto_pause=600,
+                    readers=1 if production else 0,
+                    production=production,
+                ),
+            )
+        ),
+    )
 
 
 def test_db_scales_to_zero_with_data_api_and_managed_secret() -> None:
     recording = db(production=False)
     cluster = only(recording, "aws:rds/cluster:Cluster").outputs
     assert cluster["serverlessv2ScalingConfiguration"] == {
-        "minCapacity": 0, "maxCapacity": 4, "secondsUntilAutoPause": 600}
-    assert cluster["enableHttpEndpoint"] and cluster["storageEncrypted"] and cluster["manageMasterUserPassword"]
+        "minCapacity": 0,
+        "maxCapacity": 4,
+        "secondsUntilAutoPause": 600,
+    }
+    assert (
+        cluster["enableHttpEndpoint"] and cluster["storageEncrypted"] and cluster["manageMasterUserPassword"]
+    )
     assert "masterPassword" not in cluster
     assert cluster["skipFinalSnapshot"] and not cluster["deletionProtection"]
     (writer,) = recording.of_type("aws:rds/clusterInstance:ClusterInstance")
@@ -294,8 +378,10 @@ def test_db_in_production_keeps_a_reader_and_its_data() -> None:
     cluster = only(recording, "aws:rds/cluster:Cluster").outputs
     assert cluster["deletionProtection"] and not cluster["skipFinalSnapshot"]
     assert cluster["finalSnapshotIdentifier"] == "reports-final"
-    tiers = sorted(instance.outputs["promotionTier"]
-                   for instance in recording.of_type("aws:rds/clusterInstance:ClusterInstance"))
+    tiers = sorted(
+        instance.outputs["promotionTier"]
+        for instance in recording.of_type("aws:rds/clusterInstance:ClusterInstance")
+    )
     assert tiers == [0, 1]
     assert check(Graph(recording.resources, production=True), ["production_data_survives_mistakes"]) == {}
 
@@ -307,23 +393,33 @@ def test_db_outputs_name_the_rds_managed_secret(fresh_mocks: object) -> pulumi.O
     def verify(values: list[str]) -> None:
         cluster_arn, secret_arn, name = values
         assert cluster_arn == f"arn:aws:rds:ap-southeast-2:{ACCOUNT_ID}:cluster:outputs-cluster"
-        assert secret_arn.startswith(f"arn:aws:secretsmanager:ap-southeast-2:{ACCOUNT_ID}:secret:rds!cluster-")
+        assert secret_arn.startswith(
+            f"arn:aws:secretsmanager:ap-southeast-2:{ACCOUNT_ID}:secret:rds!cluster-"
+        )
         assert name == "reports"
 
     return pulumi.Output.all(database.cluster_arn, database.secret_arn, database.database_name).apply(verify)
 
 
 def test_db_refuses_an_auto_pause_aurora_rejects() -> None:
-    with pytest.raises(ValueError, match="300..86400"):
+    with pytest.raises(ValueError, match=r"300\.\.86400"):
         record("dev", program=program(lambda: ServerlessDb("x", ServerlessDbArgs("reports", 2, 60))))
 
 
 # --- RestApi ------------------------------------------------------------------------------------------
 
+
 def api_with_routes(routes: list[str]) -> RestApi:
-    api = RestApi("api", RestApiArgs(user_pool_arn="arn:aws:cognito-idp:ap-southeast-2:1:userpool/p",
-                                     alarm_topic_arn=TOPIC_ARN, log_retention_days=14,
-                                     log_group_name="/tbs/test/api", throttle=Throttle(10, 20)))
+    api = RestApi(
+        "api",
+        RestApiArgs(
+            user_pool_arn="arn:aws:cognito-idp:ap-southeast-2:1:userpool/p",
+            alarm_topic_arn=TOPIC_ARN,
+            log_retention_days=14,
+            log_group_name="/tbs/test/api",
+            throttle=Throttle(10, 20),
+        ),
+    )
     handler = ServiceFunction("handler", function_args(reserved_concurrency=None))
     for route in routes:
         method, path = route.split(" ")
@@ -356,8 +452,16 @@ def test_api_routes_are_cognito_authorised_and_scoped_invokes() -> None:
 
 @pulumi.runtime.test
 def test_api_publishes_once_and_only_then_has_urls(fresh_mocks: object) -> pulumi.Output[None]:
-    api = RestApi("once", RestApiArgs(user_pool_arn="arn:pool", alarm_topic_arn=TOPIC_ARN,
-                                      log_retention_days=14, log_group_name="/tbs/once", throttle=Throttle(1, 2)))
+    api = RestApi(
+        "once",
+        RestApiArgs(
+            user_pool_arn="arn:pool",
+            alarm_topic_arn=TOPIC_ARN,
+            log_retention_days=14,
+            log_group_name="/tbs/once",
+            throttle=Throttle(1, 2),
+        ),
+    )
     with pytest.raises(RuntimeError, match="publish"):
         api.route_url("/x")
     url = api.publish()
