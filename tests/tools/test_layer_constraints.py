@@ -25,7 +25,7 @@ LAMBDA_MARKERS = {
 
 
 def pins(path: Path) -> dict[str, str]:
-    found = {}
+    found: dict[str, str] = {}
     for line in path.read_text().splitlines():
         match = re.match(r"^([A-Za-z0-9_.\-\[\]]+)==([^\s#]+)", line.strip())
         if match:
@@ -44,7 +44,9 @@ def closure(requirements: list[Requirement]) -> set[str]:
         seen.add(name)
         for text in importlib.metadata.requires(requirement.name) or []:
             dependency = Requirement(text)
-            markers = [{**LAMBDA_MARKERS, "extra": extra} for extra in requirement.extras or {""}]
+            markers: list[dict[str, str]] = [
+                {**LAMBDA_MARKERS, "extra": extra} for extra in requirement.extras or {""}
+            ]
             if dependency.marker is None or any(dependency.marker.evaluate(env) for env in markers):
                 pending.append(dependency)
     return seen
