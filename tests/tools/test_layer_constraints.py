@@ -14,8 +14,8 @@ from tools.package_layer import LAMBDA_PYTHON_VERSION
 
 LAMBDAS = Path(__file__).resolve().parents[2] / "lambdas"
 # Lambda's environment, for evaluating dependencies' markers (python_version, sys_platform, …).
-LAMBDA_MARKERS = {
-    **default_environment(),
+LAMBDA_MARKERS: dict[str, str] = {
+    **{key: str(value) for key, value in default_environment().items()},
     "python_version": LAMBDA_PYTHON_VERSION,
     "python_full_version": f"{LAMBDA_PYTHON_VERSION}.0",
     "sys_platform": "linux",
