@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+# moto before boto3: a client created from a default session before `import moto` is not intercepted.
+import moto  # noqa: F401
 import pulumi
 
 from tools.recording import RecordingMocks
@@ -14,6 +16,9 @@ for variable, value in {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": "ap-southeast-2",
+    # Powertools outside Lambda: no X-Ray daemon to send to; metrics flushed to stdout are fine.
+    "POWERTOOLS_TRACE_DISABLED": "1",
+    "POWERTOOLS_METRICS_NAMESPACE": "TheBetterStore",
 }.items():
     os.environ[variable] = value
 os.environ.pop("AWS_PROFILE", None)

@@ -1,0 +1,129 @@
+"""The event contract between services (DESIGN.md §4): the single source of truth.
+
+Events travel on the custom bus `tbs-<stack>` with `source` tbs.order | tbs.fulfilment and the detail
+types below; `detail` is an EventDetail. The JSON Schemas in docs/events/ are exported from these models
+and a test fails when they drift."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION: Literal[1] = 1
+
+
+class OrderStatus(StrEnum):
+    PENDING_PAYMENT = "PENDING_PAYMENT"
+    PAID = "PAID"
+    PAYMENT_FAILED = "PAYMENT_FAILED"
+    FULFILLED = "FULFILLED"
+    CANCELLED = "CANCELLED"
+
+
+class ItemKind(StrEnum):
+    PHYSICAL = "physical"
+    DIGITAL = "digital"
+
+
+class DetailType(StrEnum):
+    ORDER_CONFIRMED = "OrderConfirmed"
+    ORDER_PAYMENT_FAILED = "OrderPaymentFailed"
+    ORDER_CANCELLED = "OrderCancelled"
+    ORDER_FULFILLED = "OrderFulfilled"
+
+
+class Source(StrEnum):
+    ORDER = "tbs.order"
+    FULFILMENT = "tbs.fulfilment"
+
+
+# Who may publish what: a consumer can reject an event from the wrong source.
+SOURCE_OF: dict[DetailType, Source] = {
+    DetailType.ORDER_CONFIRMED: Source.ORDER,
+    DetailType.ORDER_PAYMENT_FAILED: Source.ORDER,
+    DetailType.ORDER_CANCELLED: Source.ORDER,
+    DetailType.ORDER_FULFILLED: Source.FULFILMENT,
+}
+
+MinorUnits = Annotated[int, Field(ge=0, description="Integer minor units (cents)")]
+
+
+class _Contract(BaseModel):
+    # Strict on our own contract: an unknown field is a producer bug, caught at the first consumer.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OrderItem(_Contract):
+    productId: str = Field(min_length=1)
+    productName: str
+    kind: ItemKind
+    quantity: int = Field(ge=1)
+    unitAmount: MinorUnits
+
+
+class OrderSnapshot(_Contract):
+    orderId: str = Field(min_length=1)
+    customerId: str = Field(min_length=1)
+    receiptEmail: str | None = None
+    items: list[OrderItem] = Field(min_length=1)
+    netAmount: MinorUnits
+    taxAmount: MinorUnits
+    grossAmount: MinorUnits
+    currency: str = Field(pattern=r"^[a-z]{3}$")
+    status: OrderStatus
+    paymentIntentId: str | None = None
+    createdAt: datetime
+    updatedAt: datetime
+    version: int = Field(ge=1, description="Increases by one with every state change")
+
+
+class EventDetail(_Contract):
+    schemaVersion: Literal[1] = SCHEMA_VERSION
+    eventId: str = Field(min_length=1, description="Unique per state change: consumers dedupe on it")
+    occurredAt: datetime
+    order: OrderSnapshot
+
+
+class StoreEvent(BaseModel):
+    """The EventBridge envelope as it reaches an SQS subscriber (only the fields we rely on)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: str
+    source: Source
+    detail_type: DetailType = Field(alias="detail-type")
+    time: datetime
+    detail: EventDetail
+
+    def check_source(self) -> None:
+        if SOURCE_OF[self.detail_type] is not self.source:
+            raise ValueError(f"{self.detail_type} may not come from {self.source}")
+
+
+def parse_store_event(body: str | bytes) -> StoreEvent:
+    """An SQS message body delivered by an EventSubscription → the validated event."""
+    event = StoreEvent.model_validate_json(body)
+    event.check_source()
+    return event
+
+
+def put_events_entry(bus_name: str, detail_type: DetailType, detail: EventDetail) -> dict[str, Any]:
+    """The PutEvents entry for `detail`; the source is fixed by the contract."""
+    return {
+        "EventBusName": bus_name,
+        "Source": SOURCE_OF[detail_type].value,
+        "DetailType": detail_type.value,
+        "Detail": detail.model_dump_json(),
+    }
+
+
+def json_schemas() -> dict[str, str]:
+    """file name → JSON Schema text, for docs/events/."""
+    return {
+        "event-detail.schema.json": json.dumps(EventDetail.model_json_schema(), indent=2, sort_keys=True)
+        + "\n",
+    }
