@@ -40,7 +40,9 @@ def render_value(key: str, value: Any) -> str:
     if isinstance(value, dict) and SECRET_SIGNATURE in value:
         return "[secret]"
     if isinstance(value, pulumi.AssetArchive):
-        return f"archive of {len(value.assets)} files: " + ", ".join(sorted(value.assets))
+        # The packages, not the files: adding a handler module is not an infrastructure change.
+        packages = sorted({name.split("/", 1)[0] for name in value.assets})
+        return "archive of " + ", ".join(f"lambdas/{package}/" for package in packages)
     if isinstance(value, pulumi.FileArchive | pulumi.FileAsset):
         return f"{type(value).__name__}({_relative(value.path)})"
     if key in DIGEST_ONLY:
