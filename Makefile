@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STACK  ?= dev
 
-.PHONY: install test lint preview snapshots package deploy clean
+.PHONY: install test lint preview snapshots docs seed package deploy clean
 
 install: $(BIN)/.installed
 
@@ -30,6 +30,14 @@ preview: install
 snapshots: install
 	$(BIN)/python -m tools.preview dev --write
 	$(BIN)/python -m tools.preview prod --write
+
+# docs/openapi.json and docs/events/*.json, generated from the code (a test fails when they are stale).
+docs: install
+	$(BIN)/python -m tools.export_docs
+
+# Load data/products.json into a deployed stack's catalog (TABLE=<name> for any other table).
+seed: install
+	$(BIN)/python -m tools.seed_catalog $(if $(TABLE),--table $(TABLE),--stack $(STACK))
 
 # The dependency layer for Lambda (arm64, python3.13), byte-for-byte reproducible.
 package: install

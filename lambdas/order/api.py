@@ -1,5 +1,176 @@
-"""Storefront REST API (placeholder until the order service issue lands)."""
+"""The storefront REST API (stage /v1), behind the Cognito authorizer.
 
-from shared.placeholder import api_not_implemented as handler
+POST /orders · GET /orders · GET /orders/{id} · POST /orders/{id}/cancel. Validation and the OpenAPI
+document come from Powertools' resolver (docs/openapi.json is generated from it)."""
 
-__all__ = ["handler"]
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import ServiceError, UnauthorizedError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Header, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
+
+from order.domain import MAX_LINES, MAX_QUANTITY, DomainError, Line
+from order.payments import PaymentProviderError
+from order.wiring import config, order_service
+from shared.events import OrderSnapshot
+from shared.observability import logger, metrics, tracer
+
+app = APIGatewayRestResolver(enable_validation=True)
+
+# A retried POST /orders with the same Idempotency-Key returns the first answer for a day.
+CREATE_IDEMPOTENCY = IdempotencyConfig(
+    event_key_jmespath="[customerId, idempotencyKey]",
+    payload_validation_jmespath="items",
+    expires_after_seconds=24 * 3600,
+)
+persistence = DynamoDBPersistenceLayer(table_name=config().IDEMPOTENCY_TABLE)
+
+
+class LineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    productId: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+
+
+class CreateOrderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: list[LineIn] = Field(min_length=1, max_length=MAX_LINES)
+
+
+class PaymentIntentOut(BaseModel):
+    id: str
+    clientSecret: str
+
+
+class CreatedOrderOut(BaseModel):
+    order: OrderSnapshot
+    paymentIntent: PaymentIntentOut
+
+
+class OrderPageOut(BaseModel):
+    orders: list[OrderSnapshot]
+    cursor: str | None = Field(description="Pass as ?cursor= for the next page; absent on the last page")
+
+
+class Caller(BaseModel):
+    sub: str
+    email: str | None = None
+
+
+def caller() -> Caller:
+    claims: dict[str, Any] = app.current_event.request_context.authorizer.claims or {}
+    if not claims.get("sub"):
+        raise UnauthorizedError("no authenticated customer")
+    return Caller(sub=claims["sub"], email=claims.get("email"))
+
+
+def _json(status: int, body: dict[str, Any]) -> Response[Any]:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+@idempotent_function(
+    data_keyword_argument="request", config=CREATE_IDEMPOTENCY, persistence_store=persistence
+)
+def create_once(request: dict[str, Any]) -> dict[str, Any]:
+    order, intent = order_service().create(
+        request["customerId"], request["email"], [Line(**line) for line in request["items"]]
+    )
+    return CreatedOrderOut(
+        order=order, paymentIntent=PaymentIntentOut(id=intent.id, clientSecret=intent.client_secret)
+    ).model_dump(mode="json")
+
+
+@app.post("/orders", summary="Create an order and its Stripe PaymentIntent")
+def create_order(
+    body: CreateOrderIn,
+    idempotency_key: Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", max_length=128, description="Retry safely with the same key"),
+    ] = None,
+) -> Response[CreatedOrderOut]:
+    who = caller()
+    request = {
+        "customerId": who.sub,
+        "email": who.email,
+        "idempotencyKey": idempotency_key,
+        "items": [line.model_dump() for line in body.items],
+    }
+    created = create_once(request=request) if idempotency_key else create_once.__wrapped__(request=request)
+    metrics.add_metric(name="OrderCreated", unit="Count", value=1)
+    return _json(201, created)
+
+
+@app.get("/orders", summary="The caller's orders of the last 6 months, newest first")
+def list_orders(
+    limit: Annotated[int, Query(ge=1, le=50)] = 20,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> OrderPageOut:
+    page = order_service().recent_orders(caller().sub, limit, cursor)
+    return OrderPageOut(orders=page.orders, cursor=page.cursor)
+
+
+@app.get("/orders/<order_id>", summary="One of the caller's orders")
+def get_order(order_id: str) -> OrderSnapshot:
+    return order_service().own_order(caller().sub, order_id)
+
+
+@app.post("/orders/<order_id>/cancel", summary="Cancel a paid, physical-only order and refund it")
+def cancel_order(order_id: str) -> OrderSnapshot:
+    return order_service().cancel(caller().sub, order_id)
+
+
+@app.exception_handler(DomainError)
+def refused(error: DomainError) -> Response[Any]:
+    return _json(error.status_code, {"message": error.message})
+
+
+@app.exception_handler(RequestValidationError)
+def invalid_request(error: RequestValidationError) -> Response[Any]:
+    problems = [
+        {"field": ".".join(str(part) for part in problem["loc"][1:]), "message": problem["msg"]}
+        for problem in error.errors()
+    ]
+    summary = "; ".join(f"{problem['field'] or 'body'}: {problem['message']}" for problem in problems)
+    return _json(422, {"message": f"invalid request: {summary}", "errors": problems})
+
+
+@app.exception_handler(IdempotencyValidationError)
+def reused_key(error: IdempotencyValidationError) -> Response[Any]:
+    return _json(422, {"message": "this Idempotency-Key was already used with a different order"})
+
+
+@app.exception_handler(PaymentProviderError)
+def payment_provider_down(error: PaymentProviderError) -> Response[Any]:
+    logger.warning("payment provider failed", extra={"error": str(error)})
+    return _json(502, {"message": "the payment provider is unavailable; retry with the same Idempotency-Key"})
+
+
+@app.exception_handler(Exception)
+def unexpected(error: Exception) -> Response[Any]:
+    if isinstance(error, ServiceError):
+        raise error  # 401/403/404 of the resolver itself: Powertools answers those
+    # Logged with the trace; the caller gets a request id to quote, never the stack trace.
+    logger.exception("unhandled error")
+    return _json(
+        500, {"message": "internal error", "requestId": app.current_event.request_context.request_id}
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    CREATE_IDEMPOTENCY.register_lambda_context(context)
+    return app.resolve(event, context)

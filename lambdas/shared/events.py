@@ -76,6 +76,7 @@ class OrderSnapshot(_Contract):
     currency: str = Field(pattern=r"^[a-z]{3}$")
     status: OrderStatus
     paymentIntentId: str | None = None
+    refundId: str | None = None
     createdAt: datetime
     updatedAt: datetime
     version: int = Field(ge=1, description="Increases by one with every state change")

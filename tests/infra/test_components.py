@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-import urllib.parse
 from typing import Any
 
-import airspeed
 import pulumi
 import pulumi_aws as aws
 import pytest
@@ -17,9 +15,10 @@ from components.function import ServiceFunction
 from components.idempotent_consumer import IdempotentConsumer, IdempotentConsumerArgs, QueueSource
 from components.rest_api import RestApi, RestApiArgs, Throttle
 from components.serverless_db import ServerlessDb, ServerlessDbArgs
-from components.webhook_queue import WebhookQueue, WebhookQueueArgs, sqs_send_message_template
+from components.webhook_queue import WebhookQueue, WebhookQueueArgs
 from policy.rules import RULES, Graph, check
 from tests.infra.components_fixtures import TOPIC_ARN, function_args, program, source_queue
+from tests.support.apigateway import webhook_message_body
 from tools.recording import ACCOUNT_ID, Recorded, Recording, record
 
 
@@ -234,39 +233,8 @@ def test_webhook_queue_dead_letters_and_rules_hold(webhook: Recording) -> None:
     assert_parented(webhook, "tbs:components:WebhookQueue")
 
 
-class ApiGatewayUtil:
-    """The `$util` functions the template uses, with API Gateway's semantics."""
-
-    def escapeJavaScript(self, text: str) -> str:
-        return json.dumps(text)[1:-1]
-
-    def base64Encode(self, text: str) -> str:
-        return base64.b64encode(text.encode()).decode()
-
-    def urlEncode(self, text: str) -> str:
-        return urllib.parse.quote_plus(text)
-
-
-class ApiGatewayInput:
-    def __init__(self, body: str, headers: dict[str, str]) -> None:
-        self.body = body
-        self._headers = headers
-
-    def params(self) -> dict[str, dict[str, str]]:
-        return {"header": self._headers, "querystring": {}, "path": {}}
-
-
 def render_webhook_message(body: str, headers: dict[str, str]) -> dict[str, Any]:
-    form = airspeed.Template(sqs_send_message_template(["Stripe-Signature"])).merge(
-        {
-            "util": ApiGatewayUtil(),
-            "input": ApiGatewayInput(body, headers),
-            "context": {"requestId": "req-1", "requestTimeEpoch": 1764000000000},
-        }
-    )
-    fields = urllib.parse.parse_qs(form, strict_parsing=True)
-    assert fields["Action"] == ["SendMessage"]
-    message: dict[str, Any] = json.loads(fields["MessageBody"][0])
+    message: dict[str, Any] = json.loads(webhook_message_body(body, headers))
     return message
 
 

@@ -1,0 +1,139 @@
+"""DynamoDB adapters of the order service: orders (with the per-customer index) and the catalog."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from order.domain import InvalidOrder, Product
+from shared.events import ItemKind, OrderSnapshot
+
+CUSTOMER_INDEX = "byCustomer"
+
+
+def _item(order: OrderSnapshot) -> dict[str, Any]:
+    return {key: value for key, value in order.model_dump(mode="json").items() if value is not None}
+
+
+def _is_condition_failure(error: ClientError) -> bool:
+    return bool(error.response["Error"]["Code"] == "ConditionalCheckFailedException")
+
+
+@dataclass(frozen=True)
+class Page:
+    orders: list[OrderSnapshot]
+    cursor: str | None
+
+
+class OrderStore:
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def create(self, order: OrderSnapshot) -> None:
+        self._table.put_item(Item=_item(order), ConditionExpression="attribute_not_exists(orderId)")
+
+    def get(self, order_id: str) -> OrderSnapshot | None:
+        item = self._table.get_item(Key={"orderId": order_id}, ConsistentRead=True).get("Item")
+        return OrderSnapshot.model_validate(item) if item else None
+
+    def replace(self, before: OrderSnapshot, after: OrderSnapshot) -> bool:
+        """Write `after` only if the stored order is still exactly `before` (status and version).
+        False means someone else changed it first: re-read and decide again."""
+        try:
+            self._table.put_item(
+                Item=_item(after),
+                ConditionExpression="#status = :status AND #version = :version",
+                ExpressionAttributeNames={"#status": "status", "#version": "version"},
+                ExpressionAttributeValues={":status": before.status.value, ":version": before.version},
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    def record_refund(self, order_id: str, refund_id: str) -> None:
+        """Note the refund on a cancelled order (once): not a state change, so the version stays."""
+        try:
+            self._table.update_item(
+                Key={"orderId": order_id},
+                UpdateExpression="SET refundId = :refund",
+                ConditionExpression="#status = :cancelled AND attribute_not_exists(refundId)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":refund": refund_id, ":cancelled": "CANCELLED"},
+            )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+
+    def list_for_customer(
+        self, customer_id: str, since_order_id: str, limit: int, cursor: str | None
+    ) -> Page:
+        """The customer's orders with ids ≥ since_order_id (ULIDs: i.e. created since), newest first."""
+        query: dict[str, Any] = {
+            "IndexName": CUSTOMER_INDEX,
+            "KeyConditionExpression": "customerId = :customer AND orderId >= :since",
+            "ExpressionAttributeValues": {":customer": customer_id, ":since": since_order_id},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if cursor:
+            query["ExclusiveStartKey"] = decode_cursor(cursor, customer_id)
+        response = self._table.query(**query)
+        last_key = response.get("LastEvaluatedKey")
+        return Page(
+            orders=[OrderSnapshot.model_validate(item) for item in response.get("Items", [])],
+            cursor=encode_cursor(last_key) if last_key else None,
+        )
+
+
+def encode_cursor(key: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, customer_id: str) -> dict[str, Any]:
+    """The opaque cursor back to a start key; one of another customer or a forged one is refused."""
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error) as error:
+        raise InvalidOrder("cursor is not valid: start again without it") from error
+    if (
+        not isinstance(key, dict)
+        or key.get("customerId") != customer_id
+        or set(key) != {"customerId", "orderId"}
+    ):
+        raise InvalidOrder("cursor is not valid: start again without it")
+    return key
+
+
+class Catalog:
+    def __init__(self, dynamodb: Any, table_name: str) -> None:
+        self._dynamodb = dynamodb
+        self._table_name = table_name
+
+    def products(self, product_ids: Iterable[str]) -> dict[str, Product]:
+        keys = [{"productId": product_id} for product_id in sorted(set(product_ids))]
+        found: dict[str, Product] = {}
+        while keys:
+            request = {self._table_name: {"Keys": keys[:100]}}
+            keys = keys[100:]
+            while request:
+                response = self._dynamodb.batch_get_item(RequestItems=request)
+                for item in response["Responses"].get(self._table_name, []):
+                    if item.get("active", True):
+                        found[item["productId"]] = Product(
+                            productId=item["productId"],
+                            name=item["name"],
+                            kind=ItemKind(item["kind"]),
+                            unitAmount=int(item["unitAmount"]),
+                            currency=item["currency"],
+                        )
+                # DynamoDB may return only part under load: ask again for the rest.
+                request = response.get("UnprocessedKeys") or {}
+        return found

@@ -1,0 +1,55 @@
+"""Seeding the catalog from data/products.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tools.seed_catalog import SeedError, load_products, main, seed
+
+
+def test_the_shipped_catalog_is_valid_and_has_both_kinds() -> None:
+    products = load_products()
+    assert {product["kind"] for product in products} == {"physical", "digital"}
+    assert all(product["currency"] == "nzd" for product in products)
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"productId": "x", "name": "X", "kind": "magic", "unitAmount": 1, "currency": "nzd"},
+        {"productId": "x", "name": "X", "kind": "physical", "unitAmount": "1", "currency": "nzd"},
+        {"productId": "x", "name": "X", "kind": "physical", "unitAmount": -1, "currency": "nzd"},
+    ],
+)
+def test_a_broken_catalog_file_is_refused(tmp_path: Path, broken: dict[str, object]) -> None:
+    path = tmp_path / "products.json"
+    path.write_text(json.dumps([broken]))
+    with pytest.raises(SeedError):
+        load_products(path)
+
+
+def test_seeding_twice_upserts(capsys: pytest.CaptureFixture[str]) -> None:
+    with mock_aws():
+        table = boto3.resource("dynamodb").create_table(
+            TableName="products",
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "productId", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "productId", "AttributeType": "S"}],
+        )
+        assert main(["--table", "products"]) == 0
+        assert seed(table, load_products()) == len(load_products())
+        assert table.scan()["Count"] == len(load_products())
+    assert "seeded" in capsys.readouterr().out
+
+
+def test_stack_mode_without_the_cli_says_what_to_do(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert main(["--stack", "dev"]) == 2
+    assert "pass --table" in capsys.readouterr().err

@@ -1,0 +1,70 @@
+"""Generate docs/openapi.json (from the API resolvers) and docs/events/*.json (from the event models).
+
+python -m tools.export_docs          write them (what `make docs` runs)
+python -m tools.export_docs --check  exit 1 if the committed files are stale (the tests do this too)"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+# Importing a handler module reads its settings; documentation needs none of the real values.
+DOC_ENVIRONMENT = {
+    "ORDERS_TABLE": "-",
+    "PRODUCTS_TABLE": "-",
+    "IDEMPOTENCY_TABLE": "-",
+    "EVENT_BUS_NAME": "-",
+    "AWS_DEFAULT_REGION": "ap-southeast-2",
+}
+
+
+def openapi() -> str:
+    for name, value in DOC_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    sys.path.insert(0, str(ROOT / "lambdas"))
+    from order.api import app
+
+    schema = app.get_openapi_json_schema(
+        title="The Better Store storefront API",
+        version="1.0.0",
+        description="Stage base path /v1. Every route but the Stripe webhook needs a Cognito ID token "
+        "(Authorization header).",
+    )
+    return json.dumps(json.loads(schema), indent=2, sort_keys=True) + "\n"
+
+
+def documents() -> dict[Path, str]:
+    sys.path.insert(0, str(ROOT / "lambdas"))
+    from shared.events import json_schemas
+
+    files = {DOCS / "openapi.json": openapi()}
+    files.update({DOCS / "events" / name: text for name, text in json_schemas().items()})
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.export_docs")
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args(argv)
+    stale = []
+    for path, text in documents().items():
+        if args.check:
+            if not path.is_file() or path.read_text() != text:
+                stale.append(path.relative_to(ROOT).as_posix())
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            print(f"wrote {path.relative_to(ROOT)}")
+    if stale:
+        print(f"stale: {', '.join(stale)}; run `make docs`", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
