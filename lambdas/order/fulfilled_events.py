@@ -22,6 +22,7 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 def record_handler(record: SQSRecord) -> None:
     event = parse_store_event(record.body)
+    logger.set_correlation_id(event.detail.eventId)
     if event.detail_type is not DetailType.ORDER_FULFILLED:
         raise ValueError(f"unexpected {event.detail_type} on the fulfilled-events queue")
     decision = order_service().apply(event.detail.order.orderId, OrderStatus.FULFILLED)

@@ -97,6 +97,7 @@ def record_handler(record: SQSRecord) -> None:
         if rejection.reason is Rejection.REPLAYED:
             return
         raise
+    logger.set_correlation_id(event["id"])
     try:
         process_stripe_event(event=event)
     except PaymentMismatch as mismatch:

@@ -155,9 +155,19 @@ def _create_tables(dynamodb: Any) -> tuple[Any, Any, Any]:
     return orders, products, idempotency
 
 
-@pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[OrderWorld]:
-    with mock_aws(), running() as (stripe, stripe_url):
+def _empty(table: Any, *key_names: str) -> None:
+    for item in table.scan(
+        ProjectionExpression=", ".join(f"#{index}" for index in range(len(key_names))),
+        ExpressionAttributeNames={f"#{index}": name for index, name in enumerate(key_names)},
+    )["Items"]:
+        table.delete_item(Key=item)
+
+
+@pytest.fixture(scope="module")
+def _aws_world() -> Iterator[OrderWorld]:
+    """One moto account, fake Stripe and set of handler modules per test module (built once: each
+    `world` starts from empty tables instead, which keeps the suite fast)."""
+    with pytest.MonkeyPatch.context() as monkeypatch, mock_aws(), running() as (stripe, stripe_url):
         dynamodb = boto3.resource("dynamodb")
         orders, products, _ = _create_tables(dynamodb)
         seed(products, load_products())
@@ -199,6 +209,19 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[OrderWorld]:
             )
         yield OrderWorld(stripe=stripe, orders=orders, observed_queue_url=observed, sqs=sqs, modules=modules)
         settings.load.cache_clear()
+
+
+@pytest.fixture
+def world(_aws_world: OrderWorld) -> OrderWorld:
+    """A clean store: no orders, no idempotency records, nothing published, a fresh fake Stripe."""
+    _empty(_aws_world.orders, "orderId")
+    _empty(boto3.resource("dynamodb").Table("idempotency"), "id")
+    _aws_world.published()  # drain (SQS allows one purge a minute)
+    stripe = _aws_world.stripe
+    stripe.payment_intents.clear()
+    stripe.refunds.clear()
+    stripe.fail_next = 0
+    return _aws_world
 
 
 def decode(body: str) -> Any:
