@@ -1,0 +1,42 @@
+"""The program and the Lambda code agree: every function gets the environment its code reads, and the
+tables have the keys and indexes the code queries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from order.store import CUSTOMER_INDEX
+from order.wiring import OrderSettings
+from tools.recording import Recording
+
+FUNCTION = "aws:lambda/function:Function"
+
+
+def environment_of(stack: Recording, handler: str) -> dict[str, Any]:
+    (function,) = [f for f in stack.of_type(FUNCTION) if f.outputs["handler"] == handler]
+    return dict(function.outputs["environment"]["variables"])
+
+
+def required(model: type[Any]) -> set[str]:
+    return {name for name, field in model.model_fields.items() if field.is_required()}
+
+
+def test_order_functions_get_the_environment_their_code_reads(stack: Recording) -> None:
+    extra = {
+        "order.api.handler": {"PRODUCTS_TABLE", "STRIPE_API_KEY_SECRET_ARN", "CURRENCY", "TAX_RATE"},
+        "order.payment_events.handler": {"STRIPE_WEBHOOK_SECRET_ARN"},
+        "order.fulfilled_events.handler": set(),
+    }
+    for handler, needs in extra.items():
+        missing = (required(OrderSettings) | needs) - set(environment_of(stack, handler))
+        assert missing == set(), f"{handler} lacks {missing}"
+    api = environment_of(stack, "order.api.handler")
+    assert (api["CURRENCY"], api["TAX_RATE"]) == ("nzd", "0.15")
+
+
+def test_the_orders_table_has_the_index_the_code_queries(stack: Recording) -> None:
+    table = stack.named(f"tbs-{stack.stack}-order-orders").outputs
+    assert table["hashKey"] == "orderId"
+    (index,) = table["globalSecondaryIndexes"]
+    assert (index["name"], index["hashKey"], index["rangeKey"]) == (CUSTOMER_INDEX, "customerId", "orderId")
+    assert stack.named(f"tbs-{stack.stack}-order-products").outputs["hashKey"] == "productId"
