@@ -15,8 +15,6 @@ from components.iam import allow, service_role
 from components.idempotent_consumer import QueueSource
 from components.queue import queue_with_dlq
 
-MESSAGE_FIELDS_DOC = "body: request body base64; headers: {name: value}; requestId; receivedAt (epoch ms)"
-
 
 def sqs_send_message_template(header_names: Sequence[str]) -> str:
     """Velocity template turning the request into an SQS SendMessage form body.

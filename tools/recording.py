@@ -60,12 +60,6 @@ class Recording:
     def of_type(self, type_token: str) -> list[Recorded]:
         return [resource for resource in self.resources if resource.type == type_token]
 
-    def by_urn(self, urn: str) -> Recorded:
-        for resource in self.resources:
-            if resource.urn == urn:
-                return resource
-        raise KeyError(urn)
-
     def named(self, name: str, type_token: str | None = None) -> Recorded:
         matches = [
             resource
@@ -84,12 +78,6 @@ class Recording:
         for child in self.children(urn):
             found += [child, *self.descendants(child.urn)]
         return found
-
-    def find_by_output(self, key: str, value: Any) -> Recorded | None:
-        for resource in self.resources:
-            if resource.outputs.get(key) == value:
-                return resource
-        return None
 
 
 def _service_of(type_token: str) -> str:

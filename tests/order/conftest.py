@@ -3,7 +3,6 @@ local fake Stripe, wired through the same environment variables the program give
 
 from __future__ import annotations
 
-import base64
 import importlib
 import json
 import sys
@@ -222,10 +221,6 @@ def world(_aws_world: OrderWorld) -> OrderWorld:
     stripe.refunds.clear()
     stripe.fail_next = 0
     return _aws_world
-
-
-def decode(body: str) -> Any:
-    return json.loads(base64.b64decode(body))
 
 
 @pytest.fixture
