@@ -6,6 +6,7 @@ of every service and is re-created exactly when a route changes."""
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 import pulumi
@@ -130,7 +131,10 @@ class RestApi(pulumi.ComponentResource):
             function=handler.function.name,
             principal="apigateway.amazonaws.com",
             # This API, this method, this path: no other API or route may invoke the function.
-            source_arn=pulumi.Output.concat(self.api.execution_arn, f"/*/{method}{path}"),
+            # Path parameters become "*", matching however API Gateway names the path.
+            source_arn=pulumi.Output.concat(
+                self.api.execution_arn, f"/*/{method}{_wildcard_parameters(path)}"
+            ),
             opts=parent,
         )
         self.add_route(route, api_method, integration)
@@ -248,3 +252,7 @@ class RestApi(pulumi.ComponentResource):
         if self.stage is None:
             raise RuntimeError("publish() the API before asking for route URLs")
         return pulumi.Output.concat(self.stage.invoke_url, path)
+
+
+def _wildcard_parameters(path: str) -> str:
+    return re.sub(r"\{[^/}]+\}", "*", path)

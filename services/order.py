@@ -117,7 +117,8 @@ class OrderService(pulumi.ComponentResource):
             # Stripe sends a few events per order; a flood is not Stripe.
             throttle=Throttle(config.webhook_rate_limit, int(config.webhook_rate_limit * 2)),
         )
-        orders_write = allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], [self.orders.arn])
+        # Transitions are conditional PutItems of the whole snapshot (status + version guard).
+        orders_write = allow(["dynamodb:GetItem", "dynamodb:PutItem"], [self.orders.arn])
         self.payment_events = IdempotentConsumer(
             f"{prefix}-payment-events",
             IdempotentConsumerArgs(

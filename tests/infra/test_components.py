@@ -412,7 +412,7 @@ def test_api_routes_are_cognito_authorised_and_scoped_invokes() -> None:
     method = only(recording, "aws:apigateway/method:Method").outputs
     assert method["authorization"] == "COGNITO_USER_POOLS" and method["authorizerId"]
     permission = only(recording, "aws:lambda/permission:Permission").outputs
-    assert permission["sourceArn"].endswith("/*/GET/orders/{id}")
+    assert permission["sourceArn"].endswith("/*/GET/orders/*")
     stage = only(recording, "aws:apigateway/stage:Stage").outputs
     assert stage["stageName"] == "v1" and stage["xrayTracingEnabled"]
     assert stage["accessLogSettings"]["destinationArn"].endswith(":log-group:/tbs/test/api")
