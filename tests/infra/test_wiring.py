@@ -40,3 +40,12 @@ def test_the_orders_table_has_the_index_the_code_queries(stack: Recording) -> No
     (index,) = table["globalSecondaryIndexes"]
     assert (index["name"], index["hashKey"], index["rangeKey"]) == (CUSTOMER_INDEX, "customerId", "orderId")
     assert stack.named(f"tbs-{stack.stack}-order-products").outputs["hashKey"] == "productId"
+
+
+def test_the_fulfilment_consumer_gets_the_environment_its_code_reads(stack: Recording) -> None:
+    from fulfilment.handler import FulfilmentSettings
+
+    missing = required(FulfilmentSettings) - set(environment_of(stack, "fulfilment.handler.handler"))
+    assert missing == set()
+    table = stack.named(f"tbs-{stack.stack}-fulfilment-items").outputs
+    assert (table["hashKey"], table["rangeKey"]) == ("orderId", "sk")
