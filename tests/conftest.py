@@ -7,6 +7,7 @@ import os
 # moto before boto3: a client created from a default session before `import moto` is not intercepted.
 import moto  # noqa: F401
 import pulumi
+import pytest
 
 from tools.recording import RecordingMocks
 
@@ -26,3 +27,12 @@ os.environ.pop("AWS_PROFILE", None)
 # Mocks first: a resource constructed before set_mocks would talk to no engine and check nothing.
 # Each recording (tools.recording.record) then installs its own fresh mocks and root stack.
 pulumi.runtime.set_mocks(RecordingMocks("ap-southeast-2"), project="tbs", stack="test", preview=True)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> None:
+    """Settings are read once per process, as in Lambda; a test that sets the environment must be read
+    afresh."""
+    from shared import settings
+
+    settings.load.cache_clear()

@@ -1,5 +1,91 @@
-"""GET /reports/monthly (placeholder until the reports issue lands)."""
+"""GET /reports/monthly?months=12 for the `admin` Cognito group: revenue per UTC month, newest first.
 
-from shared.placeholder import api_not_implemented as handler
+JSON by default; `Accept: text/csv` gets the same lines as CSV. Amounts are integer minor units of the
+store's currency (CURRENCY); which orders count is reports.domain's revenue rule.
 
-__all__ = ["handler"]
+No `from __future__ import annotations` here: Powertools reads the route's parameter annotations at run
+time, from the globals of the (tracer-wrapped) function, where string annotations do not resolve."""
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, cast
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import ForbiddenError
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, Field
+
+from reports.data_api import DataApi, DatabaseSettings
+from reports.domain import MonthTotals, groups_of, monthly_report, report_csv, report_months
+from reports.repository import ReportsRepository
+from shared import settings
+from shared.observability import logger, metrics, tracer
+
+ADMIN_GROUP = "admin"
+MAX_MONTHS = 36
+CSV_TYPE = "text/csv"
+
+app = APIGatewayRestResolver(enable_validation=True)
+
+
+class MonthlyReport(BaseModel):
+    currency: str
+    months: list[MonthTotals] = Field(description="One line per month, newest first, empty months included")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def require_admin() -> None:
+    claims: dict[str, Any] = app.current_event.request_context.authorizer.claims or {}
+    if ADMIN_GROUP not in groups_of(claims.get("cognito:groups")):
+        raise ForbiddenError("the monthly report is for the admin group only")
+
+
+@app.get(
+    "/reports/monthly",
+    summary="Revenue per UTC month, newest first (admin group only)",
+    responses={
+        200: {
+            "description": "The report: JSON, or CSV when the request accepts text/csv",
+            "content": {
+                "application/json": {"model": MonthlyReport},
+                CSV_TYPE: {"schema": {"type": "string"}},
+            },
+        },
+        403: {"description": "The caller is not in the admin group"},
+    },
+)
+@tracer.capture_method
+def monthly(
+    months: Annotated[int, Query(ge=1, le=MAX_MONTHS, description="How many months, this one included")] = 12,
+) -> Response[str]:
+    require_admin()
+    currency = cast(DatabaseSettings, settings.load(DatabaseSettings)).CURRENCY
+    wanted = report_months(utc_now(), months)
+    totals = ReportsRepository(DataApi.from_environment()).monthly_totals(wanted, currency)
+    report = monthly_report(wanted, totals, currency)
+    if CSV_TYPE in app.current_event.headers.get("Accept", ""):
+        return Response(
+            status_code=200,
+            content_type=CSV_TYPE,
+            body=report_csv(report),
+            headers={"Content-Disposition": f'attachment; filename="monthly-report-{wanted[0]:%Y-%m}.csv"'},
+        )
+    return Response(
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body=MonthlyReport(currency=currency, months=report).model_dump_json(),
+    )
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # Counted before routing, so refused and invalid requests are counted too.
+    metrics.add_metric(name="MonthlyReportRequests", unit=MetricUnit.Count, value=1)
+    return app.resolve(event, context)

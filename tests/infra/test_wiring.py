@@ -49,3 +49,13 @@ def test_the_fulfilment_consumer_gets_the_environment_its_code_reads(stack: Reco
     assert missing == set()
     table = stack.named(f"tbs-{stack.stack}-fulfilment-items").outputs
     assert (table["hashKey"], table["rangeKey"]) == ("orderId", "sk")
+
+
+def test_reports_functions_get_the_database_their_code_reads(stack: Recording) -> None:
+    from reports.data_api import DatabaseSettings
+
+    for handler in ("reports.consumer.handler", "reports.migrate.handler", "reports.report_api.handler"):
+        environment = environment_of(stack, handler)
+        assert required(DatabaseSettings) - set(environment) == set(), handler
+        assert environment["DB_NAME"] == "reports"
+    assert environment_of(stack, "reports.report_api.handler")["CURRENCY"] == "nzd"

@@ -1,0 +1,137 @@
+"""What the reports service counts, and how: pure Python, no AWS.
+
+Revenue rule: an order counts once it has been paid and while it is not cancelled, i.e. its newest
+known status is PAID or FULFILLED; it counts in the UTC month it was confirmed (first seen paid).
+PENDING_PAYMENT and PAYMENT_FAILED orders are not revenue yet; CANCELLED orders were refunded.
+
+The confirmation time of an order is the earliest `occurredAt` of any of its events whose snapshot shows
+it paid or beyond (PAID, FULFILLED, CANCELLED: the status machine only reaches those through PAID). The
+OrderConfirmed event is the earliest such event, so once it has arrived the month is exact, whatever
+order the events arrived in; before it arrives, a later event's time stands in for it."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from shared.events import OrderStatus, StoreEvent
+
+REVENUE_STATUSES = (OrderStatus.PAID, OrderStatus.FULFILLED)
+PAID_OR_BEYOND = frozenset({OrderStatus.PAID, OrderStatus.FULFILLED, OrderStatus.CANCELLED})
+
+
+def order_rows(events: Iterable[StoreEvent]) -> list[dict[str, Any]]:
+    """One row per order for the batch upsert: the newest snapshot in the batch (a multi-row upsert
+    may not touch a row twice), with the earliest confirmation time any of its events shows."""
+    newest: dict[str, StoreEvent] = {}
+    confirmed_at: dict[str, datetime] = {}
+    for event in events:
+        order = event.detail.order
+        current = newest.get(order.orderId)
+        if current is None or order.version > current.detail.order.version:
+            newest[order.orderId] = event
+        if order.status in PAID_OR_BEYOND:
+            seen = confirmed_at.get(order.orderId)
+            occurred = event.detail.occurredAt
+            confirmed_at[order.orderId] = occurred if seen is None else min(seen, occurred)
+    return [_row(event, confirmed_at.get(order_id)) for order_id, event in newest.items()]
+
+
+def _row(event: StoreEvent, confirmed_at: datetime | None) -> dict[str, Any]:
+    order = event.detail.order
+    return {
+        "order_id": order.orderId,
+        "customer_id": order.customerId,
+        "status": order.status.value,
+        "net_amount": order.netAmount,
+        "tax_amount": order.taxAmount,
+        "gross_amount": order.grossAmount,
+        "currency": order.currency,
+        "created_at": _utc_text(order.createdAt),
+        "updated_at": _utc_text(order.updatedAt),
+        "version": order.version,
+        "confirmed_at": None if confirmed_at is None else _utc_text(confirmed_at),
+        "items": [
+            {
+                "product_id": item.productId,
+                "product_name": item.productName,
+                "kind": item.kind.value,
+                "quantity": item.quantity,
+                "unit_amount": item.unitAmount,
+            }
+            for item in order.items
+        ],
+    }
+
+
+def _utc_text(moment: datetime) -> str:
+    """ISO 8601 with an explicit offset, so PostgreSQL reads the same instant whatever its time zone."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # the contract's timestamps are UTC
+    return moment.astimezone(UTC).isoformat()
+
+
+def report_months(as_of: datetime, count: int) -> list[date]:
+    """First day of each of the `count` UTC months ending with `as_of`'s, newest first."""
+    as_of = as_of.astimezone(UTC)
+    month_index = as_of.year * 12 + as_of.month - 1
+    return [date(index // 12, index % 12 + 1, 1) for index in range(month_index, month_index - count, -1)]
+
+
+def next_month(first_day: date) -> date:
+    return date(first_day.year + first_day.month // 12, first_day.month % 12 + 1, 1)
+
+
+@dataclass(frozen=True)
+class MonthTotals:
+    month: str  # YYYY-MM
+    orderCount: int
+    netAmount: int
+    taxAmount: int
+    grossAmount: int
+    currency: str
+
+
+CSV_COLUMNS = ("month", "orderCount", "netAmount", "taxAmount", "grossAmount", "currency")
+
+
+def monthly_report(
+    months: Sequence[date], totals_by_month: Mapping[date, Mapping[str, int]], currency: str
+) -> list[MonthTotals]:
+    """Every month asked for, newest first; a month without orders is all zeros."""
+    report = []
+    for month in months:
+        totals = totals_by_month.get(month, {})
+        report.append(
+            MonthTotals(
+                month=month.strftime("%Y-%m"),
+                orderCount=totals.get("order_count", 0),
+                netAmount=totals.get("net_amount", 0),
+                taxAmount=totals.get("tax_amount", 0),
+                grossAmount=totals.get("gross_amount", 0),
+                currency=currency,
+            )
+        )
+    return report
+
+
+def report_csv(report: Sequence[MonthTotals]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for line in report:
+        writer.writerow([getattr(line, column) for column in CSV_COLUMNS])
+    return buffer.getvalue()
+
+
+def groups_of(claim: object) -> set[str]:
+    """Cognito's `cognito:groups` claim as API Gateway passes it: "admin", "[admin, other]", or a list."""
+    if isinstance(claim, list):
+        return {str(group) for group in claim}
+    if not isinstance(claim, str):
+        return set()
+    return {group.strip() for group in claim.strip().strip("[]").split(",") if group.strip()}

@@ -1,0 +1,96 @@
+"""The reports service's SQL (the schema is in migrations/). Values only ever arrive as parameters."""
+
+from __future__ import annotations
+
+# A whole batch in one statement, so one Data API round trip: `:orders` is a JSON array of
+# reports.domain.order_rows, one per order. An event never overwrites a newer or equal version (the
+# version guard), items are rewritten only for orders whose row changed, and a confirmation time only
+# ever moves earlier.
+UPSERT_ORDERS = """
+WITH batch AS (
+    SELECT *
+    FROM jsonb_to_recordset(CAST(:orders AS jsonb)) AS b(
+        order_id text, customer_id text, status text, net_amount bigint, tax_amount bigint,
+        gross_amount bigint, currency text, created_at timestamptz, updated_at timestamptz,
+        version bigint, confirmed_at timestamptz, items jsonb
+    )
+),
+changed AS (
+    INSERT INTO orders AS o (
+        order_id, customer_id, status, net_amount, tax_amount, gross_amount, currency,
+        created_at, updated_at, version
+    )
+    SELECT order_id, customer_id, status, net_amount, tax_amount, gross_amount, currency,
+           created_at, updated_at, version
+    FROM batch
+    ON CONFLICT (order_id) DO UPDATE SET
+        customer_id = excluded.customer_id,
+        status = excluded.status,
+        net_amount = excluded.net_amount,
+        tax_amount = excluded.tax_amount,
+        gross_amount = excluded.gross_amount,
+        currency = excluded.currency,
+        created_at = excluded.created_at,
+        updated_at = excluded.updated_at,
+        version = excluded.version
+    WHERE excluded.version > o.version
+    RETURNING o.order_id
+),
+new_items AS (
+    SELECT b.order_id, line.line_no, line.item
+    FROM batch b
+    JOIN changed USING (order_id)
+    CROSS JOIN LATERAL jsonb_array_elements(b.items) WITH ORDINALITY AS line(item, line_no)
+),
+items_written AS (
+    INSERT INTO order_items AS i (order_id, line_no, product_id, product_name, kind, quantity, unit_amount)
+    SELECT order_id, line_no, item->>'product_id', item->>'product_name', item->>'kind',
+           (item->>'quantity')::integer, (item->>'unit_amount')::bigint
+    FROM new_items
+    ON CONFLICT (order_id, line_no) DO UPDATE SET
+        product_id = excluded.product_id,
+        product_name = excluded.product_name,
+        kind = excluded.kind,
+        quantity = excluded.quantity,
+        unit_amount = excluded.unit_amount
+    RETURNING i.order_id
+),
+-- Lines beyond the new snapshot's last one (never the rows just written, so no row is touched twice).
+items_dropped AS (
+    DELETE FROM order_items i
+    USING batch b JOIN changed USING (order_id)
+    WHERE i.order_id = b.order_id AND i.line_no > jsonb_array_length(b.items)
+    RETURNING i.order_id
+),
+confirmed AS (
+    INSERT INTO order_confirmations AS c (order_id, confirmed_at)
+    SELECT order_id, confirmed_at FROM batch WHERE confirmed_at IS NOT NULL
+    ON CONFLICT (order_id) DO UPDATE SET confirmed_at = excluded.confirmed_at
+    WHERE excluded.confirmed_at < c.confirmed_at
+    RETURNING c.order_id
+)
+SELECT
+    (SELECT count(*) FROM batch) AS received,
+    (SELECT count(*) FROM changed) AS changed,
+    (SELECT count(*) FROM items_written) AS items_written,
+    (SELECT count(*) FROM items_dropped) AS items_dropped,
+    (SELECT count(*) FROM confirmed) AS confirmations_moved
+"""
+
+# Revenue per UTC month in [:from_month, :to_month): `:statuses` is a JSON array of the statuses that
+# count (reports.domain.REVENUE_STATUSES), `:currency` the store's currency (amounts are not converted).
+MONTHLY_TOTALS = """
+SELECT
+    CAST(date_trunc('month', c.confirmed_at AT TIME ZONE 'UTC') AS date) AS month,
+    count(*) AS order_count,
+    CAST(sum(o.net_amount) AS bigint) AS net_amount,
+    CAST(sum(o.tax_amount) AS bigint) AS tax_amount,
+    CAST(sum(o.gross_amount) AS bigint) AS gross_amount
+FROM order_confirmations c
+JOIN orders o USING (order_id)
+WHERE c.confirmed_at >= CAST(:from_month AS date) AT TIME ZONE 'UTC'
+  AND c.confirmed_at < CAST(:to_month AS date) AT TIME ZONE 'UTC'
+  AND o.currency = :currency
+  AND o.status IN (SELECT jsonb_array_elements_text(CAST(:statuses AS jsonb)))
+GROUP BY 1
+"""
