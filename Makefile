@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STACK  ?= dev
 
-.PHONY: install test lint preview snapshots docs seed package deploy clean
+.PHONY: install test lint dev demo preview snapshots docs seed package deploy clean
 
 install: $(BIN)/.installed
 
@@ -15,12 +15,20 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt lambdas/requirements.tx
 	touch $@
 
 test: install
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+
+# The local cloud: the same program on this machine (moto, embedded PostgreSQL, local gateway). Ctrl-C stops it.
+dev: install
+	$(BIN)/python -m localcloud up --stack $(STACK)
+
+# The whole story against a running `make dev`.
+demo: install
+	$(BIN)/python -m localcloud.demo
 
 # Offline preview: the resource tree of Pulumi.$(STACK).yaml, from the recording mocks (no CLI, no AWS).
 preview: install

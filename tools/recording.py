@@ -228,6 +228,7 @@ def record(
     overrides: Mapping[str, str | None] | None = None,
     program: Callable[[], None] | None = None,
     preview: bool = True,
+    mocks: RecordingMocks | None = None,
 ) -> Recording:
     """Run `program` (default: the real one) for `stack` and return everything it declared.
 
@@ -239,7 +240,7 @@ def record(
         else:
             config[key] = value
     region = config.get("aws:region", DEFAULT_REGION)
-    mocks = RecordingMocks(region)
+    mocks = mocks or RecordingMocks(region)
     monitor = RecordingMonitor(mocks)
     recording = Recording(stack=stack, config=config)
 

@@ -3,46 +3,21 @@ and REST proxy events as the Cognito-authorised stage sends them to a Lambda."""
 
 from __future__ import annotations
 
-import base64
 import json
 import urllib.parse
 from typing import Any
 
-import airspeed
-
 from components.webhook_queue import sqs_send_message_template
-
-
-class ApiGatewayUtil:
-    """The `$util` functions the template uses, with API Gateway's semantics."""
-
-    def escapeJavaScript(self, text: str) -> str:
-        return json.dumps(text)[1:-1]
-
-    def base64Encode(self, text: str) -> str:
-        return base64.b64encode(text.encode()).decode()
-
-    def urlEncode(self, text: str) -> str:
-        return urllib.parse.quote_plus(text)
-
-
-class ApiGatewayInput:
-    def __init__(self, body: str, headers: dict[str, str]) -> None:
-        self.body = body
-        self._headers = headers
-
-    def params(self) -> dict[str, dict[str, str]]:
-        return {"header": self._headers, "querystring": {}, "path": {}}
+from localcloud.vtl import render
 
 
 def webhook_message_body(body: str, headers: dict[str, str], request_time_ms: int = 1764000000000) -> str:
     """The SQS message body the WebhookQueue's integration makes of a request."""
-    form = airspeed.Template(sqs_send_message_template(["Stripe-Signature"])).merge(
-        {
-            "util": ApiGatewayUtil(),
-            "input": ApiGatewayInput(body, headers),
-            "context": {"requestId": "req-1", "requestTimeEpoch": request_time_ms},
-        }
+    form = render(
+        sqs_send_message_template(["Stripe-Signature"]),
+        body,
+        headers,
+        {"requestId": "req-1", "requestTimeEpoch": request_time_ms},
     )
     fields = urllib.parse.parse_qs(form, strict_parsing=True)
     assert fields["Action"] == ["SendMessage"]

@@ -1,0 +1,90 @@
+"""`python -m localcloud` (what `make dev` runs) and its companion commands.
+
+    python -m localcloud [up] [--stack dev]   start the local cloud; Ctrl-C stops it
+    python -m localcloud pay <orderId>        Stripe pays the order: a signed payment_intent.succeeded
+    python -m localcloud fail <orderId>       … or a signed payment_intent.payment_failed
+The running cloud writes its URLs and tokens to .localcloud.json, which the other commands read."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+STATE_FILE = Path(__file__).resolve().parent.parent / ".localcloud.json"
+
+
+def up(stack: str) -> int:
+    from localcloud.cloud import LocalCloud
+
+    cloud = LocalCloud(stack=stack).start()
+    STATE_FILE.write_text(
+        json.dumps(
+            {
+                "apiUrl": cloud.api_url,
+                "webhookUrl": cloud.webhook_url,
+                "awsEndpoint": cloud.aws_endpoint,
+                "customerToken": cloud.issuer.token("local-customer", "customer@example.com"),
+                "adminToken": cloud.issuer.token("local-admin", "admin@example.com", groups=["admin"]),
+                "productsTable": cloud.model.exports.get("productsTable"),
+                "region": cloud.region,
+            },
+            indent=2,
+        )
+    )
+    print(cloud.summary(), flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    try:
+        signal.pause()
+    except KeyboardInterrupt:
+        print("\nstopping …", file=sys.stderr)
+    finally:
+        cloud.stop()
+        STATE_FILE.unlink(missing_ok=True)
+    return 0
+
+
+def state() -> dict[str, Any]:
+    if not STATE_FILE.is_file():
+        raise SystemExit("no local cloud is running: start it with `make dev`")
+    loaded: dict[str, Any] = json.loads(STATE_FILE.read_text())
+    return loaded
+
+
+def control(action: str, order_id: str) -> int:
+    base = state()["apiUrl"].rsplit("/", 1)[0]
+    request = urllib.request.Request(  # noqa: S310 - the local cloud on loopback
+        f"{base}/_local/{action}",
+        data=json.dumps({"orderId": order_id}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            print(response.read().decode())
+    except urllib.error.HTTPError as error:
+        print(f"{action}: {error.code} {error.read().decode()}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m localcloud", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command")
+    start = commands.add_parser("up", help="start the local cloud (the default)")
+    start.add_argument("--stack", default="dev")
+    for action in ("pay", "fail"):
+        commands.add_parser(action, help=f"Stripe {action}s an order").add_argument("order_id")
+    args = parser.parse_args(argv)
+    if args.command in ("pay", "fail"):
+        return control(args.command, args.order_id)
+    return up(getattr(args, "stack", "dev"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

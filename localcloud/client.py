@@ -1,0 +1,69 @@
+"""A small HTTP client of the storefront API, for the demo and the end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: Any
+
+
+class StoreClient:
+    def __init__(self, api_url: str, token: str | None = None) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.token = token
+
+    def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Reply:
+        request = urllib.request.Request(  # noqa: S310 - the local cloud on loopback
+            f"{self.api_url}{path}",
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={
+                "Content-Type": "application/json",
+                **({"Authorization": f"Bearer {self.token}"} if self.token else {}),
+                **(headers or {}),
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                return Reply(response.status, _decode(response.read()))
+        except urllib.error.HTTPError as error:
+            return Reply(error.code, _decode(error.read()))
+
+    def control(self, action: str, order_id: str) -> Reply:
+        """The local cloud's own endpoints (e.g. /_local/pay), beside the stage."""
+        return StoreClient(self.api_url.rsplit("/", 1)[0]).call(
+            "POST", f"/_local/{action}", {"orderId": order_id}
+        )
+
+
+def _decode(data: bytes) -> Any:
+    try:
+        return json.loads(data) if data else None
+    except ValueError:
+        return data.decode()
+
+
+def wait_for(
+    probe: Callable[[], T | None], what: str, timeout_seconds: float = 30, interval: float = 0.2
+) -> T:
+    """Poll until `probe` returns something truthy; the event-driven parts finish asynchronously."""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout_seconds} s for {what}")
+        time.sleep(interval)

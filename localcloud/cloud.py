@@ -1,0 +1,258 @@
+"""The local cloud: the Pulumi program's stack, running on this machine (loopback only).
+
+Start order: moto (a server process), the embedded PostgreSQL with the Data API emulator, the fake
+Stripe; then the real program under MaterializingMocks (creating tables, queues, bus, rules …); then a
+worker per function, the migration invocation, a poller per event source mapping, and the gateway."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from localcloud.data_api import DataApiEmulator
+from localcloud.fake_stripe import FakeStripe, signature_header
+from localcloud.fake_stripe import running as running_stripe
+from localcloud.gateway import Answer, LocalGateway, _json
+from localcloud.materialize import LocalModel, MaterializingMocks
+from localcloud.moto_process import running_moto
+from localcloud.postgres import running_postgres
+from localcloud.runtime import FunctionRunner, Poller, worker_environment
+from localcloud.tokens import DevIssuer
+from tools.recording import DEFAULT_REGION, record, stack_config
+
+WEBHOOK_SECRET = "whsec_local"  # noqa: S105 - the local fake Stripe's, nothing real
+# moto accepts any credentials; these never leave loopback.
+LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+
+
+@dataclass
+class LocalCloud:
+    stack: str = "dev"
+    log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="tbs-localcloud-")))
+    retry_delay_seconds: int = 1
+    quiet: bool = False
+    overrides: dict[str, str] = field(default_factory=dict)  # stack config, e.g. a shorter batching window
+
+    def __post_init__(self) -> None:
+        self.region = stack_config(self.stack).get("aws:region", DEFAULT_REGION)
+        self.issuer = DevIssuer()
+        # function name → reason: while present, that function's invocations fail (for fault tests).
+        self.faults: dict[str, str] = {}
+        self.runners: dict[str, FunctionRunner] = {}
+        self.pollers: list[Poller] = []
+        self.model = LocalModel()
+        self._exit = contextlib.ExitStack()
+        self._log_lock = threading.Lock()
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+
+    def log(self, line: str) -> None:
+        with self._log_lock:
+            with (self.log_dir / "localcloud.log").open("a") as log:
+                log.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+            if not self.quiet:
+                print(line, flush=True)
+
+    def start(self) -> LocalCloud:
+        started = time.monotonic()
+        try:
+            self._start_services()
+            self._run_program()
+            self._start_functions()
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - started
+        return self
+
+    def _start_services(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.aws_endpoint = self._exit.enter_context(running_moto(self.log_dir / "moto.log"))
+        # The embedded server runs as its own system user: its directory must be reachable by it
+        # (pytest's and mkdtemp's directories are private to us).
+        database_dir = Path(tempfile.mkdtemp(prefix="tbs-localcloud-db-"))
+        database_dir.chmod(0o755)
+        self._exit.callback(shutil.rmtree, database_dir, ignore_errors=True)
+        postgres = self._exit.enter_context(running_postgres(database_dir / "data"))
+        postgres.create_database("reports")
+        self.data_api = DataApiEmulator(postgres).start()
+        self._exit.callback(self.data_api.stop)
+        self.stripe, self.stripe_url = self._exit.enter_context(running_stripe(FakeStripe()))
+
+    def client(self, service: str) -> Any:
+        endpoint = self.data_api.endpoint_url if service == "rds-data" else self.aws_endpoint
+        return boto3.client(
+            service,
+            endpoint_url=endpoint,
+            region_name=self.region,
+            **LOCAL_CREDENTIALS,
+        )
+
+    def resource(self, service: str) -> Any:
+        return boto3.resource(
+            service,
+            endpoint_url=self.aws_endpoint,
+            region_name=self.region,
+            **LOCAL_CREDENTIALS,
+        )
+
+    def dlq_depths(self) -> dict[str, int]:
+        """Messages waiting in each dead-letter queue, by queue name."""
+        sqs = self.client("sqs")
+        depths = {}
+        for url in self.model.queue_urls.values():
+            if url.endswith("dlq"):
+                attributes = sqs.get_queue_attributes(
+                    QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+                )
+                depths[url.rsplit("/", 1)[1]] = int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+        return depths
+
+    def _run_program(self) -> None:
+        mocks = MaterializingMocks(self.region, self.client)
+        config = {
+            "tbs:stripeSecretKey": self.stripe.api_key,
+            "tbs:stripeWebhookSecret": WEBHOOK_SECRET,
+            **self.overrides,
+        }
+        recording = record(self.stack, config, mocks=mocks)
+        self.model = mocks.model
+        self.model.exports = recording.exports
+
+    def _start_functions(self) -> None:
+        endpoints = {
+            "AWS_ENDPOINT_URL": self.aws_endpoint,
+            "AWS_ENDPOINT_URL_RDS_DATA": self.data_api.endpoint_url,
+            "STRIPE_API_BASE": self.stripe_url,
+        }
+        for function in self.model.functions.values():
+            self.runners[function.name] = FunctionRunner(
+                function,
+                worker_environment(function, endpoints, self.region),
+                self.log_dir,
+                self.log,
+                self.faults.get,
+            )
+        for runner in self.runners.values():
+            self._exit.callback(runner.stop)
+        for function_name, payload in self.model.invocations:
+            outcome = self.runners[self.model.function_by_name_or_arn(function_name).name].invoke(
+                json.loads(payload), trigger="deploy"
+            )
+            if not outcome.ok:
+                raise RuntimeError(f"the deploy-time invocation of {function_name} failed: {outcome.error}")
+        sqs = self.client("sqs")
+        for mapping in self.model.mappings:
+            runner = self.runners[self.model.function_by_name_or_arn(mapping.function_name).name]
+            poller = Poller(
+                mapping,
+                self.model.queue_urls[mapping.queue_arn],
+                runner,
+                sqs,
+                self.region,
+                self.retry_delay_seconds,
+            )
+            poller.start()
+            self.pollers.append(poller)
+            self._exit.callback(poller.stop)
+        self.gateway = LocalGateway(
+            self.model,
+            self.runners,
+            self.issuer,
+            sqs,
+            extra_routes={
+                ("POST", "/_local/pay"): lambda body: self._payment(body, "payment_intent.succeeded"),
+                ("POST", "/_local/fail"): lambda body: self._payment(body, "payment_intent.payment_failed"),
+            },
+        ).start()
+        self._exit.callback(self.gateway.stop)
+
+    def stop(self) -> None:
+        self._exit.close()
+
+    # --- what a user sees ---------------------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        return self.gateway.url
+
+    @property
+    def webhook_url(self) -> str:
+        return f"{self.gateway.url}/webhooks/stripe"
+
+    def summary(self) -> str:
+        customer = self.issuer.token("local-customer", "customer@example.com")
+        admin = self.issuer.token("local-admin", "admin@example.com", groups=["admin"])
+        return "\n".join(
+            [
+                f"The Better Store local cloud ({self.stack}) is up in {self.startup_seconds:.1f} s, "
+                "on loopback only",
+                f"  storefront API   {self.api_url}",
+                f"  Stripe webhook   {self.webhook_url}",
+                f"  AWS (moto)       {self.aws_endpoint}   Data API {self.data_api.endpoint_url}",
+                f"  fake Stripe      {self.stripe_url}",
+                f"  functions        {len(self.runners)}, pollers {len(self.pollers)}, "
+                f"tables/queues/rules on moto",
+                f"  logs             {self.log_dir} (one file per function, localcloud.log for invocations)",
+                f"  customer token   {customer}",
+                f"  admin token      {admin}",
+                "  pay an order     python -m localcloud pay <orderId>   (or: fail <orderId>)",
+                "Ctrl-C stops everything.",
+            ]
+        )
+
+    # --- the fake Stripe's side: signed webhooks to our own URL (like `stripe trigger`) -------------------
+
+    def _payment(self, body: bytes, event_type: str) -> Answer:
+        try:
+            order_id = json.loads(body)["orderId"]
+        except (ValueError, KeyError, TypeError):
+            return _json(400, {"message": 'send {"orderId": "..."}'})
+        orders = self.client("dynamodb")
+        table = self.model.exports.get("ordersTable")
+        item = orders.get_item(TableName=table, Key={"orderId": {"S": order_id}}).get("Item")
+        if not item:
+            return _json(404, {"message": f"order {order_id} not found"})
+        event = self.stripe.event(event_type, item["paymentIntentId"]["S"])
+        status = self.send_webhook(event)
+        return _json(200, {"event": event["id"], "type": event_type, "webhookStatus": status})
+
+    def send_webhook(
+        self,
+        event: dict[str, Any],
+        secret: str = WEBHOOK_SECRET,
+        signature: str | None = None,
+        timestamp: int | None = None,
+    ) -> int:
+        payload = json.dumps(event).encode()
+        header = signature if signature is not None else signature_header(payload, secret, timestamp)
+        request = urllib.request.Request(  # noqa: S310 - our own gateway's http URL
+            self.webhook_url,
+            data=payload,
+            method="POST",
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                "Stripe-Signature": header,
+            },
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback only
+            return int(response.status)
+
+
+def main_loop(cloud: LocalCloud) -> None:
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("\nstopping …", file=sys.stderr)

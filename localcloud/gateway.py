@@ -1,0 +1,209 @@
+"""The local API gateway: the program's REST API routes on 127.0.0.1, stage prefix included.
+
+AWS_PROXY integrations invoke the function's worker with a REST proxy event (Cognito claims from the
+local dev issuer in requestContext.authorizer.claims); the AWS (SQS) integration renders the program's
+own mapping template and sends the result to the queue, as API Gateway does."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from localcloud import vtl
+from localcloud.materialize import LocalModel, LocalRoute
+from localcloud.runtime import FunctionRunner
+from localcloud.tokens import DevIssuer
+
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
+def _json(status: int, body: Any) -> Answer:
+    return Answer(status, json.dumps(body).encode(), {"Content-Type": JSON})
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    parts = [
+        f"(?P<{part[1:-1]}>[^/]+)" if part.startswith("{") else re.escape(part)
+        for part in template.strip("/").split("/")
+    ]
+    return re.compile("^/" + "/".join(parts) + "$")
+
+
+class LocalGateway:
+    def __init__(
+        self,
+        model: LocalModel,
+        runners: dict[str, FunctionRunner],
+        issuer: DevIssuer,
+        sqs: Any,
+        extra_routes: dict[tuple[str, str], Callable[[bytes], Answer]] | None = None,
+    ) -> None:
+        self.model = model
+        self._runners = runners
+        self._issuer = issuer
+        self._sqs = sqs
+        self._extra = extra_routes or {}
+        self._patterns = [(route, _pattern(route.path)) for route in model.routes.values()]
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}/{self.model.stage_name}"
+
+    def start(self, port: int = 0) -> LocalGateway:
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                answer = gateway.handle(self.command, self.path, dict(self.headers.items()), body)
+                self.send_response(answer.status)
+                for key, value in answer.headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(answer.body)))
+                self.end_headers()
+                self.wfile.write(answer.body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet: every invocation already logs one line."""
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Answer:
+        split = urllib.parse.urlsplit(raw_path)
+        if (method, split.path) in self._extra:
+            return self._extra[(method, split.path)](body)
+        prefix = f"/{self.model.stage_name}"
+        if not split.path.startswith(prefix + "/"):
+            return _json(403, {"message": "Missing Authentication Token"})  # API Gateway's answer
+        path = split.path[len(prefix) :]
+        for route, pattern in self._patterns:
+            match = pattern.match(path)
+            if match and route.method == method:
+                return self._route(route, path, match.groupdict(), headers, split.query, body)
+        return _json(403, {"message": "Missing Authentication Token"})
+
+    def _route(
+        self,
+        route: LocalRoute,
+        path: str,
+        parameters: dict[str, str],
+        headers: dict[str, str],
+        query: str,
+        body: bytes,
+    ) -> Answer:
+        claims: dict[str, str] = {}
+        if route.authorization == "COGNITO_USER_POOLS":
+            found = self._issuer.claims(_header(headers, "Authorization"))
+            if found is None:
+                return _json(401, {"message": "Unauthorized"})
+            claims = found
+        integration = route.integration
+        if integration.get("type") == "AWS_PROXY":
+            return self._proxy(route, path, parameters, headers, query, body, claims)
+        if integration.get("type") == "AWS" and ":sqs:path/" in str(integration.get("uri")):
+            return self._to_queue(integration, headers, body)
+        return _json(500, {"message": f"integration {integration.get('type')} is not supported locally"})
+
+    def _proxy(
+        self,
+        route: LocalRoute,
+        path: str,
+        parameters: dict[str, str],
+        headers: dict[str, str],
+        query: str,
+        body: bytes,
+        claims: dict[str, str],
+    ) -> Answer:
+        function_arn = str(route.integration["uri"]).split("/functions/")[1].removesuffix("/invocations")
+        runner = self._runners[self.model.function_by_name_or_arn(function_arn).name]
+        query_values = urllib.parse.parse_qs(query)
+        event = {
+            "resource": route.path,
+            "path": path,
+            "httpMethod": route.method,
+            "headers": headers,
+            "multiValueHeaders": {key: [value] for key, value in headers.items()},
+            "queryStringParameters": {key: values[-1] for key, values in query_values.items()} or None,
+            "multiValueQueryStringParameters": query_values or None,
+            "pathParameters": parameters or None,
+            "stageVariables": None,
+            "requestContext": {
+                "resourcePath": route.path,
+                "httpMethod": route.method,
+                "path": f"/{self.model.stage_name}{path}",
+                "stage": self.model.stage_name,
+                "requestId": str(uuid.uuid4()),
+                "requestTimeEpoch": int(time.time() * 1000),
+                "authorizer": {"claims": claims},
+                "identity": {"sourceIp": "127.0.0.1"},
+            },
+            "body": body.decode() if body else None,
+            "isBase64Encoded": False,
+        }
+        outcome = runner.invoke(event, trigger=f"{route.method} {route.path}")
+        if not outcome.ok or not isinstance(outcome.result, dict):
+            return _json(502, {"message": "Internal server error"})  # what API Gateway says
+        result = outcome.result
+        response_headers = {key: str(value) for key, value in (result.get("headers") or {}).items()}
+        for key, values in (result.get("multiValueHeaders") or {}).items():
+            response_headers[key] = ",".join(str(value) for value in values)
+        payload = result.get("body") or ""
+        data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
+        return Answer(int(result.get("statusCode", 200)), data, response_headers)
+
+    def _to_queue(self, integration: dict[str, Any], headers: dict[str, str], body: bytes) -> Answer:
+        content_type = (_header(headers, "Content-Type") or "").split(";")[0].strip().lower()
+        templates: dict[str, str] = integration.get("requestTemplates") or {}
+        if content_type not in templates:
+            return _json(415, {"message": "Unsupported Media Type"})  # passthrough NEVER
+        context = {"requestId": str(uuid.uuid4()), "requestTimeEpoch": int(time.time() * 1000)}
+        form = urllib.parse.parse_qs(vtl.render(templates[content_type], body.decode(), headers, context))
+        queue_name = str(integration["uri"]).rsplit("/", 1)[1]
+        try:
+            queue_url = self._sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+            self._sqs.send_message(QueueUrl=queue_url, MessageBody=form["MessageBody"][0])
+        except Exception:
+            return self._integration_response(integration, "500")
+        return self._integration_response(integration, "200")
+
+    @staticmethod
+    def _integration_response(integration: dict[str, Any], status: str) -> Answer:
+        template = (integration.get("responses") or {}).get(status, {}).get(JSON, "")
+        return Answer(int(status), template.encode(), {"Content-Type": JSON})
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name.lower():
+            return value
+    return None

@@ -1,0 +1,301 @@
+"""Runtime 3 of DESIGN.md §2: the real program under mocks that *materialise* what it declares.
+
+Tables, queues (with their redrive policies and queue policies), the bus, rules, targets and the archive,
+secrets and topics are created on moto; functions, event source mappings, the REST API and the migration
+invocation are recorded as a LocalModel the local cloud then runs. Everything else (alarms, dashboards,
+roles, log groups, …) has no local behaviour and just gets the outputs a provider would compute.
+
+There is no second, hand-written wiring: names, ARNs and environments come from the program itself, so
+a wiring mistake in the program shows up locally."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+
+from tools.recording import ACCOUNT_ID, RecordingMocks, mock_outputs
+
+
+@dataclass
+class LocalFunction:
+    name: str
+    arn: str
+    handler: str
+    environment: dict[str, str]
+    timeout_seconds: int
+    async_retries: int = 2
+    async_dlq_arn: str | None = None
+
+
+@dataclass
+class LocalMapping:
+    queue_arn: str
+    function_name: str
+    batch_size: int
+    batching_window_seconds: int
+    report_batch_item_failures: bool
+
+
+@dataclass
+class LocalRoute:
+    method: str
+    path: str  # API Gateway's template, e.g. /orders/{id}
+    authorization: str  # NONE | COGNITO_USER_POOLS
+    integration: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LocalModel:
+    functions: dict[str, LocalFunction] = field(default_factory=dict)
+    mappings: list[LocalMapping] = field(default_factory=list)
+    routes: dict[tuple[str, str], LocalRoute] = field(default_factory=dict)
+    stage_name: str = "v1"
+    invocations: list[tuple[str, str]] = field(default_factory=list)  # (function name, JSON input)
+    queue_urls: dict[str, str] = field(default_factory=dict)  # arn → url
+    database_secret_arn: str | None = None
+    exports: dict[str, Any] = field(default_factory=dict)
+
+    def function_by_name_or_arn(self, reference: str) -> LocalFunction:
+        for function in self.functions.values():
+            if reference in (function.name, function.arn):
+                return function
+        raise KeyError(f"no function {reference}")
+
+
+class MaterializingMocks(RecordingMocks):
+    """RecordingMocks whose resources also come to life on the local services."""
+
+    def __init__(
+        self, region: str, clients: Callable[[str], Any], data_api_database: str = "reports"
+    ) -> None:
+        super().__init__(region)
+        self.model = LocalModel()
+        self._client = clients
+        self._lock = threading.Lock()
+        self._api_paths: dict[str, str] = {}  # API Gateway resource id → full path
+        self._methods: dict[tuple[str, str], dict[str, Any]] = {}
+        self._data_api_database = data_api_database
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        resource_id, state = super().new_resource(args)
+        if not args.custom:
+            return resource_id, state
+        handler = getattr(self, "_" + args.typ.split(":")[-1].lower(), None)
+        module = args.typ.split(":")[1].split("/")[0]
+        if handler is not None and module in _MATERIALISED_MODULES:
+            with self._lock:
+                local_id = handler(args.name, dict(args.inputs), state)
+            resource_id = local_id or resource_id
+        return resource_id, state
+
+    # --- DynamoDB ---------------------------------------------------------------------------------------
+
+    def _table(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> str:
+        physical = str(state["name"])
+        keys = [{"AttributeName": inputs["hashKey"], "KeyType": "HASH"}]
+        if inputs.get("rangeKey"):
+            keys.append({"AttributeName": inputs["rangeKey"], "KeyType": "RANGE"})
+        request: dict[str, Any] = {
+            "TableName": physical,
+            "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": keys,
+            "AttributeDefinitions": [
+                {"AttributeName": attribute["name"], "AttributeType": attribute["type"]}
+                for attribute in inputs["attributes"]
+            ],
+        }
+        indexes = inputs.get("globalSecondaryIndexes") or []
+        if indexes:
+            request["GlobalSecondaryIndexes"] = [
+                {
+                    "IndexName": index["name"],
+                    "KeySchema": [
+                        {"AttributeName": index["hashKey"], "KeyType": "HASH"},
+                        *(
+                            [{"AttributeName": index["rangeKey"], "KeyType": "RANGE"}]
+                            if index.get("rangeKey")
+                            else []
+                        ),
+                    ],
+                    "Projection": {"ProjectionType": index.get("projectionType", "ALL")},
+                }
+                for index in indexes
+            ]
+        dynamodb = self._client("dynamodb")
+        state["arn"] = dynamodb.create_table(**request)["TableDescription"]["TableArn"]
+        ttl = inputs.get("ttl")
+        if ttl and ttl.get("enabled"):
+            dynamodb.update_time_to_live(
+                TableName=physical,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["attributeName"]},
+            )
+        return physical
+
+    # --- SQS ----------------------------------------------------------------------------------------------
+
+    def _queue(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> str:
+        attributes = {
+            key: str(int(inputs[source]))
+            for key, source in (
+                ("VisibilityTimeout", "visibilityTimeoutSeconds"),
+                ("MessageRetentionPeriod", "messageRetentionSeconds"),
+            )
+            if inputs.get(source) is not None
+        }
+        if inputs.get("redrivePolicy"):
+            attributes["RedrivePolicy"] = inputs["redrivePolicy"]
+        sqs = self._client("sqs")
+        url = sqs.create_queue(QueueName=state["name"], Attributes=attributes)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        state.update(url=url, arn=arn)
+        self.model.queue_urls[arn] = url
+        return str(url)
+
+    def _queuepolicy(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> None:
+        self._client("sqs").set_queue_attributes(
+            QueueUrl=inputs["queueUrl"], Attributes={"Policy": inputs["policy"]}
+        )
+
+    # --- EventBridge --------------------------------------------------------------------------------------
+
+    def _eventbus(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> str:
+        state["arn"] = self._client("events").create_event_bus(Name=state["name"])["EventBusArn"]
+        return str(state["name"])
+
+    def _eventrule(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> None:
+        response = self._client("events").put_rule(
+            Name=state["name"], EventBusName=inputs["eventBusName"], EventPattern=inputs["eventPattern"]
+        )
+        state["arn"] = response["RuleArn"]
+
+    def _eventtarget(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> None:
+        target: dict[str, Any] = {"Id": name, "Arn": inputs["arn"]}
+        if inputs.get("deadLetterConfig"):
+            target["DeadLetterConfig"] = {"Arn": inputs["deadLetterConfig"]["arn"]}
+        if inputs.get("retryPolicy"):
+            policy = inputs["retryPolicy"]
+            target["RetryPolicy"] = {
+                "MaximumRetryAttempts": int(policy["maximumRetryAttempts"]),
+                "MaximumEventAgeInSeconds": int(policy["maximumEventAgeInSeconds"]),
+            }
+        self._client("events").put_targets(
+            Rule=inputs["rule"], EventBusName=inputs["eventBusName"], Targets=[target]
+        )
+
+    def _eventarchive(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> None:
+        response = self._client("events").create_archive(
+            ArchiveName=name,
+            EventSourceArn=inputs["eventSourceArn"],
+            EventPattern=inputs.get("eventPattern") or "{}",
+            RetentionDays=int(inputs.get("retentionDays") or 0),
+        )
+        state["arn"] = response["ArchiveArn"]
+
+    # --- secrets and notifications -----------------------------------------------------------------------
+
+    def _secret(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> str:
+        state["arn"] = self._client("secretsmanager").create_secret(Name=state["name"])["ARN"]
+        return str(state["arn"])
+
+    def _secretversion(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> None:
+        value = inputs["secretString"]
+        if isinstance(value, dict):  # a Pulumi secret arrives wrapped
+            value = value["value"]
+        self._client("secretsmanager").put_secret_value(SecretId=inputs["secretId"], SecretString=value)
+
+    def _topic(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> None:
+        state["arn"] = self._client("sns").create_topic(Name=state["name"])["TopicArn"]
+
+    # --- the database: Aurora becomes the embedded PostgreSQL behind the Data API emulator -------------
+
+    def _cluster(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> str:
+        # The Data API emulator ignores credentials; the secret exists so the functions find what they
+        # are configured with, as in AWS where RDS creates it.
+        secret = self._client("secretsmanager").create_secret(
+            Name=f"rds!{state['name']}",
+            SecretString=json.dumps({"username": "postgres", "password": "local"}),
+        )
+        state["masterUserSecrets"] = [{"secretArn": secret["ARN"], "secretStatus": "active"}]
+        state["arn"] = f"arn:aws:rds:{self.region}:{ACCOUNT_ID}:cluster:{state['name']}"
+        self.model.database_secret_arn = secret["ARN"]
+        return str(state["name"])
+
+    # --- Lambda: recorded, run by the local cloud's workers and pollers ---------------------------------
+
+    def _function(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> None:
+        variables = (inputs.get("environment") or {}).get("variables") or {}
+        self.model.functions[state["name"]] = LocalFunction(
+            name=state["name"],
+            arn=state["arn"],
+            handler=inputs["handler"],
+            environment={key: str(value) for key, value in variables.items()},
+            timeout_seconds=int(inputs.get("timeout") or 3),
+        )
+
+    def _eventsourcemapping(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> None:
+        self.model.mappings.append(
+            LocalMapping(
+                queue_arn=inputs["eventSourceArn"],
+                function_name=str(inputs["functionName"]),
+                batch_size=int(inputs.get("batchSize") or 10),
+                batching_window_seconds=int(inputs.get("maximumBatchingWindowInSeconds") or 0),
+                report_batch_item_failures="ReportBatchItemFailures"
+                in (inputs.get("functionResponseTypes") or []),
+            )
+        )
+
+    def _functioneventinvokeconfig(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> None:
+        function = self.model.function_by_name_or_arn(str(inputs["functionName"]))
+        function.async_retries = int(inputs.get("maximumRetryAttempts", 2))
+        function.async_dlq_arn = ((inputs.get("destinationConfig") or {}).get("onFailure") or {}).get(
+            "destination"
+        )
+
+    def _invocation(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> None:
+        self.model.invocations.append((str(inputs["functionName"]), str(inputs["input"])))
+
+    # --- API Gateway: routes for the local gateway -------------------------------------------------------
+
+    def _restapi(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> None:
+        self._api_paths[state["rootResourceId"]] = ""
+
+    def _resource(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> str:
+        resource_id = mock_outputs("aws:apigateway/resource:Resource", name, inputs, self.region)[0]
+        self._api_paths[resource_id] = f"{self._api_paths[inputs['parentId']]}/{inputs['pathPart']}"
+        return resource_id
+
+    def _method(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> None:
+        path = self._api_paths[inputs["resourceId"]] or "/"
+        self.model.routes[(inputs["httpMethod"], path)] = LocalRoute(
+            method=inputs["httpMethod"], path=path, authorization=inputs["authorization"]
+        )
+
+    def _integration(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> None:
+        path = self._api_paths[inputs["resourceId"]] or "/"
+        self.model.routes[(inputs["httpMethod"], path)].integration = inputs
+
+    def _integrationresponse(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> None:
+        path = self._api_paths[inputs["resourceId"]] or "/"
+        integration = self.model.routes[(inputs["httpMethod"], path)].integration
+        integration.setdefault("responses", {})[inputs["statusCode"]] = inputs.get("responseTemplates") or {}
+
+    def _stage(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> None:
+        self.model.stage_name = inputs["stageName"]
+
+
+# Type tokens' modules whose resources have local behaviour (the handler names above).
+_MATERIALISED_MODULES = {
+    "dynamodb",
+    "sqs",
+    "cloudwatch",
+    "secretsmanager",
+    "sns",
+    "rds",
+    "lambda",
+    "apigateway",
+}
