@@ -19,6 +19,10 @@ from typing import Any
 STATE_FILE = Path(__file__).resolve().parent.parent / ".localcloud.json"
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def up(stack: str) -> int:
     from localcloud.cloud import LocalCloud
 
@@ -38,12 +42,14 @@ def up(stack: str) -> int:
         )
     )
     print(cloud.summary(), flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
     try:
         signal.pause()
     except KeyboardInterrupt:
         print("\nstopping …", file=sys.stderr)
     finally:
+        # A second Ctrl-C must not cut the orderly stop short (and leave processes behind).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         cloud.stop()
         STATE_FILE.unlink(missing_ok=True)
     return 0

@@ -33,6 +33,12 @@ from tools.recording import DEFAULT_REGION, record, stack_config
 
 WEBHOOK_SECRET = "whsec_local"  # noqa: S105 - the local fake Stripe's, nothing real
 # moto accepts any credentials; these never leave loopback.
+OPENAPI_FILE = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
+# Swagger UI from its public CDN (the browser loads it; this process fetches nothing).
+SWAGGER_PAGE = """<!doctype html><html><head><title>The Better Store API (local)</title>
+<link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5/swagger-ui.css"></head>
+<body><div id="ui"></div><script src="https://unpkg.com/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({url: "/_local/openapi.json", dom_id: "#ui"})</script></body></html>"""
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
 
@@ -174,6 +180,10 @@ class LocalCloud:
             extra_routes={
                 ("POST", "/_local/pay"): lambda body: self._payment(body, "payment_intent.succeeded"),
                 ("POST", "/_local/fail"): lambda body: self._payment(body, "payment_intent.payment_failed"),
+                ("GET", "/_local/openapi.json"): lambda body: self._openapi(),
+                ("GET", "/_local/swagger"): lambda body: Answer(
+                    200, SWAGGER_PAGE.encode(), {"Content-Type": "text/html; charset=utf-8"}
+                ),
             },
         ).start()
         self._exit.callback(self.gateway.stop)
@@ -202,6 +212,7 @@ class LocalCloud:
                 f"  Stripe webhook   {self.webhook_url}",
                 f"  AWS (moto)       {self.aws_endpoint}   Data API {self.data_api.endpoint_url}",
                 f"  fake Stripe      {self.stripe_url}",
+                f"  Swagger UI       {self.swagger_url}   (paste a token into Authorize)",
                 f"  functions        {len(self.runners)}, pollers {len(self.pollers)}, "
                 f"tables/queues/rules on moto",
                 f"  logs             {self.log_dir} (one file per function, localcloud.log for invocations)",
@@ -227,6 +238,16 @@ class LocalCloud:
         event = self.stripe.event(event_type, item["paymentIntentId"]["S"])
         status = self.send_webhook(event)
         return _json(200, {"event": event["id"], "type": event_type, "webhookStatus": status})
+
+    def _openapi(self) -> Answer:
+        """docs/openapi.json with this cloud's base URL, for the Swagger UI page."""
+        spec = json.loads(OPENAPI_FILE.read_text())
+        spec["servers"] = [{"url": self.api_url}]
+        return Answer(200, json.dumps(spec).encode(), {"Content-Type": "application/json"})
+
+    @property
+    def swagger_url(self) -> str:
+        return f"{self.api_url.rsplit('/', 1)[0]}/_local/swagger"
 
     def send_webhook(
         self,

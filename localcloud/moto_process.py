@@ -30,7 +30,12 @@ def running_moto(log_file: Path) -> Iterator[str]:
     port = free_port()
     with log_file.open("a") as log:
         process = subprocess.Popen(  # noqa: S603 - fixed argv
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=log,
+            # Its own session: moto exits on SIGINT, and Ctrl-C in the terminal must reach only the cloud,
+            # which stops moto last, after everything that talks to it.
+            start_new_session=True,
         )
     endpoint = f"http://127.0.0.1:{port}"
     try:

@@ -216,7 +216,9 @@ class Poller(threading.Thread):
                     time.sleep(0.05)
                     continue
                 self._deliver(messages)
-            except Exception as error:
+            except Exception as error:  # a poller must outlive one bad round
+                if self._stopping.is_set():
+                    return  # the services are going away: not an error
                 print(f"poller {self.name}: {error}", file=sys.stderr)
                 time.sleep(0.5)
 

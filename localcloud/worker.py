@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import signal
 import sys
 import time
 import traceback
@@ -34,6 +35,8 @@ class Context:
 
 def main() -> None:
     handler_path, function_name, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    # Ctrl-C in the terminal reaches the whole process group: the cloud stops its workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     module_name, attribute = handler_path.rsplit(".", 1)
     # The protocol owns stdout: the handler's own prints and logs go to stderr (the function's log).
     protocol = sys.stdout

@@ -16,12 +16,16 @@ def test_committed_docs_match_the_code() -> None:
 def test_openapi_documents_every_storefront_route_with_its_validation() -> None:
     spec = json.loads((DOCS / "openapi.json").read_text())
     routes = {(path, method) for path, operations in spec["paths"].items() for method in operations}
-    assert {
+    assert routes == {
         ("/orders", "post"),
         ("/orders", "get"),
         ("/orders/{order_id}", "get"),
         ("/orders/{order_id}/cancel", "post"),
-    } <= routes
+        ("/reports/monthly", "get"),
+        ("/webhooks/stripe", "post"),
+    }
+    assert spec["components"]["securitySchemes"]["cognito"]["scheme"] == "bearer"
+    assert spec["paths"]["/webhooks/stripe"]["post"]["security"] == []
     create = spec["components"]["schemas"]["CreateOrderIn"]
     assert create["properties"]["items"]["maxItems"] == 50 and create["additionalProperties"] is False
 
