@@ -5,9 +5,10 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+from components.alarms import metric_alarm
 from components.dashboard import DashboardBuilder
 from components.event_subscription import EventSubscription, EventSubscriptionArgs
-from components.function import ServiceFunction, lambda_code
+from components.function import METRICS_NAMESPACE, ServiceFunction, lambda_code
 from components.iam import allow
 from components.idempotent_consumer import (
     IdempotentConsumer,
@@ -177,6 +178,7 @@ class OrderService(pulumi.ComponentResource):
             opts=child,
         )
 
+        self._business_alarms(prefix, platform.alarm_topic.arn)
         self.dashboard = (
             DashboardBuilder()
             .api(api.api.name, STAGE_NAME)
@@ -200,6 +202,31 @@ class OrderService(pulumi.ComponentResource):
             .build(f"{prefix}-dashboard", f"{prefix}", platform.region, parent=self)
         )
         self.register_outputs({"ordersTable": self.orders.name, "dashboard": self.dashboard.dashboard_name})
+
+    def _business_alarms(self, prefix: str, topic_arn: pulumi.Input[str]) -> None:
+        """What the payment-events consumer counts and an operator must hear about now, not only when the
+        record reaches the DLQ minutes later."""
+        metric_alarm(
+            f"{prefix}-payment-mismatch",
+            description="A Stripe payment did not match its order's amount, currency or intent.",
+            namespace=METRICS_NAMESPACE,
+            metric_name="PaymentMismatch",
+            dimensions={"service": "order"},
+            threshold=1,
+            topic_arn=topic_arn,
+            parent=self,
+        )
+        metric_alarm(
+            f"{prefix}-webhook-bad-signatures",
+            description="Stripe webhooks fail signature checks: a wrong webhook secret, or forgeries.",
+            namespace=METRICS_NAMESPACE,
+            metric_name="WebhookRejected",
+            dimensions={"service": "order", "reason": "bad-signature"},
+            threshold=5,
+            period_seconds=300,
+            topic_arn=topic_arn,
+            parent=self,
+        )
 
 
 class StripeSecrets:

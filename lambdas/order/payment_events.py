@@ -40,6 +40,10 @@ TARGET_OF = {
 }
 
 # A wholly failed batch still answers with its failures (not an exception): SQS retries exactly those.
+# Alarmed by the program (services/order.py); tests/infra/test_wiring.py keeps the names in step.
+PAYMENT_MISMATCH_METRIC = "PaymentMismatch"
+WEBHOOK_REJECTED_METRIC = "WebhookRejected"
+
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 persistence = DynamoDBPersistenceLayer(table_name=config().IDEMPOTENCY_TABLE)
 
@@ -85,7 +89,7 @@ def record_handler(record: SQSRecord) -> None:
     try:
         event = verify(parse_message(record.body), secret(config().STRIPE_WEBHOOK_SECRET_ARN), queued_at)
     except WebhookRejected as rejection:
-        count("WebhookRejected", reason=rejection.reason.value)
+        count(WEBHOOK_REJECTED_METRIC, reason=rejection.reason.value)
         logger.warning(
             "webhook rejected",
             extra={
@@ -102,7 +106,7 @@ def record_handler(record: SQSRecord) -> None:
         process_stripe_event(event=event)
     except PaymentMismatch as mismatch:
         # Money that does not match its order is never applied; the record goes to the DLQ, alarmed.
-        count("PaymentMismatch")
+        count(PAYMENT_MISMATCH_METRIC)
         logger.error(
             "payment does not match its order", extra={"detail": str(mismatch), "eventId": event["id"]}
         )

@@ -59,3 +59,17 @@ def test_reports_functions_get_the_database_their_code_reads(stack: Recording) -
         assert required(DatabaseSettings) - set(environment) == set(), handler
         assert environment["DB_NAME"] == "reports"
     assert environment_of(stack, "reports.report_api.handler")["CURRENCY"] == "nzd"
+
+
+def test_the_alarmed_business_metrics_are_the_ones_the_consumer_emits(stack: Recording) -> None:
+    from order.payment_events import PAYMENT_MISMATCH_METRIC, WEBHOOK_REJECTED_METRIC
+
+    alarms = {
+        (alarm.outputs["metricName"], tuple(sorted(alarm.outputs["dimensions"].items())))
+        for alarm in stack.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+        if alarm.outputs["namespace"] == "TheBetterStore"
+    }
+    assert alarms == {
+        (PAYMENT_MISMATCH_METRIC, (("service", "order"),)),
+        (WEBHOOK_REJECTED_METRIC, (("reason", "bad-signature"), ("service", "order"))),
+    }

@@ -194,6 +194,7 @@ def _aws_world() -> Iterator[OrderWorld]:
             "STRIPE_API_KEY_SECRET_ARN": api_key,
             "STRIPE_WEBHOOK_SECRET_ARN": webhook,
             "STRIPE_API_BASE": stripe_url,
+            "POWERTOOLS_SERVICE_NAME": "order",
             "CURRENCY": "nzd",
             "TAX_RATE": "0.15",
         }.items():

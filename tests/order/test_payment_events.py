@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from localcloud.fake_stripe import signature_header
 from order.domain import PaymentMismatch
-from tests.order.conftest import OrderWorld
+from tests.order.conftest import WEBHOOK_SECRET, OrderWorld
 
 TEE = {"productId": "tee-organic-black", "quantity": 1}
 NOW = 1764000000  # signing time of the deliveries below (the queue receives them the same second)
@@ -91,15 +92,28 @@ def assert_untouched(world: OrderWorld, order: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("case", ["forged", "wrong-secret", "tampered", "missing-header", "garbage-header"])
-def test_unverifiable_deliveries_fail_to_the_dlq_and_change_nothing(world: OrderWorld, case: str) -> None:
+def test_unverifiable_deliveries_fail_to_the_dlq_and_change_nothing(
+    world: OrderWorld, case: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rejections = {
+        "forged": "bad-signature",
+        "wrong-secret": "bad-signature",
+        "tampered": "bad-signature",
+        "missing-header": "missing-signature",
+        "garbage-header": "bad-signature",
+    }
     order = pending(world)
     event = succeeded(world, order)
     payload = json.dumps(event).encode()
     record = {
         "forged": lambda: world.webhook_record(event, signature=f"t={NOW},v1={'0' * 64}", queued_at=NOW),
         "wrong-secret": lambda: world.webhook_record(event, secret="whsec_other", signed_at=NOW),  # noqa: S106
+        # Signed as Stripe sent it, then the amount changed in transit.
         "tampered": lambda: world.webhook_record(
-            event, signed_at=NOW, payload=payload.replace(b'"amount": ', b'"amount": 1')
+            event,
+            signature=signature_header(payload, WEBHOOK_SECRET, NOW),
+            queued_at=NOW,
+            payload=payload.replace(b'"amount": ', b'"amount": 1'),
         ),
         "missing-header": lambda: world.webhook_record(event, signature="", queued_at=NOW),
         "garbage-header": lambda: world.webhook_record(event, signature="nonsense", queued_at=NOW),
@@ -107,6 +121,10 @@ def test_unverifiable_deliveries_fail_to_the_dlq_and_change_nothing(world: Order
     # Failed (not acknowledged): after maxReceiveCount the message rests in the DLQ, kept for a redrive.
     assert world.deliver_webhooks(record) == [record["messageId"]]
     assert_untouched(world, order)
+    (metric,) = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if "WebhookRejected" in line
+    ]
+    assert (metric["service"], metric["reason"]) == ("order", rejections[case])
 
 
 def test_a_replayed_old_delivery_is_dropped_without_effect(world: OrderWorld) -> None:
@@ -150,13 +168,22 @@ def test_an_unknown_order_is_retried(world: OrderWorld) -> None:
 
 @pytest.mark.parametrize("changes", [{"amount": 1}, {"currency": "aud"}])
 def test_an_amount_or_currency_mismatch_is_never_applied(
-    world: OrderWorld, changes: dict[str, Any], caplog: pytest.LogCaptureFixture
+    world: OrderWorld,
+    changes: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     order = pending(world)
     record = world.webhook_record(succeeded(world, order, **changes), signed_at=NOW)
     assert world.deliver_webhooks(record) == [record["messageId"]]
     assert_untouched(world, order)
     assert "payment does not match its order" in caplog.text
+    # The metric the program alarms on (tests/infra/test_wiring.py), with the dimensions it alarms on.
+    metrics = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if '"PaymentMismatch"' in line
+    ]
+    assert [metric["service"] for metric in metrics] == ["order"]
+    assert metrics[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
 
 
 def test_a_payment_intent_of_another_order_is_a_mismatch(world: OrderWorld) -> None:
