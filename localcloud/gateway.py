@@ -33,6 +33,45 @@ class Answer:
     headers: dict[str, str]
 
 
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str  # below the stage, e.g. /orders/01J…
+    headers: dict[str, str]
+    query: str
+    body: bytes
+
+
+def proxy_event(
+    resource: str, request: Request, parameters: dict[str, str], claims: dict[str, str], stage: str
+) -> dict[str, Any]:
+    """The REST API's Lambda proxy event, as API Gateway builds it behind a Cognito authorizer."""
+    query = urllib.parse.parse_qs(request.query)
+    return {
+        "resource": resource,
+        "path": request.path,
+        "httpMethod": request.method,
+        "headers": request.headers,
+        "multiValueHeaders": {key: [value] for key, value in request.headers.items()},
+        "queryStringParameters": {key: values[-1] for key, values in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": parameters or None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": resource,
+            "httpMethod": request.method,
+            "path": f"/{stage}{request.path}",
+            "stage": stage,
+            "requestId": str(uuid.uuid4()),
+            "requestTimeEpoch": int(time.time() * 1000),
+            "authorizer": {"claims": claims},
+            "identity": {"sourceIp": "127.0.0.1"},
+        },
+        "body": request.body.decode() if request.body else None,
+        "isBase64Encoded": False,
+    }
+
+
 def _json(status: int, body: Any) -> Answer:
     return Answer(status, json.dumps(body).encode(), {"Content-Type": JSON})
 
@@ -105,71 +144,33 @@ class LocalGateway:
         prefix = f"/{self.model.stage_name}"
         if not split.path.startswith(prefix + "/"):
             return _json(403, {"message": "Missing Authentication Token"})  # API Gateway's answer
-        path = split.path[len(prefix) :]
+        request = Request(method, split.path[len(prefix) :], headers, split.query, body)
         for route, pattern in self._patterns:
-            match = pattern.match(path)
+            match = pattern.match(request.path)
             if match and route.method == method:
-                return self._route(route, path, match.groupdict(), headers, split.query, body)
+                return self._route(route, request, match.groupdict())
         return _json(403, {"message": "Missing Authentication Token"})
 
-    def _route(
-        self,
-        route: LocalRoute,
-        path: str,
-        parameters: dict[str, str],
-        headers: dict[str, str],
-        query: str,
-        body: bytes,
-    ) -> Answer:
+    def _route(self, route: LocalRoute, request: Request, parameters: dict[str, str]) -> Answer:
         claims: dict[str, str] = {}
         if route.authorization == "COGNITO_USER_POOLS":
-            found = self._issuer.claims(_header(headers, "Authorization"))
+            found = self._issuer.claims(_header(request.headers, "Authorization"))
             if found is None:
                 return _json(401, {"message": "Unauthorized"})
             claims = found
         integration = route.integration
         if integration.get("type") == "AWS_PROXY":
-            return self._proxy(route, path, parameters, headers, query, body, claims)
+            return self._proxy(route, request, parameters, claims)
         if integration.get("type") == "AWS" and ":sqs:path/" in str(integration.get("uri")):
-            return self._to_queue(integration, headers, body)
+            return self._to_queue(integration, request.headers, request.body)
         return _json(500, {"message": f"integration {integration.get('type')} is not supported locally"})
 
     def _proxy(
-        self,
-        route: LocalRoute,
-        path: str,
-        parameters: dict[str, str],
-        headers: dict[str, str],
-        query: str,
-        body: bytes,
-        claims: dict[str, str],
+        self, route: LocalRoute, request: Request, parameters: dict[str, str], claims: dict[str, str]
     ) -> Answer:
         function_arn = str(route.integration["uri"]).split("/functions/")[1].removesuffix("/invocations")
         runner = self._runners[self.model.function_by_name_or_arn(function_arn).name]
-        query_values = urllib.parse.parse_qs(query)
-        event = {
-            "resource": route.path,
-            "path": path,
-            "httpMethod": route.method,
-            "headers": headers,
-            "multiValueHeaders": {key: [value] for key, value in headers.items()},
-            "queryStringParameters": {key: values[-1] for key, values in query_values.items()} or None,
-            "multiValueQueryStringParameters": query_values or None,
-            "pathParameters": parameters or None,
-            "stageVariables": None,
-            "requestContext": {
-                "resourcePath": route.path,
-                "httpMethod": route.method,
-                "path": f"/{self.model.stage_name}{path}",
-                "stage": self.model.stage_name,
-                "requestId": str(uuid.uuid4()),
-                "requestTimeEpoch": int(time.time() * 1000),
-                "authorizer": {"claims": claims},
-                "identity": {"sourceIp": "127.0.0.1"},
-            },
-            "body": body.decode() if body else None,
-            "isBase64Encoded": False,
-        }
+        event = proxy_event(route.path, request, parameters, claims, self.model.stage_name)
         outcome = runner.invoke(event, trigger=f"{route.method} {route.path}")
         if not outcome.ok or not isinstance(outcome.result, dict):
             return _json(502, {"message": "Internal server error"})  # what API Gateway says

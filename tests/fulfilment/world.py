@@ -27,6 +27,7 @@ from shared.events import (
     put_events_entry,
 )
 from shared.observability import logger
+from tests.support.lambda_context import FakeContext
 
 REGION = "ap-southeast-2"
 TABLE = "tbs-test-fulfilment-items"
@@ -35,17 +36,6 @@ BUS = "tbs-test"
 # As services/fulfilment.py subscribes the consumer's queue to the bus.
 ORDER_EVENTS_PATTERN = {"source": ["tbs.order"], "detail-type": ["OrderConfirmed", "OrderCancelled"]}
 CONFIRMED_AT = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
-
-
-@dataclass
-class LambdaContextStub:
-    function_name: str = "tbs-test-fulfilment-consumer"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:tbs-test-fulfilment-consumer"
-    aws_request_id: str = "request-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 def order(order_id: str, *kinds: ItemKind, version: int = 2) -> OrderSnapshot:
@@ -151,7 +141,7 @@ class FulfilmentWorld:
 
     def deliver(self, *records: dict[str, Any]) -> list[str]:
         """Run the consumer on a batch; the message ids it reports as failed."""
-        response = consumer.handler({"Records": list(records)}, LambdaContextStub())
+        response = consumer.handler({"Records": list(records)}, FakeContext())
         return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
 
     def published(self) -> list[dict[str, Any]]:

@@ -18,7 +18,8 @@ from moto import mock_aws
 
 from localcloud.fake_stripe import FakeStripe, running, signature_header
 from shared import settings
-from tests.support.apigateway import LambdaContext, rest_event, webhook_message_body
+from tests.support.apigateway import rest_event, webhook_message_body
+from tests.support.lambda_context import FakeContext
 from tools.seed_catalog import load_products, seed
 
 WEBHOOK_SECRET = "whsec_test_local"  # noqa: S105 - a test value for the local fake
@@ -36,7 +37,7 @@ class OrderWorld:
 
     # --- storefront ---
     def call(self, method: str, path: str, **options: Any) -> tuple[int, Any]:
-        response = self.modules["order.api"].handler(rest_event(method, path, **options), LambdaContext())
+        response = self.modules["order.api"].handler(rest_event(method, path, **options), FakeContext())
         return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
 
     def create_order(self, items: list[dict[str, Any]], sub: str = "customer-1") -> dict[str, Any]:
@@ -64,12 +65,12 @@ class OrderWorld:
 
     def deliver_webhooks(self, *records: dict[str, Any]) -> list[str]:
         """Runs the payment-events consumer on one batch; returns the ids of failed records."""
-        response = self.modules["order.payment_events"].handler({"Records": list(records)}, LambdaContext())
+        response = self.modules["order.payment_events"].handler({"Records": list(records)}, FakeContext())
         return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
 
     def deliver_fulfilled(self, *bodies: str) -> list[str]:
         records = [sqs_record(body, 1764000000000) for body in bodies]
-        response = self.modules["order.fulfilled_events"].handler({"Records": records}, LambdaContext())
+        response = self.modules["order.fulfilled_events"].handler({"Records": records}, FakeContext())
         return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
 
     # --- what happened ---

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -89,23 +88,3 @@ def sqs_event(*bodies: str) -> dict[str, Any]:
             for index, body in enumerate(bodies)
         ]
     }
-
-
-@dataclass
-class FakeContext:
-    """What Powertools reads from a Lambda context, with a settable time budget."""
-
-    remaining_seconds: float = 60.0
-    function_name: str = "tbs-test-reports-fn"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:ap-southeast-2:123456789012:function:tbs-test-reports-fn"
-    aws_request_id: str = "request-1"
-    slept: list[float] = field(default_factory=list)
-
-    def get_remaining_time_in_millis(self) -> int:
-        return int(self.remaining_seconds * 1000)
-
-    def sleep(self, seconds: float) -> None:
-        """Stands in for time.sleep: the time passes for the function, not for the test."""
-        self.slept.append(seconds)
-        self.remaining_seconds -= seconds

@@ -17,7 +17,9 @@ from reports.data_api import DataApi
 from reports.domain import order_rows
 from reports.repository import ReportsRepository
 from shared.events import OrderSnapshot, OrderStatus, parse_store_event
-from tests.reports.builders import FakeContext, envelope, snapshot
+from tests.reports.builders import envelope, snapshot
+from tests.support.apigateway import rest_event
+from tests.support.lambda_context import FakeContext
 
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 ADMIN = {"sub": "user-1", "email": "admin@example.com", "cognito:groups": "admin"}
@@ -26,27 +28,13 @@ ADMIN = {"sub": "user-1", "email": "admin@example.com", "cognito:groups": "admin
 def request(
     months: str | None = "3", claims: dict[str, str] | None = None, accept: str = "application/json"
 ) -> dict[str, Any]:
-    query = {"months": months} if months is not None else None
-    return {
-        "resource": "/reports/monthly",
-        "path": "/reports/monthly",
-        "httpMethod": "GET",
-        "headers": {"Accept": accept},
-        "multiValueHeaders": {"Accept": [accept]},
-        "queryStringParameters": query,
-        "multiValueQueryStringParameters": {key: [value] for key, value in (query or {}).items()} or None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": "/reports/monthly",
-            "httpMethod": "GET",
-            "stage": "v1",
-            "requestId": "request-1",
-            "authorizer": {"claims": ADMIN if claims is None else claims},
-        },
-        "body": None,
-        "isBase64Encoded": False,
-    }
+    return rest_event(
+        "GET",
+        "/reports/monthly",
+        claims=ADMIN if claims is None else claims,
+        headers={"Accept": accept},
+        query={"months": months} if months is not None else None,
+    )
 
 
 def call(event: dict[str, Any]) -> dict[str, Any]:

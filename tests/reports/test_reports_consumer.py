@@ -15,7 +15,8 @@ from localcloud.data_api import DataApiEmulator
 from reports import consumer, data_api
 from reports.data_api import DataApi
 from shared.events import OrderStatus
-from tests.reports.builders import T0, FakeContext, envelope, snapshot, sqs_event
+from tests.reports.builders import T0, envelope, snapshot, sqs_event
+from tests.support.lambda_context import FakeContext
 
 ORDERS = "SELECT order_id, status, version FROM orders ORDER BY order_id"
 NO_FAILURES: dict[str, Any] = {"batchItemFailures": []}

@@ -13,7 +13,7 @@ from localcloud.data_api import DataApiEmulator
 from reports import data_api, migrate
 from reports.data_api import DataApi, is_resuming
 from reports.schema import load_migrations
-from tests.reports.builders import FakeContext
+from tests.support.lambda_context import FakeContext
 
 LEDGER = "SELECT version FROM schema_migrations ORDER BY version"
 

@@ -8,6 +8,7 @@ import urllib.parse
 from typing import Any
 
 from components.webhook_queue import sqs_send_message_template
+from localcloud.gateway import Request, proxy_event
 from localcloud.vtl import render
 
 
@@ -34,41 +35,22 @@ def rest_event(
     groups: str | None = None,
     headers: dict[str, str] | None = None,
     query: dict[str, str] | None = None,
+    claims: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    claims = (
-        {} if sub is None else {"sub": sub, "email": email, **({"cognito:groups": groups} if groups else {})}
+    """The event the stage sends for `method path` (the path doubles as the route template); `claims`
+    replaces the ones made of sub, email and groups."""
+    if claims is None:
+        claims = (
+            {}
+            if sub is None
+            else {"sub": sub, "email": email, **({"cognito:groups": groups} if groups else {})}
+        )
+    text = body if body is None or isinstance(body, str) else json.dumps(body)
+    request = Request(
+        method=method,
+        path=path,
+        headers={"Content-Type": "application/json", **(headers or {})},
+        query=urllib.parse.urlencode(query or {}),
+        body=(text or "").encode(),
     )
-    all_headers = {"Content-Type": "application/json", **(headers or {})}
-    return {
-        "resource": path,
-        "path": path,
-        "httpMethod": method,
-        "headers": all_headers,
-        "multiValueHeaders": {key: [value] for key, value in all_headers.items()},
-        "queryStringParameters": query,
-        "multiValueQueryStringParameters": {key: [value] for key, value in query.items()} if query else None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": path,
-            "httpMethod": method,
-            "path": f"/v1{path}",
-            "stage": "v1",
-            "requestId": "request-1",
-            "authorizer": {"claims": claims},
-            "identity": {"sourceIp": "127.0.0.1"},
-        },
-        "body": body if body is None or isinstance(body, str) else json.dumps(body),
-        "isBase64Encoded": False,
-    }
-
-
-class LambdaContext:
-    function_name = "test-function"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:ap-southeast-2:123456789012:function:test-function"
-    aws_request_id = "aws-request-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+    return proxy_event(path, request, {}, claims, "v1")
