@@ -27,7 +27,14 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from order.domain import PaymentMismatch, check_payment
-from order.webhooks import Rejection, WebhookRejected, parse_message, verify
+from order.webhooks import (
+    PAYMENT_MISMATCH_METRIC,
+    WEBHOOK_REJECTED_METRIC,
+    Rejection,
+    WebhookRejected,
+    parse_message,
+    verify,
+)
 from order.wiring import config, order_service, secret
 from shared.events import OrderSnapshot, OrderStatus
 from shared.observability import METRICS_NAMESPACE, logger, metrics, tracer
@@ -40,10 +47,6 @@ TARGET_OF = {
 }
 
 # A wholly failed batch still answers with its failures (not an exception): SQS retries exactly those.
-# Alarmed by the program (services/order.py); tests/infra/test_wiring.py keeps the names in step.
-PAYMENT_MISMATCH_METRIC = "PaymentMismatch"
-WEBHOOK_REJECTED_METRIC = "WebhookRejected"
-
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 persistence = DynamoDBPersistenceLayer(table_name=config().IDEMPOTENCY_TABLE)
 

@@ -19,6 +19,10 @@ import stripe
 
 SIGNATURE_HEADER = "Stripe-Signature"
 REPLAY_TOLERANCE_SECONDS = 300
+# Counted by the consumer and alarmed by the program (services/order.py); tests/infra/test_wiring.py
+# keeps the names in step. Here, in a module without import-time setup, so the program's tests can read them.
+PAYMENT_MISMATCH_METRIC = "PaymentMismatch"
+WEBHOOK_REJECTED_METRIC = "WebhookRejected"
 
 
 class Rejection(StrEnum):

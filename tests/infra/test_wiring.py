@@ -62,7 +62,7 @@ def test_reports_functions_get_the_database_their_code_reads(stack: Recording) -
 
 
 def test_the_alarmed_business_metrics_are_the_ones_the_consumer_emits(stack: Recording) -> None:
-    from order.payment_events import PAYMENT_MISMATCH_METRIC, WEBHOOK_REJECTED_METRIC
+    from order.webhooks import PAYMENT_MISMATCH_METRIC, WEBHOOK_REJECTED_METRIC
 
     alarms = {
         (alarm.outputs["metricName"], tuple(sorted(alarm.outputs["dimensions"].items())))
