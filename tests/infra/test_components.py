@@ -377,17 +377,21 @@ def test_db_refuses_an_auto_pause_aurora_rejects() -> None:
 # --- RestApi ------------------------------------------------------------------------------------------
 
 
-def api_with_routes(routes: list[str]) -> RestApi:
-    api = RestApi(
-        "api",
+def new_api(name: str) -> RestApi:
+    return RestApi(
+        name,
         RestApiArgs(
             user_pool_arn="arn:aws:cognito-idp:ap-southeast-2:1:userpool/p",
             alarm_topic_arn=TOPIC_ARN,
             log_retention_days=14,
-            log_group_name="/tbs/test/api",
+            log_group_name=f"/tbs/test/{name}",
             throttle=Throttle(10, 20),
         ),
     )
+
+
+def api_with_routes(routes: list[str]) -> RestApi:
+    api = new_api("api")
     handler = ServiceFunction("handler", function_args(reserved_concurrency=None))
     for route in routes:
         method, path = route.split(" ")
@@ -420,16 +424,7 @@ def test_api_routes_are_cognito_authorised_and_scoped_invokes() -> None:
 
 @pulumi.runtime.test
 def test_api_publishes_once_and_only_then_has_urls(fresh_mocks: object) -> pulumi.Output[None]:
-    api = RestApi(
-        "once",
-        RestApiArgs(
-            user_pool_arn="arn:pool",
-            alarm_topic_arn=TOPIC_ARN,
-            log_retention_days=14,
-            log_group_name="/tbs/once",
-            throttle=Throttle(1, 2),
-        ),
-    )
+    api = new_api("once")
     with pytest.raises(RuntimeError, match="publish"):
         api.route_url("/x")
     url = api.publish()
