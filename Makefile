@@ -4,7 +4,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STACK  ?= dev
 
-.PHONY: install test lint dev demo preview snapshots docs seed package deploy clean
+CHAOS_ORDERS ?= 1000
+CHAOS_SEED ?= 7
+
+.PHONY: install test lint dev demo chaos preview snapshots docs seed package deploy clean
 
 install: $(BIN)/.installed
 
@@ -25,6 +28,11 @@ lint: install
 # The local cloud: the same program on this machine (moto, embedded PostgreSQL, local gateway). Ctrl-C stops it.
 dev: install
 	$(BIN)/python -m localcloud up --stack $(STACK)
+
+# Chaos against a local cloud of its own: duplicated, shuffled webhooks, 20 % failing λ, a paused
+# database, poison messages, then a DLQ redrive; prints the figures and fails unless 0 lost, 0 doubled.
+chaos: install
+	$(BIN)/python -m localcloud.chaos --orders $(CHAOS_ORDERS) --seed $(CHAOS_SEED)
 
 # The whole story against a running `make dev`.
 demo: install

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import shutil
 import sys
 import tempfile
@@ -27,7 +28,7 @@ from localcloud.gateway import Answer, LocalGateway, _json
 from localcloud.materialize import LocalModel, MaterializingMocks
 from localcloud.moto_process import running_moto
 from localcloud.postgres import running_postgres
-from localcloud.runtime import FunctionRunner, Poller, worker_environment
+from localcloud.runtime import Fault, FunctionRunner, Poller, worker_environment
 from localcloud.tokens import DevIssuer
 from tools.recording import DEFAULT_REGION, record, stack_config
 
@@ -49,12 +50,17 @@ class LocalCloud:
     retry_delay_seconds: int = 1
     quiet: bool = False
     overrides: dict[str, str] = field(default_factory=dict)  # stack config, e.g. a shorter batching window
+    seed: int = 0  # of the random fault injector (fault_rate)
 
     def __post_init__(self) -> None:
         self.region = stack_config(self.stack).get("aws:region", DEFAULT_REGION)
         self.issuer = DevIssuer()
         # function name → reason: while present, that function's invocations fail (for fault tests).
         self.faults: dict[str, str] = {}
+        # Random failures of every invocation, seeded so a chaos run can be repeated (0 = off).
+        self.fault_rate = 0.0
+        self._fault_random = random.Random(self.seed)  # noqa: S311 - seeded to repeat a run
+        self._fault_lock = threading.Lock()
         self.runners: dict[str, FunctionRunner] = {}
         self.pollers: list[Poller] = []
         self.model = LocalModel()
@@ -105,6 +111,18 @@ class LocalCloud:
             **LOCAL_CREDENTIALS,
         )
 
+    def _injected_fault(self, function_name: str) -> Fault | None:
+        if function_name in self.faults:
+            return Fault(self.faults[function_name], after_running=False)
+        with self._fault_lock:
+            if not (self.fault_rate > 0 and self._fault_random.random() < self.fault_rate):
+                return None
+            after = self._fault_random.random() < 0.5
+        moment = "after running" if after else "before running"
+        return Fault(
+            f"random failure {moment} (rate {self.fault_rate}, seed {self.seed})", after_running=after
+        )
+
     def resource(self, service: str) -> Any:
         return boto3.resource(
             service,
@@ -148,7 +166,7 @@ class LocalCloud:
                 worker_environment(function, endpoints, self.region),
                 self.log_dir,
                 self.log,
-                self.faults.get,
+                self._injected_fault,
             )
         for runner in self.runners.values():
             self._exit.callback(runner.stop)

@@ -24,6 +24,12 @@ LogLine = Callable[[str], None]
 
 
 @dataclass(frozen=True)
+class Fault:
+    reason: str
+    after_running: bool  # the handler ran (and did its work) before the invocation failed
+
+
+@dataclass(frozen=True)
 class Invocation:
     ok: bool
     result: Any
@@ -45,7 +51,7 @@ class FunctionRunner:
         environment: dict[str, str],
         log_dir: Path,
         log: LogLine,
-        fault: Callable[[str], str | None] | None = None,
+        fault: Callable[[str], Fault | None] | None = None,
     ) -> None:
         self.function = function
         self._environment = environment
@@ -101,10 +107,14 @@ class FunctionRunner:
         with self._lock:
             started = time.monotonic()
             injected = self._fault(self.function.name) if self._fault else None
-            if injected:
-                outcome = Invocation(False, None, f"injected fault: {injected}", 0.0)
-            else:
+            if injected is None:
                 outcome = self._invoke(event, started)
+            else:
+                # "After": the work is done, then the invocation dies before answering — the case that
+                # makes at-least-once delivery hand a consumer work it has already done.
+                ran = self._invoke(event, started) if injected.after_running else None
+                duration = ran.duration_ms if ran else 0.0
+                outcome = Invocation(False, None, f"injected fault: {injected.reason}", duration)
             self.invocations += 1
             status = "ok" if outcome.ok else f"error: {outcome.error}"
             self._log(f"λ {self.function.name:<40} {trigger:<10} {outcome.duration_ms:7.1f} ms  {status}")
