@@ -19,12 +19,8 @@ from typing import Any
 STATE_FILE = Path(__file__).resolve().parent.parent / ".localcloud.json"
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def up(stack: str) -> int:
-    from localcloud.cloud import LocalCloud
+    from localcloud.cloud import LocalCloud, stop_on_sigterm
 
     cloud = LocalCloud(stack=stack).start()
     STATE_FILE.write_text(
@@ -42,7 +38,7 @@ def up(stack: str) -> int:
         )
     )
     print(cloud.summary(), flush=True)
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
+    stop_on_sigterm()
     try:
         signal.pause()
     except KeyboardInterrupt:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from localcloud.client import StoreClient, wait_for
-from localcloud.cloud import LocalCloud
+from localcloud.cloud import LocalCloud, stop_on_sigterm
 from tools.seed_catalog import load_products, seed
 
 PRODUCTS = [("tee-organic-black", 1), ("ebook-zero-waste", 1), ("mug-enamel", 2)]
@@ -404,6 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resuming-calls", type=int, default=3)
     parser.add_argument("--poison", type=int, default=3)
     args = parser.parse_args(argv)
+    stop_on_sigterm()
     report = run(
         args.orders,
         args.seed,

@@ -67,9 +67,18 @@ def proxy_event(
             "authorizer": {"claims": claims},
             "identity": {"sourceIp": "127.0.0.1"},
         },
-        "body": request.body.decode() if request.body else None,
-        "isBase64Encoded": False,
+        **_body(request.body),
     }
+
+
+def _body(data: bytes) -> dict[str, Any]:
+    """Text as text; bytes that are not UTF-8 base64-encoded, flagged, as API Gateway passes binary."""
+    if not data:
+        return {"body": None, "isBase64Encoded": False}
+    try:
+        return {"body": data.decode(), "isBase64Encoded": False}
+    except UnicodeDecodeError:
+        return {"body": base64.b64encode(data).decode(), "isBase64Encoded": True}
 
 
 def _json(status: int, body: Any) -> Answer:

@@ -22,6 +22,7 @@ INVOKE_CONFIG = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 POLICY_ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
 TABLE = "aws:dynamodb/table:Table"
+TABLE_POLICY = "aws:dynamodb/resourcePolicy:ResourcePolicy"
 CLUSTER = "aws:rds/cluster:Cluster"
 CLUSTER_INSTANCE = "aws:rds/clusterInstance:ClusterInstance"
 STAGE = "aws:apigateway/stage:Stage"
@@ -275,6 +276,12 @@ def no_queue_is_open_to_the_public(graph: Graph) -> list[str]:
             if not _get(statement, "Condition", "ArnEquals", "aws:SourceArn"):
                 problems.append(f"{_label(policy)}: a service principal without a SourceArn condition")
     return problems
+
+
+@rule
+def no_table_is_shared_by_a_resource_policy(graph: Graph) -> list[str]:
+    """Tables are reached only through the functions' own roles; a resource policy could open them."""
+    return [f"{_label(policy)}: a resource policy on a table" for policy in graph.of_type(TABLE_POLICY)]
 
 
 @rule

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import ServiceError, UnauthorizedError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import UnauthorizedError
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.idempotency import (
@@ -25,9 +24,11 @@ from order.domain import MAX_LINES, MAX_QUANTITY, DomainError, Line
 from order.payments import PaymentProviderError
 from order.wiring import config, order_service
 from shared.events import OrderSnapshot
+from shared.http import json_response, register_error_handlers
 from shared.observability import logger, metrics, tracer
 
 app = APIGatewayRestResolver(enable_validation=True)
+register_error_handlers(app)
 
 # A retried POST /orders with the same Idempotency-Key returns the first answer for a day.
 CREATE_IDEMPOTENCY = IdempotencyConfig(
@@ -76,10 +77,6 @@ def caller() -> Caller:
     return Caller(sub=claims["sub"], email=claims.get("email"))
 
 
-def _json(status: int, body: dict[str, Any]) -> Response[Any]:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
-
-
 @idempotent_function(
     data_keyword_argument="request", config=CREATE_IDEMPOTENCY, persistence_store=persistence
 )
@@ -109,7 +106,7 @@ def create_order(
     }
     created = create_once(request=request) if idempotency_key else create_once.__wrapped__(request=request)
     metrics.add_metric(name="OrderCreated", unit="Count", value=1)
-    return _json(201, created)
+    return json_response(201, created)
 
 
 @app.get("/orders", summary="The caller's orders of the last 6 months, newest first")
@@ -133,38 +130,19 @@ def cancel_order(order_id: str) -> OrderSnapshot:
 
 @app.exception_handler(DomainError)
 def refused(error: DomainError) -> Response[Any]:
-    return _json(error.status_code, {"message": error.message})
-
-
-@app.exception_handler(RequestValidationError)
-def invalid_request(error: RequestValidationError) -> Response[Any]:
-    problems = [
-        {"field": ".".join(str(part) for part in problem["loc"][1:]), "message": problem["msg"]}
-        for problem in error.errors()
-    ]
-    summary = "; ".join(f"{problem['field'] or 'body'}: {problem['message']}" for problem in problems)
-    return _json(422, {"message": f"invalid request: {summary}", "errors": problems})
+    return json_response(error.status_code, {"message": error.message})
 
 
 @app.exception_handler(IdempotencyValidationError)
 def reused_key(error: IdempotencyValidationError) -> Response[Any]:
-    return _json(422, {"message": "this Idempotency-Key was already used with a different order"})
+    return json_response(422, {"message": "this Idempotency-Key was already used with a different order"})
 
 
 @app.exception_handler(PaymentProviderError)
 def payment_provider_down(error: PaymentProviderError) -> Response[Any]:
     logger.warning("payment provider failed", extra={"error": str(error)})
-    return _json(502, {"message": "the payment provider is unavailable; retry with the same Idempotency-Key"})
-
-
-@app.exception_handler(Exception)
-def unexpected(error: Exception) -> Response[Any]:
-    if isinstance(error, ServiceError):
-        raise error  # 401/403/404 of the resolver itself: Powertools answers those
-    # Logged with the trace; the caller gets a request id to quote, never the stack trace.
-    logger.exception("unhandled error")
-    return _json(
-        500, {"message": "internal error", "requestId": app.current_event.request_context.request_id}
+    return json_response(
+        502, {"message": "the payment provider is unavailable; retry with the same Idempotency-Key"}
     )
 
 

@@ -21,6 +21,7 @@ from reports.data_api import DataApi, DatabaseSettings
 from reports.domain import MonthTotals, groups_of, monthly_report, report_csv, report_months
 from reports.repository import ReportsRepository
 from shared import settings
+from shared.http import register_error_handlers
 from shared.observability import logger, metrics, tracer
 
 ADMIN_GROUP = "admin"
@@ -28,6 +29,7 @@ MAX_MONTHS = 36
 CSV_TYPE = "text/csv"
 
 app = APIGatewayRestResolver(enable_validation=True)
+register_error_handlers(app)
 
 
 class MonthlyReport(BaseModel):

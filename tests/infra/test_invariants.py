@@ -234,6 +234,26 @@ def test_production_rule_catches(
     )
 
 
+def test_a_table_resource_policy_is_caught(recordings: dict[str, Recording]) -> None:
+    opened = Recorded(
+        urn="urn:x",
+        type=rules.TABLE_POLICY,
+        name="open-orders",
+        parent="",
+        custom=True,
+        inputs={},
+        outputs={"policy": "{}"},
+        dependencies=[],
+    )
+    graph = graph_of(recordings["dev"], [*recordings["dev"].resources, opened])
+    assert "no_table_is_shared_by_a_resource_policy" in check(
+        graph, ["no_table_is_shared_by_a_resource_policy"]
+    )
+
+
 def test_every_rule_has_a_breakage_that_it_catches() -> None:
-    covered = {breakage[2] for breakage in BREAKAGES} | {"production_data_survives_mistakes"}
+    covered = {breakage[2] for breakage in BREAKAGES} | {
+        "production_data_survives_mistakes",
+        "no_table_is_shared_by_a_resource_policy",
+    }
     assert covered == set(RULES)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 import pytest
 
 from tests.order.conftest import OrderWorld
+from tests.support.apigateway import rest_event
+from tests.support.lambda_context import FakeContext
 
 TEE = {"productId": "tee-organic-black", "quantity": 2}  # 2 × 3900
 MUG = {"productId": "mug-enamel", "quantity": 1}  # 2450
@@ -70,6 +74,13 @@ def test_bad_orders_get_a_clear_4xx_and_change_nothing(
     assert answer[0] == status
     assert says in answer[1]["message"]
     assert world.orders.scan()["Count"] == 0 and world.stripe.payment_intents == {}
+
+
+def test_a_body_that_is_not_utf8_is_a_400_not_a_crash(world: OrderWorld) -> None:
+    event = rest_event("POST", "/orders", body=base64.b64encode(b"\x9f\x80{").decode())
+    event["isBase64Encoded"] = True
+    response = world.modules["order.api"].handler(event, FakeContext())
+    assert response["statusCode"] == 400 and "UTF-8" in json.loads(response["body"])["message"]
 
 
 def test_an_unauthenticated_call_is_refused(world: OrderWorld) -> None:
