@@ -88,9 +88,13 @@ def process_stripe_event(event: dict[str, Any]) -> dict[str, str]:
 
 
 def record_handler(record: SQSRecord) -> None:
-    queued_at = datetime.fromtimestamp(int(record.attributes.sent_timestamp) / 1000, tz=UTC)
     try:
-        event = verify(parse_message(record.body), secret(config().STRIPE_WEBHOOK_SECRET_ARN), queued_at)
+        message = parse_message(record.body)
+        # receivedAt survives any redrive; SentTimestamp only when the body lacks it (see order.webhooks).
+        queued_at = message.received_at or datetime.fromtimestamp(
+            int(record.attributes.sent_timestamp) / 1000, tz=UTC
+        )
+        event = verify(message, secret(config().STRIPE_WEBHOOK_SECRET_ARN), queued_at)
     except WebhookRejected as rejection:
         count(WEBHOOK_REJECTED_METRIC, reason=rejection.reason.value)
         logger.warning(

@@ -1,9 +1,15 @@
 """Verifying a Stripe webhook from the message the WebhookQueue made of it.
 
-The message body is JSON: {"body": <raw request body, base64>, "headers": {"Stripe-Signature": …}, …}.
-The signature is checked with stripe's own Webhook.construct_event, with its age check off: the age that
-matters is the signed timestamp against the time the *queue* received the message (SentTimestamp), so a
-DLQ redrive days later still verifies while a captured request replayed later does not."""
+The message body is JSON: {"body": <raw request body, base64>, "headers": {"Stripe-Signature": …},
+"receivedAt": <epoch ms API Gateway received the request>, …}. The signature is checked with stripe's own
+Webhook.construct_event, with its age check off: the age that matters is the signed timestamp against
+the time *we* received the request, so a DLQ redrive days later still verifies while a captured request
+replayed later does not.
+
+That time is `receivedAt`, which API Gateway's mapping template writes into the body — not the message's
+SentTimestamp: a redrive that re-sends the message (the receive/send/delete fallback, or any copy) gives
+the copy a new SentTimestamp, and a genuine payment would then look replayed and be dropped. The body
+travels unchanged with the message; SentTimestamp is only the fallback for a body without the field."""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -42,6 +48,7 @@ class WebhookRejected(Exception):
 class WebhookMessage:
     payload: bytes
     signature: str
+    received_at: datetime | None  # when API Gateway received the request (None: not recorded)
 
 
 def parse_message(body: str) -> WebhookMessage:
@@ -49,9 +56,11 @@ def parse_message(body: str) -> WebhookMessage:
         message = json.loads(body)
         payload = base64.b64decode(message["body"], validate=True)
         signature = str(message.get("headers", {}).get(SIGNATURE_HEADER) or "")
-    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as error:
+        received_ms = message.get("receivedAt")
+        received_at = datetime.fromtimestamp(int(received_ms) / 1000, tz=UTC) if received_ms else None
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error, OverflowError) as error:
         raise WebhookRejected(Rejection.MALFORMED, f"unreadable queue message ({error})") from error
-    return WebhookMessage(payload=payload, signature=signature)
+    return WebhookMessage(payload=payload, signature=signature, received_at=received_at)
 
 
 def signed_at(signature: str) -> int | None:

@@ -60,8 +60,9 @@ class OrderWorld:
         payload = payload if payload is not None else json.dumps(event).encode()
         header = signature if signature is not None else signature_header(payload, secret, signed_at)
         headers = {"Stripe-Signature": header} if header else {}
-        sent_ms = (queued_at if queued_at is not None else (signed_at or _signed_time(header))) * 1000
-        return sqs_record(webhook_message_body(payload.decode(), headers), sent_ms)
+        received_ms = (queued_at if queued_at is not None else (signed_at or _signed_time(header))) * 1000
+        # Queued the moment API Gateway received it: receivedAt and SentTimestamp agree until a redrive.
+        return sqs_record(webhook_message_body(payload.decode(), headers, received_ms), received_ms)
 
     def deliver_webhooks(self, *records: dict[str, Any]) -> list[str]:
         """Runs the payment-events consumer on one batch; returns the ids of failed records."""

@@ -143,6 +143,16 @@ def test_a_dlq_redrive_days_later_still_verifies(world: OrderWorld) -> None:
     assert world.order(order["orderId"])["status"] == "PAID"
 
 
+def test_a_message_copied_by_a_redrive_still_verifies(world: OrderWorld) -> None:
+    """A redrive that re-sends the message gives it a new SentTimestamp days later; the time API Gateway
+    received the request travels in the body, so the genuine payment is not taken for a replay."""
+    order = pending(world)
+    record = world.webhook_record(succeeded(world, order), signed_at=NOW)
+    record["attributes"]["SentTimestamp"] = str((NOW + 4 * 86400) * 1000)
+    assert world.deliver_webhooks(record) == []
+    assert world.order(order["orderId"])["status"] == "PAID"
+
+
 def test_a_malformed_queue_message_fails_without_a_crash(world: OrderWorld) -> None:
     from tests.order.conftest import sqs_record
 
