@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import signal
 import sys
 import time
 import traceback
 import uuid
+from collections import Counter
+from pathlib import Path
 from typing import Any
+
+# Opt-in (`make bench` sets it): a directory where each worker writes the AWS API calls its function
+# made, per service and operation, after every invocation. Unset, nothing is hooked or written.
+COUNT_AWS_CALLS_ENV = "TBS_COUNT_AWS_CALLS_DIR"
 
 
 class Context:
@@ -33,6 +40,32 @@ class Context:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+def count_aws_calls(directory: Path) -> Counter[str]:
+    """Hook botocore's `before-call` event on every client this process creates (whatever session made
+    it: Powertools makes its own) and count "<service>:<Operation>"."""
+    import botocore.session
+
+    calls: Counter[str] = Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        calls[f"{model.service_model.endpoint_prefix}:{model.name}"] += 1
+
+    create_client = botocore.session.Session.create_client
+
+    def counting_create_client(self: Any, *args: Any, **kwargs: Any) -> Any:
+        client = create_client(self, *args, **kwargs)
+        client.meta.events.register("before-call", count)
+        return client
+
+    botocore.session.Session.create_client = counting_create_client
+    directory.mkdir(parents=True, exist_ok=True)
+    return calls
+
+
+def write_counts(directory: Path, function_name: str, calls: Counter[str]) -> None:
+    (directory / f"{function_name}.json").write_text(json.dumps(dict(sorted(calls.items()))))
+
+
 def main() -> None:
     handler_path, function_name, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3])
     # Ctrl-C in the terminal reaches the whole process group: the cloud stops its workers itself.
@@ -41,6 +74,8 @@ def main() -> None:
     # The protocol owns stdout: the handler's own prints and logs go to stderr (the function's log).
     protocol = sys.stdout
     sys.stdout = sys.stderr
+    counts_dir = Path(os.environ[COUNT_AWS_CALLS_ENV]) if os.environ.get(COUNT_AWS_CALLS_ENV) else None
+    calls = count_aws_calls(counts_dir) if counts_dir else None
     handler = getattr(importlib.import_module(module_name), attribute)
     protocol.write(json.dumps({"ready": True}) + "\n")
     protocol.flush()
@@ -51,6 +86,8 @@ def main() -> None:
         except Exception as error:
             traceback.print_exc()
             answer = {"error": {"type": type(error).__name__, "message": str(error)}}
+        if counts_dir is not None and calls is not None:
+            write_counts(counts_dir, function_name, calls)
         protocol.write(json.dumps(answer, default=str) + "\n")
         protocol.flush()
 

@@ -1,0 +1,128 @@
+"""The policy pack runs THE invariant rules (policy/rules.py) on a preview's resources, in-process:
+constructing the PolicyPack would start a gRPC server and block, so the tests call its validations."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+from pulumi_policy import EnforcementLevel, PolicyResource, StackValidationArgs
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
+
+from policy import pack, rules
+from tools.recording import Recorded, Recording, record
+
+
+@pytest.fixture(scope="module")
+def recordings() -> dict[str, Recording]:
+    return {stack: record(stack) for stack in ("dev", "prod")}
+
+
+def preview_args(resources: list[Recorded]) -> StackValidationArgs:
+    """What the engine hands a stack validation: PolicyResources with resource_type, urn, name and props
+    wrapped in the proxies that raise on values unknown during preview."""
+    return StackValidationArgs(
+        resources=[
+            PolicyResource(
+                resource_type=r.type,
+                props=unknown_checking_proxy(r.outputs),
+                urn=r.urn,
+                name=r.name,
+                opts=None,  # type: ignore[arg-type]
+                provider=None,
+                parent=None,
+                dependencies=[],
+                property_dependencies={},
+            )
+            for r in resources
+        ]
+    )
+
+
+def violations(args: StackValidationArgs, project_root: Path = pack.PROJECT_ROOT) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for policy in pack.policies(project_root):
+        reported: list[str] = []
+
+        def report(message: str, urn: str | None = None, reported: list[str] = reported) -> None:
+            reported.append(message)
+
+        policy.validate(args, report)
+        if reported:
+            found[policy.name] = reported
+    return found
+
+
+def test_one_policy_per_rule_all_mandatory() -> None:
+    policies = pack.policies()
+    assert sorted(policy.name for policy in policies) == sorted(
+        name.replace("_", "-") for name in rules.RULES
+    )
+    assert {policy.enforcement_level for policy in policies} == {EnforcementLevel.MANDATORY}
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_program_passes_its_own_policy_pack(recordings: dict[str, Recording], stack: str) -> None:
+    assert violations(preview_args(recordings[stack].resources)) == {}
+
+
+def test_a_violation_is_reported_with_the_rules_own_message(recordings: dict[str, Recording]) -> None:
+    resources = copy.deepcopy(recordings["dev"].resources)
+    function = next(r for r in resources if r.type == rules.FUNCTION)
+    function.outputs["architectures"] = ["x86_64"]
+    graph = rules.Graph(resources=resources, production=False)
+    expected = rules.every_function_is_traced_arm64_and_current(graph)
+
+    assert violations(preview_args(resources)) == {"every-function-is-traced-arm64-and-current": expected}
+
+
+def test_production_is_read_from_the_stack_file(recordings: dict[str, Recording]) -> None:
+    # The prod graph without a reader instance only fails the production-only rule.
+    without_reader = [r for r in recordings["prod"].resources if r.type != rules.CLUSTER_INSTANCE]
+    assert set(violations(preview_args(without_reader))) == {"production-data-survives-mistakes"}
+    # The same resources under the dev stack's name are not production: the rule does not apply.
+    dev_urns = [
+        Recorded(**{**r.__dict__, "urn": r.urn.replace("urn:pulumi:prod::", "urn:pulumi:dev::")})
+        for r in without_reader
+    ]
+    assert violations(preview_args(dev_urns)) == {}
+
+
+@pytest.mark.parametrize(
+    ("stack", "stack_file", "production"),
+    [
+        ("prod", None, True),
+        ("eu-prod", None, True),
+        ("staging", None, False),
+        ("prod", "config:\n  tbs:production: false\n", False),
+        ("live", "config:\n  tbs:production: true\n", True),
+    ],
+)
+def test_is_production(tmp_path: Path, stack: str, stack_file: str | None, production: bool) -> None:
+    if stack_file is not None:
+        (tmp_path / f"Pulumi.{stack}.yaml").write_text(stack_file)
+    assert pack.is_production(stack, tmp_path) is production
+
+
+def test_stack_of_urn() -> None:
+    assert pack.stack_of("urn:pulumi:prod::tbs::aws:sqs/queue:Queue::orders") == "prod"
+
+
+def test_a_value_unknown_during_preview_is_left_to_the_framework(recordings: dict[str, Recording]) -> None:
+    # A new queue's ARN is unknown in a first preview: the rule must not report a false violation; the
+    # framework catches UnknownValueError and says the policy could not run on this preview.
+    resources = copy.deepcopy(recordings["dev"].resources)
+    for queue in (r for r in resources if r.type == rules.QUEUE):
+        queue.outputs["arn"] = UNKNOWN_STRING_VALUE
+    (policy,) = [p for p in pack.policies() if p.name == "every-queue-has-a-redrive-policy-or-is-a-dlq"]
+    reported: list[str] = []
+    with pytest.raises(UnknownValueError):
+        policy.validate(preview_args(resources), lambda message, urn: reported.append(message))
+    assert reported == []
+
+
+def test_plain_unwraps_proxies_into_comparable_values() -> None:
+    props = pack.plain(unknown_checking_proxy({"architectures": ["arm64"], "nested": {"mode": "Active"}}))
+    assert props == {"architectures": ["arm64"], "nested": {"mode": "Active"}}
+    assert props.get("missing") is None
