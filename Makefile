@@ -7,7 +7,7 @@ STACK  ?= dev
 CHAOS_ORDERS ?= 1000
 CHAOS_SEED ?= 7
 
-.PHONY: install test lint dev demo chaos preview snapshots docs seed package deploy clean
+.PHONY: install test lint dev demo chaos fuzz preview snapshots docs seed package deploy clean ops
 
 install: $(BIN)/.installed
 
@@ -33,6 +33,10 @@ dev: install
 # database, poison messages, then a DLQ redrive; prints the figures and fails unless 0 lost, 0 doubled.
 chaos: install
 	$(BIN)/python -m localcloud.chaos --orders $(CHAOS_ORDERS) --seed $(CHAOS_SEED)
+
+# The storefront API fuzzed from docs/openapi.json against a local cloud, deeper than in `make test`.
+fuzz: install
+	FUZZ_EXAMPLES=200 $(BIN)/python -m pytest tests/e2e/test_api_fuzz.py
 
 # The whole story against a running `make dev`.
 demo: install
@@ -61,6 +65,25 @@ package: install
 
 deploy: package
 	pulumi up --stack $(STACK)
+
+# Operator tooling (README "Operating"), e.g. make ops ARGS="--stack prod dlq list" or ARGS="--local dlq list".
+ops: install
+	$(BIN)/python -m tools.ops $(ARGS)
+
+# docs/architecture.md (Mermaid) and docs/architecture.svg from the recorded resource graph (a test fails
+# when they are stale). Graphviz renders the SVG: installed from Debian when missing.
+diagram: install
+	@command -v dot >/dev/null || (apt-get update -qq && apt-get install -y -qq graphviz) \
+		|| (sudo apt-get update -qq && sudo apt-get install -y -qq graphviz)
+	$(BIN)/python -m tools.diagram --svg
+
+# The invariant policy pack on a real preview (needs the Pulumi CLI and credentials, as CI has).
+policy: package
+	pulumi preview --stack $(STACK) --policy-pack policy
+
+# Performance figures (a few minutes; not part of `make test`): printed and written to docs/performance.md.
+bench: install
+	$(BIN)/python -m tools.bench
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -24,13 +24,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from localcloud.client import StoreClient, wait_for
+from localcloud.client import StoreClient
 from localcloud.cloud import LocalCloud, stop_on_sigterm
 from tools.seed_catalog import load_products, seed
 
 PRODUCTS = [("tee-organic-black", 1), ("ebook-zero-waste", 1), ("mug-enamel", 2)]
 DELIVERIES_PER_WEBHOOK = 3
 CREATE_ATTEMPTS = 20
+STALL_SECONDS = 120
 
 
 @dataclass
@@ -148,7 +149,7 @@ class _Chaos:
             self._deliver_webhooks(order_ids)
             self._send_poison()
             self.progress("webhooks and poison sent; waiting for the system to settle")
-            self._settle(order_ids)
+            self._settle()
         finally:
             cloud.fault_rate = 0.0
         report.injected_failures = self._failures_logged() - invocations_before
@@ -157,7 +158,7 @@ class _Chaos:
             f"dead letters: { {q: len(r) for q, r in report.dlq_before_redrive.items()} }; redriving"
         )
         self._redrive_all()
-        self._settle(order_ids)
+        self._settle()
         self._measure(order_ids, observer)
         report.seconds = time.monotonic() - started
         return report
@@ -257,16 +258,23 @@ class _Chaos:
             )
         return total
 
-    def _settle(self, order_ids: list[str]) -> None:
-        timeout = 120 + 0.5 * len(order_ids)
-
-        def quiet() -> bool:
-            if self._in_flight():
-                return False
-            time.sleep(1.5)  # and still so a moment later: a message between two queues is in neither
-            return self._in_flight() == 0
-
-        wait_for(quiet, "every queue to drain", timeout_seconds=timeout, interval=1.0)
+    def _settle(self) -> None:
+        """Until every queue is empty, however long that takes while the backlog shrinks; a backlog that
+        stops shrinking for STALL_SECONDS is a stuck system, and the run fails."""
+        last_change, last = time.monotonic(), -1
+        while True:
+            in_flight = self._in_flight()
+            if in_flight == 0:
+                time.sleep(1.5)  # and still so a moment later: a message between two queues is in neither
+                if self._in_flight() == 0:
+                    return
+            elif in_flight != last:
+                if last >= 0:
+                    self.progress(f"{in_flight} messages in flight")
+                last_change, last = time.monotonic(), in_flight
+            elif time.monotonic() - last_change > STALL_SECONDS:
+                raise TimeoutError(f"{in_flight} messages stuck for {STALL_SECONDS} s")
+            time.sleep(1)
 
     def _reason(self, message_id: str) -> str:
         """What the consumer logged when it failed this message (the DLQ keeps the message id)."""

@@ -25,7 +25,7 @@ import boto3
 from localcloud.data_api import DataApiEmulator
 from localcloud.fake_stripe import FakeStripe, signature_header
 from localcloud.fake_stripe import running as running_stripe
-from localcloud.gateway import Answer, LocalGateway, _json
+from localcloud.gateway import Answer, LocalGateway, json_answer
 from localcloud.materialize import LocalModel, MaterializingMocks
 from localcloud.moto_process import running_moto
 from localcloud.postgres import running_postgres
@@ -248,15 +248,15 @@ class LocalCloud:
         try:
             order_id = json.loads(body)["orderId"]
         except (ValueError, KeyError, TypeError):
-            return _json(400, {"message": 'send {"orderId": "..."}'})
+            return json_answer(400, {"message": 'send {"orderId": "..."}'})
         orders = self.client("dynamodb")
         table = self.model.exports.get("ordersTable")
         item = orders.get_item(TableName=table, Key={"orderId": {"S": order_id}}).get("Item")
         if not item:
-            return _json(404, {"message": f"order {order_id} not found"})
+            return json_answer(404, {"message": f"order {order_id} not found"})
         event = self.stripe.event(event_type, item["paymentIntentId"]["S"])
         status = self.send_webhook(event)
-        return _json(200, {"event": event["id"], "type": event_type, "webhookStatus": status})
+        return json_answer(200, {"event": event["id"], "type": event_type, "webhookStatus": status})
 
     def _openapi(self) -> Answer:
         """docs/openapi.json with this cloud's base URL, for the Swagger UI page."""

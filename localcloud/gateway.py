@@ -81,7 +81,7 @@ def _body(data: bytes) -> dict[str, Any]:
         return {"body": base64.b64encode(data).decode(), "isBase64Encoded": True}
 
 
-def _json(status: int, body: Any) -> Answer:
+def json_answer(status: int, body: Any) -> Answer:
     return Answer(status, json.dumps(body).encode(), {"Content-Type": JSON})
 
 
@@ -152,27 +152,29 @@ class LocalGateway:
             return self._extra[(method, split.path)](body)
         prefix = f"/{self.model.stage_name}"
         if not split.path.startswith(prefix + "/"):
-            return _json(403, {"message": "Missing Authentication Token"})  # API Gateway's answer
+            return json_answer(403, {"message": "Missing Authentication Token"})  # API Gateway's answer
         request = Request(method, split.path[len(prefix) :], headers, split.query, body)
         for route, pattern in self._patterns:
             match = pattern.match(request.path)
             if match and route.method == method:
                 return self._route(route, request, match.groupdict())
-        return _json(403, {"message": "Missing Authentication Token"})
+        return json_answer(403, {"message": "Missing Authentication Token"})
 
     def _route(self, route: LocalRoute, request: Request, parameters: dict[str, str]) -> Answer:
         claims: dict[str, str] = {}
         if route.authorization == "COGNITO_USER_POOLS":
             found = self._issuer.claims(_header(request.headers, "Authorization"))
             if found is None:
-                return _json(401, {"message": "Unauthorized"})
+                return json_answer(401, {"message": "Unauthorized"})
             claims = found
         integration = route.integration
         if integration.get("type") == "AWS_PROXY":
             return self._proxy(route, request, parameters, claims)
         if integration.get("type") == "AWS" and ":sqs:path/" in str(integration.get("uri")):
             return self._to_queue(integration, request.headers, request.body)
-        return _json(500, {"message": f"integration {integration.get('type')} is not supported locally"})
+        return json_answer(
+            500, {"message": f"integration {integration.get('type')} is not supported locally"}
+        )
 
     def _proxy(
         self, route: LocalRoute, request: Request, parameters: dict[str, str], claims: dict[str, str]
@@ -182,7 +184,7 @@ class LocalGateway:
         event = proxy_event(route.path, request, parameters, claims, self.model.stage_name)
         outcome = runner.invoke(event, trigger=f"{route.method} {route.path}")
         if not outcome.ok or not isinstance(outcome.result, dict):
-            return _json(502, {"message": "Internal server error"})  # what API Gateway says
+            return json_answer(502, {"message": "Internal server error"})  # what API Gateway says
         result = outcome.result
         response_headers = {key: str(value) for key, value in (result.get("headers") or {}).items()}
         for key, values in (result.get("multiValueHeaders") or {}).items():
@@ -195,7 +197,7 @@ class LocalGateway:
         content_type = (_header(headers, "Content-Type") or "").split(";")[0].strip().lower()
         templates: dict[str, str] = integration.get("requestTemplates") or {}
         if content_type not in templates:
-            return _json(415, {"message": "Unsupported Media Type"})  # passthrough NEVER
+            return json_answer(415, {"message": "Unsupported Media Type"})  # passthrough NEVER
         context = {"requestId": str(uuid.uuid4()), "requestTimeEpoch": int(time.time() * 1000)}
         form = urllib.parse.parse_qs(vtl.render(templates[content_type], body.decode(), headers, context))
         queue_name = str(integration["uri"]).rsplit("/", 1)[1]

@@ -70,16 +70,13 @@ class LocalModel:
 class MaterializingMocks(RecordingMocks):
     """RecordingMocks whose resources also come to life on the local services."""
 
-    def __init__(
-        self, region: str, clients: Callable[[str], Any], data_api_database: str = "reports"
-    ) -> None:
+    def __init__(self, region: str, clients: Callable[[str], Any]) -> None:
         super().__init__(region)
         self.model = LocalModel()
         self._client = clients
         self._lock = threading.Lock()
         self._api_paths: dict[str, str] = {}  # API Gateway resource id → full path
         self._methods: dict[tuple[str, str], dict[str, Any]] = {}
-        self._data_api_database = data_api_database
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         resource_id, state = super().new_resource(args)
