@@ -131,7 +131,7 @@ def run(target: Target, args: argparse.Namespace) -> int:
         f"{result.to_move} ({result.method}){'; ' + result.detail if result.detail else ''}"
     )
     if result.method == queues.COPY_METHOD and result.moved:
-        # A consumer that reads SentTimestamp (the Stripe webhook's age check) sees the copy's time.
+        # For anyone reading SentTimestamp downstream; the webhook consumer judges age by receivedAt.
         print(
             f"note: copies carry a new SentTimestamp; the original is in "
             f"the {queues.ORIGINAL_SENT_ATTRIBUTE} message attribute",
