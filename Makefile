@@ -18,7 +18,7 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt lambdas/requirements.tx
 	touch $@
 
 test: install
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: install
 	$(BIN)/ruff check .

@@ -18,15 +18,13 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from localcloud.client import StoreClient
-from localcloud.cloud import LocalCloud, stop_on_sigterm
-from tools.seed_catalog import load_products, seed
+from localcloud.cloud import LocalCloud, running_cloud, stop_on_sigterm
 
 PRODUCTS = [("tee-organic-black", 1), ("ebook-zero-waste", 1), ("mug-enamel", 2)]
 DELIVERIES_PER_WEBHOOK = 3
@@ -97,17 +95,6 @@ class ChaosReport:
 DEFAULT_OVERRIDES = {"tbs:reportsBatchWindowSeconds": "1"}
 
 
-@contextmanager
-def local_cloud(seed: int, overrides: dict[str, str], retry_delay_seconds: int = 1) -> Iterator[LocalCloud]:
-    cloud = LocalCloud(
-        quiet=True, seed=seed, overrides=overrides, retry_delay_seconds=retry_delay_seconds
-    ).start()
-    try:
-        yield cloud
-    finally:
-        cloud.stop()
-
-
 def run(
     orders: int,
     seed: int,
@@ -118,7 +105,7 @@ def run(
     progress: Callable[[str], None] = lambda line: None,
 ) -> ChaosReport:
     if cloud is None:
-        with local_cloud(seed, DEFAULT_OVERRIDES) as started:
+        with running_cloud(quiet=True, seed=seed, overrides=DEFAULT_OVERRIDES) as started:
             return run(orders, seed, fault_rate, resuming_calls, poison, started, progress)
     return _Chaos(cloud, ChaosReport(orders, seed, fault_rate, resuming_calls, poison), progress).run()
 
@@ -138,7 +125,6 @@ class _Chaos:
     def run(self) -> ChaosReport:
         started = time.monotonic()
         cloud, report = self.cloud, self.report
-        seed(cloud.resource("dynamodb").Table(cloud.model.exports["productsTable"]), load_products())
         observer = self._observe_bus()
         invocations_before = self._failures_logged()
         cloud.fault_rate = report.fault_rate

@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from localcloud.postgres import running_postgres
 from localcloud.runtime import Fault, FunctionRunner, Poller, worker_environment
 from localcloud.tokens import DevIssuer
 from tools.recording import DEFAULT_REGION, record, stack_config
+from tools.seed_catalog import load_products, seed
 
 WEBHOOK_SECRET = "whsec_local"  # noqa: S105 - the local fake Stripe's, nothing real
 # moto accepts any credentials; these never leave loopback.
@@ -291,6 +293,17 @@ class LocalCloud:
                 return int(response.status)
         except urllib.error.HTTPError as error:  # the gateway's answer, as Stripe would see it
             return int(error.code)
+
+
+@contextlib.contextmanager
+def running_cloud(**options: Any) -> Iterator[LocalCloud]:
+    """A started local cloud (LocalCloud's fields as options) with the catalog seeded; stopped on exit."""
+    cloud = LocalCloud(**options).start()
+    try:
+        seed(cloud.resource("dynamodb").Table(cloud.model.exports["productsTable"]), load_products())
+        yield cloud
+    finally:
+        cloud.stop()
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -38,7 +38,7 @@ LAYER_ZIP = PROJECT_ROOT / "build" / "layer.zip"
 LAMBDAS_DIR = PROJECT_ROOT / "lambdas"
 BASELINE_IMPORT = "boto3, pydantic"
 HEAVY_MODULES = ("stripe",)  # imported lazily where a path does not need them
-TEST_COMMAND = [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-q"]
+TEST_COMMAND = [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadfile", "-q"]  # as `make test`
 BATCH_WINDOW_SECONDS = "1"  # the dev stack's 30 s window would make every latency ~30 s
 TEE = {"productId": "tee-organic-black", "quantity": 2}
 EBOOK = {"productId": "ebook-zero-waste", "quantity": 1}
@@ -191,24 +191,21 @@ def measure_tests(figures: Figures) -> None:
 @contextmanager
 def counting_cloud(counts_dir: Path) -> Iterator[Any]:
     """The local cloud with the workers' opt-in AWS call counting switched on."""
-    from localcloud.cloud import LocalCloud
+    from localcloud.cloud import running_cloud
     from localcloud.runtime import worker_environment
     from localcloud.worker import COUNT_AWS_CALLS_ENV
-    from tools.seed_catalog import load_products, seed
 
     def counting(*args: Any, **kwargs: Any) -> dict[str, str]:
         return {**worker_environment(*args, **kwargs), COUNT_AWS_CALLS_ENV: str(counts_dir)}
 
     # The cloud builds each worker's environment with this function; the counting switch rides along.
-    with mock.patch("localcloud.cloud.worker_environment", counting):
-        local = LocalCloud(
+    with (
+        mock.patch("localcloud.cloud.worker_environment", counting),
+        running_cloud(
             stack="dev", quiet=True, overrides={"tbs:reportsBatchWindowSeconds": BATCH_WINDOW_SECONDS}
-        ).start()
-    try:
-        seed(local.resource("dynamodb").Table(local.model.exports["productsTable"]), load_products())
+        ) as local,
+    ):
         yield local
-    finally:
-        local.stop()
 
 
 def _counts(counts_dir: Path) -> dict[str, Counter[str]]:

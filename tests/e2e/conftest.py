@@ -7,24 +7,19 @@ from collections.abc import Iterator
 import pytest
 
 from localcloud.client import StoreClient
-from localcloud.cloud import LocalCloud
-from tools.seed_catalog import load_products, seed
+from localcloud.cloud import LocalCloud, running_cloud
 
 
 @pytest.fixture(scope="session")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
     # A 1 s batching window instead of the stack's 30 s: the same code path, a shorter wait.
-    local = LocalCloud(
+    with running_cloud(
         stack="dev",
         log_dir=tmp_path_factory.mktemp("localcloud"),
         quiet=True,
         overrides={"tbs:reportsBatchWindowSeconds": "1"},
-    ).start()
-    try:
-        seed(local.resource("dynamodb").Table(local.model.exports["productsTable"]), load_products())
+    ) as local:
         yield local
-    finally:
-        local.stop()
 
 
 @pytest.fixture

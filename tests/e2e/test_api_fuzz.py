@@ -13,8 +13,6 @@ from schemathesis import GenerationMode, openapi
 from localcloud.cloud import LocalCloud
 from tools.export_docs import DOCS
 
-pytestmark = pytest.mark.xdist_group("localcloud")
-
 SCHEMA = openapi.from_path(DOCS / "openapi.json")
 # The webhook has no Lambda behind it and its own tests (tests/e2e/test_webhook_security.py).
 OPERATIONS = [

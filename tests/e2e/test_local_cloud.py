@@ -5,13 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pytest
-
 from localcloud.client import StoreClient, wait_for
 from localcloud.cloud import LocalCloud
-
-# One local cloud per test process: keep every end-to-end test on the same xdist worker.
-pytestmark = pytest.mark.xdist_group("localcloud")
 
 TEE = {"productId": "tee-organic-black", "quantity": 2}  # 2 × 3900
 EBOOK = {"productId": "ebook-zero-waste", "quantity": 1}  # 1499

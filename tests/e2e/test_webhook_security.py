@@ -7,13 +7,9 @@ import json
 import time
 from collections import Counter
 
-import pytest
-
 from localcloud.client import StoreClient, wait_for
 from localcloud.cloud import LocalCloud
 from localcloud.fake_stripe import signature_header
-
-pytestmark = pytest.mark.xdist_group("localcloud")
 
 EACH = 3  # deliveries of every attack
 
