@@ -243,15 +243,27 @@ class Poller(threading.Thread):
                 else []
             )
             failed = {failure["itemIdentifier"] for failure in reported}
-        for message in messages:
-            if message["MessageId"] in failed:
-                self._sqs.change_message_visibility(
-                    QueueUrl=self._queue_url,
-                    ReceiptHandle=message["ReceiptHandle"],
-                    VisibilityTimeout=self._retry_delay,
-                )
-            else:
-                self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+        # In batches of at most 10, as the event source mapping does: one call, not one per message.
+        for start in range(0, len(messages), 10):
+            chunk = messages[start : start + 10]
+            done = [
+                {"Id": str(index), "ReceiptHandle": m["ReceiptHandle"]}
+                for index, m in enumerate(chunk)
+                if m["MessageId"] not in failed
+            ]
+            retry = [
+                {
+                    "Id": str(index),
+                    "ReceiptHandle": m["ReceiptHandle"],
+                    "VisibilityTimeout": self._retry_delay,
+                }
+                for index, m in enumerate(chunk)
+                if m["MessageId"] in failed
+            ]
+            if done:
+                self._sqs.delete_message_batch(QueueUrl=self._queue_url, Entries=done)
+            if retry:
+                self._sqs.change_message_visibility_batch(QueueUrl=self._queue_url, Entries=retry)
 
 
 def worker_environment(function: LocalFunction, endpoints: dict[str, str], region: str) -> dict[str, str]:
