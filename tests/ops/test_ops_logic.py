@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from tools.ops.cli import main
@@ -175,6 +176,8 @@ def test_no_credentials_tells_how_to_log_in(
     # Belt and braces: were credentials found after all, the request would still stay on loopback.
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    # A default session made by an earlier test in this process caches the credentials it found.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
 
     assert main(["dlq", "list"]) == 2
 
