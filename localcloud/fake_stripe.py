@@ -43,7 +43,6 @@ class FakeStripe:
     api_key: str = "sk_test_local"
     payment_intents: dict[str, dict[str, Any]] = field(default_factory=dict)
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
-    requests: list[tuple[str, str]] = field(default_factory=list)
     fail_next: int = 0  # answer the next N requests 500, as Stripe does in an outage
     _idempotent: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     _ids: Iterator[int] = field(default_factory=itertools.count)
@@ -56,7 +55,6 @@ class FakeStripe:
         self, method: str, path: str, params: dict[str, Any], key: str | None
     ) -> tuple[int, dict[str, Any]]:
         with self._lock:
-            self.requests.append((method, path))
             if self.fail_next:
                 self.fail_next -= 1
                 return 500, {"error": {"type": "api_error", "message": "injected outage"}}

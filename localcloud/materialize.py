@@ -57,7 +57,6 @@ class LocalModel:
     stage_name: str = "v1"
     invocations: list[tuple[str, str]] = field(default_factory=list)  # (function name, JSON input)
     queue_urls: dict[str, str] = field(default_factory=dict)  # arn → url
-    database_secret_arn: str | None = None
     exports: dict[str, Any] = field(default_factory=dict)
 
     def function_by_name_or_arn(self, reference: str) -> LocalFunction:
@@ -219,7 +218,6 @@ class MaterializingMocks(RecordingMocks):
         )
         state["masterUserSecrets"] = [{"secretArn": secret["ARN"], "secretStatus": "active"}]
         state["arn"] = f"arn:aws:rds:{self.region}:{ACCOUNT_ID}:cluster:{state['name']}"
-        self.model.database_secret_arn = secret["ARN"]
         return str(state["name"])
 
     # --- Lambda: recorded, run by the local cloud's workers and pollers ---------------------------------

@@ -19,7 +19,7 @@ def function_args(**overrides: Any) -> FunctionArgs:
     values: dict[str, Any] = {
         "service": "test",
         "code": lambda_code("shared"),
-        "handler": "shared.placeholder.consumer_not_implemented",
+        "handler": "shared.component_test.handler",  # never run: these tests only record resources
         "layers": [LAYER_ARN],
         "alarm_topic_arn": TOPIC_ARN,
         "log_retention_days": 14,
