@@ -12,6 +12,7 @@ with faults off; then the figures are checked: 0 lost, 0 doubled, every message 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import random
 import sys
@@ -25,6 +26,10 @@ from typing import Any
 
 from localcloud.client import StoreClient
 from localcloud.cloud import LocalCloud, running_cloud, stop_on_sigterm
+from tools.ops.dlq import Kind
+from tools.ops.progress import Progress
+from tools.ops.queues import depth, discover, redrive
+from tools.ops.target import Target
 
 PRODUCTS = [("tee-organic-black", 1), ("ebook-zero-waste", 1), ("mug-enamel", 2)]
 DELIVERIES_PER_WEBHOOK = 3
@@ -299,26 +304,18 @@ class _Chaos:
         return list(seen.values())
 
     def _redrive_all(self) -> None:
-        """Every DLQ back into the queue that fed it (send first, then delete: nothing can be lost)."""
-        sources: dict[str, str] = {}
-        for url in self._queue_urls(dead_letter=False).values():
-            policy = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])[
-                "Attributes"
-            ]
-            if "RedrivePolicy" in policy:
-                sources[json.loads(policy["RedrivePolicy"])["deadLetterTargetArn"]] = url
-        for url in self._queue_urls(dead_letter=True).values():
-            arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-                "QueueArn"
-            ]
-            if arn not in sources:
-                continue  # a target or on-failure DLQ: nothing feeds those locally
-            while batch := self.sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60
-            ).get("Messages", []):
-                for message in batch:
-                    self.sqs.send_message(QueueUrl=sources[arn], MessageBody=message["Body"])
-                    self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        """Every DLQ back where its messages came from, with the operator tool (`tools.ops dlq redrive`):
+        locally that is receive → send → delete, a message deleted only once its copy is sent."""
+        target = Target(
+            stack=self.cloud.stack,
+            region=self.cloud.region,
+            bus_name=self.cloud.model.exports["busName"],
+            endpoint_url=self.cloud.aws_endpoint,
+        )
+        quiet = io.StringIO()  # the tool's progress bars are for a terminal, not for this report
+        for dlq in discover(target):
+            if dlq.kind is not Kind.LAMBDA_ASYNC and dlq.source is not None and depth(target, dlq):
+                redrive(target, dlq, progress=lambda label, total: Progress(label, total, quiet))
 
     def _measure(self, order_ids: list[str], observer: str) -> None:
         report = self.report
