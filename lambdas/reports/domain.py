@@ -24,24 +24,33 @@ REVENUE_STATUSES = (OrderStatus.PAID, OrderStatus.FULFILLED)
 PAID_OR_BEYOND = frozenset({OrderStatus.PAID, OrderStatus.FULFILLED, OrderStatus.CANCELLED})
 
 
+def supersedes(row: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+    """Whether `row` replaces the stored `current` row of the same order."""
+    return bool(row["version"] > current["version"])
+
+
 def order_rows(events: Iterable[StoreEvent]) -> list[dict[str, Any]]:
     """One row per order for the batch upsert: the newest snapshot in the batch (a multi-row upsert
     may not touch a row twice), with the earliest confirmation time any of its events shows."""
-    newest: dict[str, StoreEvent] = {}
+    newest: dict[str, dict[str, Any]] = {}
     confirmed_at: dict[str, datetime] = {}
     for event in events:
         order = event.detail.order
+        row = _row(event)
         current = newest.get(order.orderId)
-        if current is None or order.version > current.detail.order.version:
-            newest[order.orderId] = event
+        if current is None or supersedes(row, current):
+            newest[order.orderId] = row
         if order.status in PAID_OR_BEYOND:
             seen = confirmed_at.get(order.orderId)
             occurred = event.detail.occurredAt
             confirmed_at[order.orderId] = occurred if seen is None else min(seen, occurred)
-    return [_row(event, confirmed_at.get(order_id)) for order_id, event in newest.items()]
+    return [
+        {**row, "confirmed_at": None if order_id not in confirmed_at else _utc_text(confirmed_at[order_id])}
+        for order_id, row in newest.items()
+    ]
 
 
-def _row(event: StoreEvent, confirmed_at: datetime | None) -> dict[str, Any]:
+def _row(event: StoreEvent) -> dict[str, Any]:
     order = event.detail.order
     return {
         "order_id": order.orderId,
@@ -54,7 +63,6 @@ def _row(event: StoreEvent, confirmed_at: datetime | None) -> dict[str, Any]:
         "created_at": _utc_text(order.createdAt),
         "updated_at": _utc_text(order.updatedAt),
         "version": order.version,
-        "confirmed_at": None if confirmed_at is None else _utc_text(confirmed_at),
         "items": [
             {
                 "product_id": item.productId,
