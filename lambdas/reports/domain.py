@@ -1,7 +1,7 @@
 """What the reports service counts, and how: pure Python, no AWS.
 
-Revenue rule: an order counts once it has been paid and while it is not cancelled, i.e. its newest
-known status is PAID or FULFILLED; it counts in the UTC month it was confirmed (first seen paid).
+Revenue rule: an order counts once it has been paid and while it is not cancelled, i.e. the status the
+reports keep for it (see `precedence`: a cancellation always wins) is PAID or FULFILLED; it counts in the UTC month it was confirmed (first seen paid).
 PENDING_PAYMENT and PAYMENT_FAILED orders are not revenue yet; CANCELLED orders were refunded.
 
 The confirmation time of an order is the earliest `occurredAt` of any of its events whose snapshot shows
@@ -24,9 +24,37 @@ REVENUE_STATUSES = (OrderStatus.PAID, OrderStatus.FULFILLED)
 PAID_OR_BEYOND = frozenset({OrderStatus.PAID, OrderStatus.FULFILLED, OrderStatus.CANCELLED})
 
 
+# Which of two snapshots of one order the reports keep, whatever order they arrive in: a total order,
+# so the stored row is the maximum of all the events seen, and arrival order and duplicates cannot matter.
+# CANCELLED comes first: the order service publishes OrderCancelled only after its conditional write
+# to CANCELLED won, and nothing leaves CANCELLED; fulfilment, which builds its OrderFulfilled from the
+# confirmed snapshot, may meanwhile announce FULFILLED with the very same version (issue 11). Then the
+# version; then, between equal versions, the status's place in the status machine.
+ABSORBING_STATUSES = (OrderStatus.CANCELLED,)
+STATUS_RANK = {
+    OrderStatus.PENDING_PAYMENT: 0,
+    OrderStatus.PAYMENT_FAILED: 1,
+    OrderStatus.PAID: 2,
+    OrderStatus.FULFILLED: 3,
+    OrderStatus.CANCELLED: 4,
+}
+
+
+def precedence(status: str, version: int) -> tuple[bool, int, int]:
+    return (OrderStatus(status) in ABSORBING_STATUSES, version, STATUS_RANK[OrderStatus(status)])
+
+
+def precedence_rules() -> dict[str, Any]:
+    """The same rule as SQL parameters (reports.queries.UPSERT_ORDERS compares with them)."""
+    return {
+        "absorbing": [status.value for status in ABSORBING_STATUSES],
+        "rank": {status.value: rank for status, rank in STATUS_RANK.items()},
+    }
+
+
 def supersedes(row: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
     """Whether `row` replaces the stored `current` row of the same order."""
-    return bool(row["version"] > current["version"])
+    return precedence(row["status"], row["version"]) > precedence(current["status"], current["version"])
 
 
 def order_rows(events: Iterable[StoreEvent]) -> list[dict[str, Any]]:
