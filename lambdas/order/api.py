@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import UnauthorizedError
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.logging import correlation_paths
@@ -16,7 +16,10 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,11 +27,14 @@ from order.domain import MAX_LINES, MAX_QUANTITY, DomainError, Line
 from order.payments import PaymentProviderError
 from order.wiring import config, order_service
 from shared.events import OrderSnapshot
-from shared.http import json_response, register_error_handlers
+from shared.http import json_response, parse_json, register_error_handlers, unsupported_media_type
 from shared.observability import logger, metrics, tracer
 
-app = APIGatewayRestResolver(enable_validation=True)
+app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json)
 register_error_handlers(app)
+# How long a client waits before retrying a create whose Idempotency-Key is still in use: a create
+# takes well under a second (one Stripe call, one write).
+RETRY_AFTER_SECONDS = 1
 
 # A retried POST /orders with the same Idempotency-Key returns the first answer for a day.
 CREATE_IDEMPOTENCY = IdempotencyConfig(
@@ -39,14 +45,15 @@ CREATE_IDEMPOTENCY = IdempotencyConfig(
 persistence = DynamoDBPersistenceLayer(table_name=config().IDEMPOTENCY_TABLE)
 
 
+# Strict: the JSON types the schema declares, no coercion ("2" and true are not a quantity of 2 and 1).
 class LineIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     productId: str = Field(min_length=1, max_length=64)
     quantity: int = Field(ge=1, le=MAX_QUANTITY)
 
 
 class CreateOrderIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     items: list[LineIn] = Field(min_length=1, max_length=MAX_LINES)
 
 
@@ -138,6 +145,18 @@ def reused_key(error: IdempotencyValidationError) -> Response[Any]:
     return json_response(422, {"message": "this Idempotency-Key was already used with a different order"})
 
 
+@app.exception_handler(IdempotencyAlreadyInProgressError)
+def key_in_use(error: IdempotencyAlreadyInProgressError) -> Response[Any]:
+    # As Stripe answers a key whose first request is still running ("Idempotent requests",
+    # https://docs.stripe.com/api/idempotent_requests): a conflict, safe to retry, nothing created twice.
+    return Response(
+        status_code=409,
+        content_type=content_types.APPLICATION_JSON,
+        body={"message": "a request with this Idempotency-Key is still in progress; retry shortly"},
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 @app.exception_handler(PaymentProviderError)
 def payment_provider_down(error: PaymentProviderError) -> Response[Any]:
     logger.warning("payment provider failed", extra={"error": str(error)})
@@ -151,4 +170,4 @@ def payment_provider_down(error: PaymentProviderError) -> Response[Any]:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     CREATE_IDEMPOTENCY.register_lambda_context(context)
-    return app.resolve(event, context)
+    return unsupported_media_type(event) or app.resolve(event, context)

@@ -1,8 +1,9 @@
 """What the reports service counts, and how: pure Python, no AWS.
 
-Revenue rule: an order counts once it has been paid and while it is not cancelled, i.e. the status the
-reports keep for it (see `precedence`: a cancellation always wins) is PAID or FULFILLED; it counts in the UTC month it was confirmed (first seen paid).
-PENDING_PAYMENT and PAYMENT_FAILED orders are not revenue yet; CANCELLED orders were refunded.
+Revenue rule: an order counts once it has been paid and while it is not cancelled, i.e. the status
+the reports keep for it (`precedence`: a cancellation always wins) is PAID or FULFILLED; it counts in
+the UTC month it was confirmed (first seen paid). PENDING_PAYMENT and PAYMENT_FAILED orders are not
+revenue yet; CANCELLED orders were refunded.
 
 The confirmation time of an order is the earliest `occurredAt` of any of its events whose snapshot shows
 it paid or beyond (PAID, FULFILLED, CANCELLED: the status machine only reaches those through PAID). The

@@ -64,7 +64,7 @@ def test_without_a_key_each_create_is_a_new_order(world: OrderWorld) -> None:
         ({"items": [{"productId": f"p{i}", "quantity": 1} for i in range(51)]}, 422, "items"),
         ({"items": [{**TEE, "unitAmount": 1}]}, 422, "unitAmount"),
         ({"netTotal": 1}, 422, "items"),
-        ("{not json", 422, "invalid request"),
+        ("{not json", 400, "not valid JSON"),
     ],
 )
 def test_bad_orders_get_a_clear_4xx_and_change_nothing(

@@ -66,9 +66,13 @@ def test_a_cancel_retried_after_a_crash_between_refund_and_record_refunds_once(
     status, body = world.call("POST", f"/orders/{order['orderId']}/cancel")  # the customer tries again
     assert status == 200 and body["status"] == "CANCELLED"
     refunds = [
-        refund for refund in world.stripe.refunds.values() if refund["payment_intent"] == order["paymentIntentId"]
+        refund
+        for refund in world.stripe.refunds.values()
+        if refund["payment_intent"] == order["paymentIntentId"]
     ]
-    assert [refund["id"] for refund in refunds] == [body["refundId"]]  # exactly one refund, and it is recorded
+    assert [refund["id"] for refund in refunds] == [
+        body["refundId"]
+    ]  # exactly one refund, and it is recorded
     assert world.order(order["orderId"])["refundId"] == body["refundId"]
 
 
@@ -107,7 +111,11 @@ def test_the_same_key_while_the_first_create_runs_is_a_409_with_retry_after(
     [
         ("text/plain", json.dumps({"items": [TEE]}).encode(), 415),
         ("multipart/form-data", b"--x\r\n\r\n", 415),
-        ("multipart/form-data; boundary=x", b'--x\r\nContent-Disposition: form-data; name="items"\r\n\r\n1\r\n--x--', 415),
+        (
+            "multipart/form-data; boundary=x",
+            b'--x\r\nContent-Disposition: form-data; name="items"\r\n\r\n1\r\n--x--',
+            415,
+        ),
         ("application/x-www-form-urlencoded", b"items=1", 415),
         ("application/xml", b"<items/>", 415),
         ("application/json", b"[" * 50_000 + b"]" * 50_000, 400),
@@ -125,12 +133,23 @@ def test_a_body_that_is_not_json_is_refused_with_a_4xx(
 
 
 MEDIA_TYPES = st.sampled_from(
-    ["application/json", "application/json; charset=utf-8", "text/plain", "multipart/form-data",
-     "multipart/form-data; boundary=", "application/x-www-form-urlencoded", "", "*/*", "application/problem+json"]
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "text/plain",
+        "multipart/form-data",
+        "multipart/form-data; boundary=",
+        "application/x-www-form-urlencoded",
+        "",
+        "*/*",
+        "application/problem+json",
+    ]
 )
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
     max_leaves=8,
 )
 BODIES = st.one_of(
@@ -196,7 +215,9 @@ def test_a_line_of_the_wrong_json_types_is_a_422(world: OrderWorld, line: dict[s
 def test_only_an_integer_quantity_and_a_string_product_are_accepted(
     world: OrderWorld, quantity: Any, product: Any
 ) -> None:
-    status, body = world.call("POST", "/orders", body={"items": [{"productId": product, "quantity": quantity}]})
+    status, body = world.call(
+        "POST", "/orders", body={"items": [{"productId": product, "quantity": quantity}]}
+    )
     exact = type(quantity) is int and 1 <= quantity <= 99 and product == "mug-enamel"
     assert (status == 201) == exact, (quantity, product, status, body)
     if not exact:

@@ -65,7 +65,9 @@ def spelled(value: int) -> st.SearchStrategy[str]:
 KEYS = st.sampled_from(["t", "t", "t", " t", "t ", "T", "ts"])
 ELEMENT = st.one_of(
     st.tuples(KEYS, st.one_of(spelled(OLD), spelled(RECEIVED))),
-    st.tuples(st.sampled_from(["v1", "v1", " v1", "v0"]), st.sampled_from([signature(OLD), signature(RECEIVED)])),
+    st.tuples(
+        st.sampled_from(["v1", "v1", " v1", "v0"]), st.sampled_from([signature(OLD), signature(RECEIVED)])
+    ),
     st.tuples(st.sampled_from(["v0", "x", ""]), st.text("abc0123456789=", max_size=8)),
 )
 
@@ -92,5 +94,7 @@ def test_an_accepted_header_was_signed_within_the_tolerance(elements: list[tuple
 def test_a_genuine_fresh_header_is_accepted() -> None:
     # Stripe's own shape: t first, then v1 (and v0 from older accounts).
     assert accepted(f"t={RECEIVED},v1={signature(RECEIVED)},v0={'0' * 64}")
-    assert accepted(f"t={RECEIVED - REPLAY_TOLERANCE_SECONDS},v1={signature(RECEIVED - REPLAY_TOLERANCE_SECONDS)}")
+    assert accepted(
+        f"t={RECEIVED - REPLAY_TOLERANCE_SECONDS},v1={signature(RECEIVED - REPLAY_TOLERANCE_SECONDS)}"
+    )
     assert not accepted(f"t={OLD},v1={signature(OLD)}")

@@ -87,14 +87,21 @@ def test_every_arrival_order_ends_in_the_same_report(reports_db: DataApi, cancel
         for index, run in enumerate(deliveries(history("template", cancelled=cancelled))):
             order_id = f"{mode}-{index:02d}"
             runs[order_id] = [
-                (kind, detail.model_copy(update={"order": detail.order.model_copy(update={"orderId": order_id})}))
+                (
+                    kind,
+                    detail.model_copy(
+                        update={"order": detail.order.model_copy(update={"orderId": order_id})}
+                    ),
+                )
                 for kind, detail in run
             ]
     one_per_batch = {order_id: run for order_id, run in runs.items() if order_id.startswith("one-per")}
     # Lanes: batch k carries the k-th delivery of every run, so 8 batches cover all 24 runs.
     for lane in zip(*one_per_batch.values(), strict=True):
         consume(*(body(*event) for event in lane))
-    consume(*(body(*event) for order_id, run in runs.items() if order_id.startswith("one-batch") for event in run))
+    consume(
+        *(body(*event) for order_id, run in runs.items() if order_id.startswith("one-batch") for event in run)
+    )
 
     rows = reports_db.execute(ROWS)
     assert len(rows) == len(runs)
@@ -125,6 +132,9 @@ def _picked(row: dict[str, Any]) -> dict[str, Any]:
 def test_the_events_are_what_the_services_publish() -> None:
     """The race is real: two events of the order carry the same version today, from two services."""
     events = history("o-1", cancelled=True)
-    assert {SOURCE_OF[kind] for kind, _ in events} == {SOURCE_OF[DetailType.ORDER_FULFILLED], SOURCE_OF[DetailType.ORDER_CANCELLED]}
+    assert {SOURCE_OF[kind] for kind, _ in events} == {
+        SOURCE_OF[DetailType.ORDER_FULFILLED],
+        SOURCE_OF[DetailType.ORDER_CANCELLED],
+    }
     versions = [detail.order.version for _, detail in events]
     assert versions == [2, 3, 4, 4]
