@@ -14,6 +14,7 @@ and as the storefront retries a 5xx cancel):
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -118,10 +119,8 @@ class Shop:
         """The customer cancels (a refusal is a 409 and ends there)."""
 
         def cancel_once() -> None:
-            try:
+            with contextlib.suppress(Conflict):
                 self.service.cancel(CUSTOMER, self.order_id)
-            except Conflict:
-                pass
 
         self._attempt(cancel_once, crash)
 
