@@ -27,7 +27,14 @@ from order.domain import MAX_LINES, MAX_QUANTITY, DomainError, Line
 from order.payments import PaymentProviderError
 from order.wiring import config, order_service
 from shared.events import OrderSnapshot
-from shared.http import json_response, parse_json, register_error_handlers, unsupported_media_type
+from shared.http import (
+    COMMON_ERRORS,
+    error_response,
+    json_response,
+    parse_json,
+    register_error_handlers,
+    unsupported_media_type,
+)
 from shared.observability import logger, metrics, tracer
 
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json)
@@ -96,7 +103,33 @@ def create_once(request: dict[str, Any]) -> dict[str, Any]:
     ).model_dump(mode="json")
 
 
-@app.post("/orders", summary="Create an order and its Stripe PaymentIntent")
+NOT_JSON = error_response("The body is not declared application/json")
+NOT_FOUND = error_response("No such order of the caller's (another customer's order is not found either)")
+PAYMENT_PROVIDER_DOWN = error_response("Stripe is unavailable; retry (with the same Idempotency-Key)")
+
+
+@app.post(
+    "/orders",
+    summary="Create an order and its Stripe PaymentIntent",
+    responses={
+        201: {
+            "description": "The order and its PaymentIntent",
+            "content": {"application/json": {"model": CreatedOrderOut}},
+        },
+        400: error_response(
+            "The body is not JSON, or the order cannot be priced (unknown or repeated product)"
+        ),
+        409: error_response(
+            "A request with this Idempotency-Key is still in progress; retry after Retry-After"
+        ),
+        415: NOT_JSON,
+        422: error_response(
+            "The body does not match the schema, or the Idempotency-Key was used with another body"
+        ),
+        502: PAYMENT_PROVIDER_DOWN,
+        **COMMON_ERRORS,
+    },
+)
 def create_order(
     body: CreateOrderIn,
     idempotency_key: Annotated[
@@ -116,7 +149,16 @@ def create_order(
     return json_response(201, created)
 
 
-@app.get("/orders", summary="The caller's orders of the last 6 months, newest first")
+@app.get(
+    "/orders",
+    summary="The caller's orders of the last 6 months, newest first",
+    responses={
+        200: {"description": "One page of orders", "content": {"application/json": {"model": OrderPageOut}}},
+        400: error_response("The cursor is not one this customer was given"),
+        422: error_response("limit or cursor out of range"),
+        **COMMON_ERRORS,
+    },
+)
 def list_orders(
     limit: Annotated[int, Query(ge=1, le=50)] = 20,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
@@ -125,12 +167,34 @@ def list_orders(
     return OrderPageOut(orders=page.orders, cursor=page.cursor)
 
 
-@app.get("/orders/<order_id>", summary="One of the caller's orders")
+@app.get(
+    "/orders/<order_id>",
+    summary="One of the caller's orders",
+    responses={
+        200: {"description": "The order", "content": {"application/json": {"model": OrderSnapshot}}},
+        404: NOT_FOUND,
+        **COMMON_ERRORS,
+    },
+)
 def get_order(order_id: str) -> OrderSnapshot:
     return order_service().own_order(caller().sub, order_id)
 
 
-@app.post("/orders/<order_id>/cancel", summary="Cancel a paid, physical-only order and refund it")
+@app.post(
+    "/orders/<order_id>/cancel",
+    summary="Cancel a paid, physical-only order and refund it",
+    responses={
+        200: {
+            "description": "The cancelled order, with its refund",
+            "content": {"application/json": {"model": OrderSnapshot}},
+        },
+        404: NOT_FOUND,
+        409: error_response("The order cannot be cancelled (not paid, fulfilled, or with digital items)"),
+        415: NOT_JSON,
+        502: PAYMENT_PROVIDER_DOWN,
+        **COMMON_ERRORS,
+    },
+)
 def cancel_order(order_id: str) -> OrderSnapshot:
     return order_service().cancel(caller().sub, order_id)
 

@@ -13,8 +13,43 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import ServiceError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from pydantic import BaseModel, Field
 
 from shared.observability import logger
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="Dotted path of the offending field; empty for the body as a whole")
+    message: str
+
+
+class ErrorOut(BaseModel):
+    """Every refusal and error of the storefront API: API Gateway's own answers (401, 403, 429) carry
+    `message` too."""
+
+    message: str = Field(description="What went wrong, in words for a person")
+    errors: list[FieldProblem] | None = Field(default=None, description="422: each invalid field")
+    requestId: str | None = Field(default=None, description="500: quote it when reporting the error")
+
+
+def error_response(description: str) -> OpenAPIResponse:
+    """An error answer for a route's OpenAPI `responses` (every one is an ErrorOut)."""
+    return {"description": description, "content": {content_types.APPLICATION_JSON: {"model": ErrorOut}}}
+
+
+# What any route of the stage may answer besides its own: the 401 of the Cognito authorizer and the 429
+# of the stage's throttling are API Gateway's, the 422 and the 500 are register_error_handlers'. AWS:
+# "Control access to REST APIs using Amazon Cognito user pools as an authorizer",
+# https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-integrate-with-cognito.html
+# "Throttle requests to your REST APIs for better throughput in API Gateway",
+# https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-request-throttling.html
+COMMON_ERRORS: dict[int, OpenAPIResponse] = {
+    401: error_response("No valid Cognito ID token in Authorization (API Gateway's authorizer)"),
+    422: error_response("The request does not match the schema: `errors` names each field"),
+    429: error_response("Too many requests: throttled by API Gateway; retry with back-off"),
+    500: error_response("Unexpected error, logged with its trace; quote the requestId"),
+}
 
 
 def json_response(status: int, body: dict[str, Any]) -> Response[Any]:
