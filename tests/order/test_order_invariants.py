@@ -204,7 +204,7 @@ def run(shop: Shop, action: str, argument: object) -> None:
     steps[action]()
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=200, deadline=None, derandomize=True)
 @given(actions=ACTIONS, data=st.data())
 def test_any_interleaving_keeps_money_and_state_right(
     actions: list[tuple[str, object]], data: st.DataObject
