@@ -9,6 +9,7 @@ import urllib.parse
 
 import pytest
 
+from localcloud.client import wait_for
 from localcloud.cloud import LocalCloud
 from tests.e2e.test_webhook_security import rejections
 
@@ -56,8 +57,6 @@ def test_a_webhook_body_that_is_not_utf8_is_queued_as_text_and_rejected_by_the_c
         {"Content-Type": "application/json", "Stripe-Signature": "t=1764000000,v1=" + "0" * 64},
     )
     assert status == 200, body  # queued, as Stripe expects: the connection is answered, not dropped
-
-    from localcloud.client import wait_for
 
     def rejected() -> set[tuple[str, str]] | None:
         new = set(rejections(cloud)) - earlier
