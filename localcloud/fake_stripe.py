@@ -109,12 +109,14 @@ class FakeStripe:
 
     def event(self, event_type: str, intent_id: str, **changes: Any) -> dict[str, Any]:
         """A Stripe event about one of our payment intents, e.g. payment_intent.succeeded."""
-        intent = {**self.payment_intents[intent_id], **changes}
+        stored = self.payment_intents[intent_id]
         status = {
             "payment_intent.succeeded": "succeeded",
             "payment_intent.payment_failed": "requires_payment_method",
-        }.get(event_type, intent["status"])
-        intent["status"] = status
+        }.get(event_type, stored["status"])
+        # As Stripe sends it: a succeeded intent has received its amount, any other nothing yet.
+        received = stored["amount"] if status == "succeeded" else 0
+        intent = {**stored, "status": status, "amount_received": received, **changes}
         return {
             "id": self._id("evt"),
             "object": "event",

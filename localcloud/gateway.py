@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import sys
 import threading
 import time
 import urllib.parse
@@ -122,15 +123,25 @@ class LocalGateway:
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                answer = gateway.handle(self.command, self.path, dict(self.headers.items()), body)
+                try:
+                    answer = gateway.handle(self.command, self.path, dict(self.headers.items()), body)
+                except Exception as error:  # a gateway bug is a 500 to the caller, never a dropped connection
+                    print(f"local gateway: {self.command} {self.path}: {error!r}", file=sys.stderr)
+                    answer = json_answer(500, {"message": "Internal server error"})
                 self.send_response(answer.status)
                 for key, value in answer.headers.items():
                     self.send_header(key, value)
                 self.send_header("Content-Length", str(len(answer.body)))
                 self.end_headers()
-                self.wfile.write(answer.body)
+                if self.command != "HEAD":  # a HEAD answer has headers only (RFC 9110 §9.3.2)
+                    self.wfile.write(answer.body)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+            def __getattr__(self, name: str) -> Any:
+                # Every method reaches the routing, which answers API Gateway's 403 for one no route
+                # declares (TRACE, an undeclared OPTIONS, …) where http.server would answer 501.
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
 
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: every invocation already logs one line."""
@@ -147,6 +158,10 @@ class LocalGateway:
             self._server.server_close()
 
     def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Answer:
+        """API Gateway's answer to one request. A method or path no route declares is API Gateway's 403
+        "Missing Authentication Token" (AWS re:Post, "How do I troubleshoot 403 Missing Authentication
+        Token errors from an API Gateway REST API endpoint?",
+        https://repost.aws/knowledge-center/api-gateway-authentication-token-errors)."""
         split = urllib.parse.urlsplit(raw_path)
         if (method, split.path) in self._extra:
             return self._extra[(method, split.path)](body)
@@ -199,7 +214,13 @@ class LocalGateway:
         if content_type not in templates:
             return json_answer(415, {"message": "Unsupported Media Type"})  # passthrough NEVER
         context = {"requestId": str(uuid.uuid4()), "requestTimeEpoch": int(time.time() * 1000)}
-        form = urllib.parse.parse_qs(vtl.render(templates[content_type], body.decode(), headers, context))
+        # No binaryMediaTypes: API Gateway passes a text payload to the integration as a UTF-8 string
+        # ("Content type conversions in API Gateway",
+        # https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-payload-encodings-workflow.html).
+        # Bytes that are not UTF-8 cannot survive that: they become U+FFFD, so a signature over them no
+        # longer verifies and the consumer rejects the delivery.
+        text = body.decode("utf-8", errors="replace")
+        form = urllib.parse.parse_qs(vtl.render(templates[content_type], text, headers, context))
         queue_name = str(integration["uri"]).rsplit("/", 1)[1]
         try:
             queue_url = self._sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]

@@ -23,6 +23,10 @@ START_TIMEOUT_SECONDS = 30
 LogLine = Callable[[str], None]
 
 
+class WorkerFailed(RuntimeError):
+    """The worker process could not start (it exited, or never said it was ready)."""
+
+
 @dataclass(frozen=True)
 class Fault:
     reason: str
@@ -61,6 +65,7 @@ class FunctionRunner:
         self._lock = threading.Lock()
         self._process: subprocess.Popen[str] | None = None
         self._lines: queue.Queue[str] = queue.Queue()
+        self._pump = threading.Thread()  # reads the worker's stdout into _lines (one per worker)
         self._started_version = 0.0
         self.invocations = 0
 
@@ -92,16 +97,31 @@ class FunctionRunner:
             for line in stdout:
                 self._lines.put(line)
 
-        threading.Thread(target=pump, daemon=True).start()
+        self._pump = threading.Thread(target=pump, daemon=True)
+        self._pump.start()
         ready = self._read(START_TIMEOUT_SECONDS)
         if ready is None or not json.loads(ready).get("ready"):
-            raise RuntimeError(f"{self.function.name} did not start: see {self._log_file}")
+            exit_code = self._process.poll()
+            self._stop_process()
+            reason = "did not start" if exit_code is None else f"exited with code {exit_code} at start-up"
+            raise WorkerFailed(f"{self.function.name} {reason}: see {self._log_file}")
 
     def _read(self, timeout: float) -> str | None:
-        try:
-            return self._lines.get(timeout=timeout)
-        except queue.Empty:
-            return None
+        """The worker's next line; None after `timeout`, or as soon as the worker has exited without
+        one (a crash is noticed when it happens, not when the timeout runs out)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self._lines.get(timeout=min(0.1, max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                if self._process is None or self._process.poll() is not None:
+                    self._pump.join(timeout=1)  # whatever it printed before exiting is read first
+                    try:
+                        return self._lines.get_nowait()
+                    except queue.Empty:
+                        return None
+                if time.monotonic() >= deadline:
+                    return None
 
     def invoke(self, event: dict[str, Any], trigger: str) -> Invocation:
         with self._lock:
@@ -121,19 +141,27 @@ class FunctionRunner:
             return outcome
 
     def _invoke(self, event: dict[str, Any], started: float) -> Invocation:
-        if (
-            self._process is None
-            or self._process.poll() is not None
-            or code_version() > self._started_version
-        ):
-            self._start()
-        assert self._process is not None and self._process.stdin is not None
-        self._process.stdin.write(json.dumps({"event": event}) + "\n")
-        self._process.stdin.flush()
+        try:
+            if (
+                self._process is None
+                or self._process.poll() is not None
+                or code_version() > self._started_version
+            ):
+                self._start()
+            assert self._process is not None and self._process.stdin is not None
+            self._process.stdin.write(json.dumps({"event": event}) + "\n")
+            self._process.stdin.flush()
+        except (WorkerFailed, OSError) as error:
+            # As Lambda reports an init failure: the invocation failed (its batch is retried).
+            self._stop_process()
+            return Invocation(False, None, f"Runtime.ExitError: {error}", (time.monotonic() - started) * 1000)
         line = self._read(self.function.timeout_seconds)
         duration = (time.monotonic() - started) * 1000
         if line is None:
-            self._stop_process()  # as Lambda does: a timed-out sandbox is not reused
+            exit_code = self._process.poll()
+            self._stop_process()  # as Lambda does: a timed-out or crashed sandbox is not reused
+            if exit_code is not None:
+                return Invocation(False, None, f"Runtime.ExitError: exited with code {exit_code}", duration)
             return Invocation(
                 False, None, f"Task timed out after {self.function.timeout_seconds} s", duration
             )
@@ -234,7 +262,10 @@ class Poller(threading.Thread):
 
     def _deliver(self, messages: list[dict[str, Any]]) -> None:
         event = {"Records": [lambda_sqs_record(m, self.mapping.queue_arn, self._region) for m in messages]}
-        outcome = self._runner.invoke(event, trigger=f"sqs×{len(messages)}")
+        try:
+            outcome = self._runner.invoke(event, trigger=f"sqs×{len(messages)}")
+        except Exception as error:  # whatever went wrong, the batch comes back after the retry delay
+            outcome = Invocation(False, None, f"the runner failed: {error!r}", 0.0)
         failed: set[str] = {m["MessageId"] for m in messages}
         if outcome.ok:
             reported = (

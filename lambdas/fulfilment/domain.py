@@ -134,7 +134,10 @@ def fulfilled_event_id(order_id: str) -> str:
 def fulfilled_detail(confirmed: OrderSnapshot, fulfilled_at: datetime) -> EventDetail:
     """The OrderFulfilled detail: the confirmed (PAID, version v) snapshot as FULFILLED, version v + 1.
 
-    Built only from stored values, so a re-publish is byte-for-byte the first publish."""
+    Built only from stored values, so a re-publish is byte-for-byte the first publish. v + 1 is the
+    version the order takes if the order service applies it; a cancel that wins the race on the order
+    carries the same version, so consumers must not order events by version alone (the reports rank a
+    cancellation first: reports.domain.precedence)."""
     return EventDetail(
         eventId=fulfilled_event_id(confirmed.orderId),
         occurredAt=fulfilled_at,

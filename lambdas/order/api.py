@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import UnauthorizedError
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.logging import correlation_paths
@@ -16,7 +16,10 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,11 +27,21 @@ from order.domain import MAX_LINES, MAX_QUANTITY, DomainError, Line
 from order.payments import PaymentProviderError
 from order.wiring import config, order_service
 from shared.events import OrderSnapshot
-from shared.http import json_response, register_error_handlers
+from shared.http import (
+    COMMON_ERRORS,
+    error_response,
+    json_response,
+    parse_json,
+    register_error_handlers,
+    unsupported_media_type,
+)
 from shared.observability import logger, metrics, tracer
 
-app = APIGatewayRestResolver(enable_validation=True)
+app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json)
 register_error_handlers(app)
+# How long a client waits before retrying a create whose Idempotency-Key is still in use: a create
+# takes well under a second (one Stripe call, one write).
+RETRY_AFTER_SECONDS = 1
 
 # A retried POST /orders with the same Idempotency-Key returns the first answer for a day.
 CREATE_IDEMPOTENCY = IdempotencyConfig(
@@ -39,14 +52,15 @@ CREATE_IDEMPOTENCY = IdempotencyConfig(
 persistence = DynamoDBPersistenceLayer(table_name=config().IDEMPOTENCY_TABLE)
 
 
+# Strict: the JSON types the schema declares, no coercion ("2" and true are not a quantity of 2 and 1).
 class LineIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     productId: str = Field(min_length=1, max_length=64)
     quantity: int = Field(ge=1, le=MAX_QUANTITY)
 
 
 class CreateOrderIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     items: list[LineIn] = Field(min_length=1, max_length=MAX_LINES)
 
 
@@ -89,7 +103,33 @@ def create_once(request: dict[str, Any]) -> dict[str, Any]:
     ).model_dump(mode="json")
 
 
-@app.post("/orders", summary="Create an order and its Stripe PaymentIntent")
+NOT_JSON = error_response("The body is not declared application/json")
+NOT_FOUND = error_response("No such order of the caller's (another customer's order is not found either)")
+PAYMENT_PROVIDER_DOWN = error_response("Stripe is unavailable; retry (with the same Idempotency-Key)")
+
+
+@app.post(
+    "/orders",
+    summary="Create an order and its Stripe PaymentIntent",
+    responses={
+        201: {
+            "description": "The order and its PaymentIntent",
+            "content": {"application/json": {"model": CreatedOrderOut}},
+        },
+        400: error_response(
+            "The body is not JSON, or the order cannot be priced (unknown or repeated product)"
+        ),
+        409: error_response(
+            "A request with this Idempotency-Key is still in progress; retry after Retry-After"
+        ),
+        415: NOT_JSON,
+        422: error_response(
+            "The body does not match the schema, or the Idempotency-Key was used with another body"
+        ),
+        502: PAYMENT_PROVIDER_DOWN,
+        **COMMON_ERRORS,
+    },
+)
 def create_order(
     body: CreateOrderIn,
     idempotency_key: Annotated[
@@ -109,7 +149,16 @@ def create_order(
     return json_response(201, created)
 
 
-@app.get("/orders", summary="The caller's orders of the last 6 months, newest first")
+@app.get(
+    "/orders",
+    summary="The caller's orders of the last 6 months, newest first",
+    responses={
+        200: {"description": "One page of orders", "content": {"application/json": {"model": OrderPageOut}}},
+        400: error_response("The cursor is not one this customer was given"),
+        422: error_response("limit or cursor out of range"),
+        **COMMON_ERRORS,
+    },
+)
 def list_orders(
     limit: Annotated[int, Query(ge=1, le=50)] = 20,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
@@ -118,12 +167,34 @@ def list_orders(
     return OrderPageOut(orders=page.orders, cursor=page.cursor)
 
 
-@app.get("/orders/<order_id>", summary="One of the caller's orders")
+@app.get(
+    "/orders/<order_id>",
+    summary="One of the caller's orders",
+    responses={
+        200: {"description": "The order", "content": {"application/json": {"model": OrderSnapshot}}},
+        404: NOT_FOUND,
+        **COMMON_ERRORS,
+    },
+)
 def get_order(order_id: str) -> OrderSnapshot:
     return order_service().own_order(caller().sub, order_id)
 
 
-@app.post("/orders/<order_id>/cancel", summary="Cancel a paid, physical-only order and refund it")
+@app.post(
+    "/orders/<order_id>/cancel",
+    summary="Cancel a paid, physical-only order and refund it",
+    responses={
+        200: {
+            "description": "The cancelled order, with its refund",
+            "content": {"application/json": {"model": OrderSnapshot}},
+        },
+        404: NOT_FOUND,
+        409: error_response("The order cannot be cancelled (not paid, fulfilled, or with digital items)"),
+        415: NOT_JSON,
+        502: PAYMENT_PROVIDER_DOWN,
+        **COMMON_ERRORS,
+    },
+)
 def cancel_order(order_id: str) -> OrderSnapshot:
     return order_service().cancel(caller().sub, order_id)
 
@@ -136,6 +207,18 @@ def refused(error: DomainError) -> Response[Any]:
 @app.exception_handler(IdempotencyValidationError)
 def reused_key(error: IdempotencyValidationError) -> Response[Any]:
     return json_response(422, {"message": "this Idempotency-Key was already used with a different order"})
+
+
+@app.exception_handler(IdempotencyAlreadyInProgressError)
+def key_in_use(error: IdempotencyAlreadyInProgressError) -> Response[Any]:
+    # As Stripe answers a key whose first request is still running ("Idempotent requests",
+    # https://docs.stripe.com/api/idempotent_requests): a conflict, safe to retry, nothing created twice.
+    return Response(
+        status_code=409,
+        content_type=content_types.APPLICATION_JSON,
+        body={"message": "a request with this Idempotency-Key is still in progress; retry shortly"},
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 @app.exception_handler(PaymentProviderError)
@@ -151,4 +234,4 @@ def payment_provider_down(error: PaymentProviderError) -> Response[Any]:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     CREATE_IDEMPOTENCY.register_lambda_context(context)
-    return app.resolve(event, context)
+    return unsupported_media_type(event) or app.resolve(event, context)

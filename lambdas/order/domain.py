@@ -176,13 +176,31 @@ def transition(order: OrderSnapshot, target: OrderStatus, now: datetime, **chang
     )
 
 
-def check_payment(order: OrderSnapshot, *, payment_intent_id: str, amount: int, currency: str) -> None:
+def _exact_minor_units(value: object) -> int | None:
+    """An amount exactly as Stripe sends one: a JSON integer. A float, a bool or a string is no amount."""
+    return value if type(value) is int else None
+
+
+def check_payment(
+    order: OrderSnapshot, *, payment_intent_id: object, amount: object, currency: object
+) -> None:
+    """The PaymentIntent is this order's, for exactly its total, in its currency (compared exactly: no
+    rounding or truncation of whatever the event carries)."""
     if payment_intent_id != order.paymentIntentId:
         raise PaymentMismatch(f"payment intent {payment_intent_id} is not order {order.orderId}'s")
-    if (amount, currency) != (order.grossAmount, order.currency):
+    if _exact_minor_units(amount) != order.grossAmount or currency != order.currency:
         raise PaymentMismatch(
             f"order {order.orderId} expects {order.grossAmount} {order.currency}, "
-            f"the payment was {amount} {currency}"
+            f"the payment was {amount!r} {currency!r}"
+        )
+
+
+def check_received(order: OrderSnapshot, amount_received: object) -> None:
+    """A succeeded PaymentIntent received exactly the order's total ("amount_received", Stripe API
+    reference, The PaymentIntent object: https://docs.stripe.com/api/payment_intents/object)."""
+    if _exact_minor_units(amount_received) != order.grossAmount:
+        raise PaymentMismatch(
+            f"order {order.orderId} expects {order.grossAmount} received, Stripe reports {amount_received!r}"
         )
 
 

@@ -26,7 +26,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from order.domain import PaymentMismatch, check_payment
+from order.domain import PaymentMismatch, check_payment, check_received
 from order.webhooks import (
     PAYMENT_MISMATCH_METRIC,
     WEBHOOK_REJECTED_METRIC,
@@ -74,10 +74,12 @@ def process_stripe_event(event: dict[str, Any]) -> dict[str, str]:
     def matches(order: OrderSnapshot) -> None:
         check_payment(
             order,
-            payment_intent_id=intent["id"],
-            amount=int(intent["amount"]),
-            currency=str(intent["currency"]),
+            payment_intent_id=intent.get("id"),
+            amount=intent.get("amount"),
+            currency=intent.get("currency"),
         )
+        if target is OrderStatus.PAID:
+            check_received(order, intent.get("amount_received"))
 
     decision = order_service().apply(order_id, target, check=matches)
     count("PaymentEventApplied", outcome=decision.value)

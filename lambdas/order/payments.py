@@ -17,6 +17,17 @@ class PaymentIntent:
     client_secret: str
 
 
+def payment_intent_idempotency_key(order_id: str) -> str:
+    """One PaymentIntent per order, however often its creation is retried."""
+    return f"order-{order_id}"
+
+
+def refund_idempotency_key(order_id: str) -> str:
+    """One refund per order: derived from the order alone, never random, so a cancel retried after a
+    crash between the refund and recording it gets Stripe's first answer instead of a second refund."""
+    return f"refund-{order_id}"
+
+
 class PaymentGateway(Protocol):
     def create_payment_intent(
         self, *, order_id: str, customer_id: str, amount: int, currency: str, receipt_email: str | None
@@ -49,10 +60,9 @@ class StripeGateway:
         if receipt_email:
             params["receipt_email"] = receipt_email
         try:
-            # One PaymentIntent per order, however often the request is retried.
             intent = self._client.v1.payment_intents.create(
                 params=params,  # type: ignore[arg-type]
-                options={"idempotency_key": f"order-{order_id}"},
+                options={"idempotency_key": payment_intent_idempotency_key(order_id)},
             )
         except self._stripe.StripeError as error:
             raise PaymentProviderError(
@@ -64,7 +74,7 @@ class StripeGateway:
         try:
             refund = self._client.v1.refunds.create(
                 params={"payment_intent": payment_intent_id, "metadata": {"orderId": order_id}},
-                options={"idempotency_key": f"refund-{order_id}"},
+                options={"idempotency_key": refund_idempotency_key(order_id)},
             )
         except self._stripe.StripeError as error:
             raise PaymentProviderError(f"Stripe refused the refund: {error.user_message or error}") from error

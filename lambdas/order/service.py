@@ -105,14 +105,18 @@ class OrderService:
             if not self.orders.replace(order, cancelled):
                 raise Conflict("the order changed while cancelling it; look at it again")
             order = cancelled
-        # Also on a retried cancel: announce (same event id) and refund (same idempotency key) until done.
-        self._announce(order)
-        if order.refundId is None and order.paymentIntentId:
-            refund_id = self.payments().refund(
-                order_id=order.orderId, payment_intent_id=order.paymentIntentId
-            )
-            self.orders.record_refund(order.orderId, refund_id)
-            order = order.model_copy(update={"refundId": refund_id})
+        # Until the refund is recorded, a retried cancel announces again and refunds again: the same event
+        # (same id, same payload: the snapshot as written, without a refund) and the same refund (same
+        # idempotency key, so Stripe answers the first refund). Recording the refund is the last step, so
+        # once it is there both were done; announcing again then would publish the id with a new payload.
+        if order.refundId is None:
+            self._announce(order)
+            if order.paymentIntentId:
+                refund_id = self.payments().refund(
+                    order_id=order.orderId, payment_intent_id=order.paymentIntentId
+                )
+                self.orders.record_refund(order.orderId, refund_id)
+                order = order.model_copy(update={"refundId": refund_id})
         return order
 
     # --- events ------------------------------------------------------------------------------------------

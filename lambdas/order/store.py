@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from order.domain import InvalidOrder, Product
 from shared.events import ItemKind, OrderSnapshot
 
 CUSTOMER_INDEX = "byCustomer"
+_ORDER_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")  # a ULID (shared.ids), as every order id is
 
 
 def _item(order: OrderSnapshot) -> dict[str, Any]:
@@ -105,8 +107,10 @@ def decode_cursor(cursor: str, customer_id: str) -> dict[str, Any]:
         raise InvalidOrder("cursor is not valid: start again without it") from error
     if (
         not isinstance(key, dict)
-        or key.get("customerId") != customer_id
         or set(key) != {"customerId", "orderId"}
+        or key["customerId"] != customer_id
+        or not isinstance(key["orderId"], str)
+        or not _ORDER_ID.fullmatch(key["orderId"])
     ):
         raise InvalidOrder("cursor is not valid: start again without it")
     return key

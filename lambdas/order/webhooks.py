@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -29,6 +30,7 @@ REPLAY_TOLERANCE_SECONDS = 300
 # keeps the names in step. Here, in a module without import-time setup, so the program's tests can read them.
 PAYMENT_MISMATCH_METRIC = "PaymentMismatch"
 WEBHOOK_REJECTED_METRIC = "WebhookRejected"
+_ASCII_DIGITS = re.compile(r"[0-9]{1,12}")
 
 
 class Rejection(StrEnum):
@@ -63,20 +65,33 @@ def parse_message(body: str) -> WebhookMessage:
     return WebhookMessage(payload=payload, signature=signature, received_at=received_at)
 
 
-def signed_at(signature: str) -> int | None:
-    for part in signature.split(","):
-        key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit():
-            return int(value)
-    return None
+def signed_at(signature: str) -> int:
+    """The timestamp the signature covers, read exactly as stripe reads it.
+
+    stripe (16.1.0, `WebhookSignature._get_timestamp_and_signatures`) splits the header on "," and each
+    element on "=", takes the first element whose key is exactly "t" and reads it with int(), which also
+    takes "+17…", " 17…", "17_…" and non-ASCII digits. Judging the age of any other reading lets a
+    captured delivery through with a second, fresh `t` (issue 11). So the header must carry exactly one
+    `t`, spelled as Stripe spells it (ASCII digits only): then this value and stripe's are one and the
+    same. Stripe's format: "Verify the events that Stripe sends to your webhook endpoint",
+    https://docs.stripe.com/webhooks#verify-manually ("t=<timestamp>,v1=<signature>")."""
+    elements = [element.split("=", 2) for element in signature.split(",")]  # as stripe splits it
+    timestamps = [element[1] if len(element) > 1 else "" for element in elements if element[0] == "t"]
+    if len(timestamps) != 1 or not _ASCII_DIGITS.fullmatch(timestamps[0]):
+        raise WebhookRejected(
+            Rejection.BAD_SIGNATURE, f"{SIGNATURE_HEADER} must carry exactly one t=<digits> element"
+        )
+    return int(timestamps[0])
 
 
 def verify(message: WebhookMessage, secret: str, queued_at: datetime) -> dict[str, Any]:
     """The verified Stripe event as a dict, or WebhookRejected with the reason."""
     if not message.signature:
         raise WebhookRejected(Rejection.MISSING_SIGNATURE, f"no {SIGNATURE_HEADER} header")
+    timestamp = signed_at(message.signature)
     try:
-        # tolerance=None: stripe skips its own age check (typed int, accepts None); ours follows.
+        # tolerance=None: stripe skips its own age check (typed int, accepts None), which compares with
+        # now; ours compares the same timestamp with the time API Gateway received the delivery.
         event = stripe.Webhook.construct_event(
             message.payload.decode(),
             message.signature,
@@ -85,8 +100,7 @@ def verify(message: WebhookMessage, secret: str, queued_at: datetime) -> dict[st
         )
     except (stripe.SignatureVerificationError, UnicodeDecodeError, ValueError) as error:
         raise WebhookRejected(Rejection.BAD_SIGNATURE, str(error)) from error
-    timestamp = signed_at(message.signature)
-    if timestamp is None or abs(queued_at.timestamp() - timestamp) > REPLAY_TOLERANCE_SECONDS:
+    if abs(queued_at.timestamp() - timestamp) > REPLAY_TOLERANCE_SECONDS:
         raise WebhookRejected(
             Rejection.REPLAYED, f"signed at {timestamp}, queued at {int(queued_at.timestamp())}"
         )

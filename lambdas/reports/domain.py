@@ -1,8 +1,9 @@
 """What the reports service counts, and how: pure Python, no AWS.
 
-Revenue rule: an order counts once it has been paid and while it is not cancelled, i.e. its newest
-known status is PAID or FULFILLED; it counts in the UTC month it was confirmed (first seen paid).
-PENDING_PAYMENT and PAYMENT_FAILED orders are not revenue yet; CANCELLED orders were refunded.
+Revenue rule: an order counts once it has been paid and while it is not cancelled, i.e. the status
+the reports keep for it (`precedence`: a cancellation always wins) is PAID or FULFILLED; it counts in
+the UTC month it was confirmed (first seen paid). PENDING_PAYMENT and PAYMENT_FAILED orders are not
+revenue yet; CANCELLED orders were refunded.
 
 The confirmation time of an order is the earliest `occurredAt` of any of its events whose snapshot shows
 it paid or beyond (PAID, FULFILLED, CANCELLED: the status machine only reaches those through PAID). The
@@ -24,24 +25,61 @@ REVENUE_STATUSES = (OrderStatus.PAID, OrderStatus.FULFILLED)
 PAID_OR_BEYOND = frozenset({OrderStatus.PAID, OrderStatus.FULFILLED, OrderStatus.CANCELLED})
 
 
+# Which of two snapshots of one order the reports keep, whatever order they arrive in: a total order,
+# so the stored row is the maximum of all the events seen, and arrival order and duplicates cannot matter.
+# CANCELLED comes first: the order service publishes OrderCancelled only after its conditional write
+# to CANCELLED won, and nothing leaves CANCELLED; fulfilment, which builds its OrderFulfilled from the
+# confirmed snapshot, may meanwhile announce FULFILLED with the very same version (issue 11). Then the
+# version; then, between equal versions, the status's place in the status machine.
+ABSORBING_STATUSES = (OrderStatus.CANCELLED,)
+STATUS_RANK = {
+    OrderStatus.PENDING_PAYMENT: 0,
+    OrderStatus.PAYMENT_FAILED: 1,
+    OrderStatus.PAID: 2,
+    OrderStatus.FULFILLED: 3,
+    OrderStatus.CANCELLED: 4,
+}
+
+
+def precedence(status: str, version: int) -> tuple[bool, int, int]:
+    return (OrderStatus(status) in ABSORBING_STATUSES, version, STATUS_RANK[OrderStatus(status)])
+
+
+def precedence_rules() -> dict[str, Any]:
+    """The same rule as SQL parameters (reports.queries.UPSERT_ORDERS compares with them)."""
+    return {
+        "absorbing": [status.value for status in ABSORBING_STATUSES],
+        "rank": {status.value: rank for status, rank in STATUS_RANK.items()},
+    }
+
+
+def supersedes(row: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+    """Whether `row` replaces the stored `current` row of the same order."""
+    return precedence(row["status"], row["version"]) > precedence(current["status"], current["version"])
+
+
 def order_rows(events: Iterable[StoreEvent]) -> list[dict[str, Any]]:
     """One row per order for the batch upsert: the newest snapshot in the batch (a multi-row upsert
     may not touch a row twice), with the earliest confirmation time any of its events shows."""
-    newest: dict[str, StoreEvent] = {}
+    newest: dict[str, dict[str, Any]] = {}
     confirmed_at: dict[str, datetime] = {}
     for event in events:
         order = event.detail.order
+        row = _row(event)
         current = newest.get(order.orderId)
-        if current is None or order.version > current.detail.order.version:
-            newest[order.orderId] = event
+        if current is None or supersedes(row, current):
+            newest[order.orderId] = row
         if order.status in PAID_OR_BEYOND:
             seen = confirmed_at.get(order.orderId)
             occurred = event.detail.occurredAt
             confirmed_at[order.orderId] = occurred if seen is None else min(seen, occurred)
-    return [_row(event, confirmed_at.get(order_id)) for order_id, event in newest.items()]
+    return [
+        {**row, "confirmed_at": None if order_id not in confirmed_at else _utc_text(confirmed_at[order_id])}
+        for order_id, row in newest.items()
+    ]
 
 
-def _row(event: StoreEvent, confirmed_at: datetime | None) -> dict[str, Any]:
+def _row(event: StoreEvent) -> dict[str, Any]:
     order = event.detail.order
     return {
         "order_id": order.orderId,
@@ -54,7 +92,6 @@ def _row(event: StoreEvent, confirmed_at: datetime | None) -> dict[str, Any]:
         "created_at": _utc_text(order.createdAt),
         "updated_at": _utc_text(order.updatedAt),
         "version": order.version,
-        "confirmed_at": None if confirmed_at is None else _utc_text(confirmed_at),
         "items": [
             {
                 "product_id": item.productId,

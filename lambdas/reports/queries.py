@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 # A whole batch in one statement, so one Data API round trip: `:orders` is a JSON array of
-# reports.domain.order_rows, one per order. An event never overwrites a newer or equal version (the
-# version guard), items are rewritten only for orders whose row changed, and a confirmation time only
-# ever moves earlier.
+# reports.domain.order_rows, one per order. A row is replaced only by one of higher precedence
+# (reports.domain.precedence: a cancellation first, then the version, then the status's rank; `:rules` is
+# reports.domain.precedence_rules()), so the stored row is the same whatever order events arrive in;
+# items are rewritten only for orders whose row changed, and a confirmation time only ever moves earlier.
 UPSERT_ORDERS = """
 WITH batch AS (
     SELECT *
@@ -33,7 +34,15 @@ changed AS (
         created_at = excluded.created_at,
         updated_at = excluded.updated_at,
         version = excluded.version
-    WHERE excluded.version > o.version
+    WHERE (
+        CAST(:rules AS jsonb)->'absorbing' @> to_jsonb(excluded.status),
+        excluded.version,
+        CAST(CAST(:rules AS jsonb)->'rank'->>excluded.status AS integer)
+    ) > (
+        CAST(:rules AS jsonb)->'absorbing' @> to_jsonb(o.status),
+        o.version,
+        CAST(CAST(:rules AS jsonb)->'rank'->>o.status AS integer)
+    )
     RETURNING o.order_id
 ),
 new_items AS (

@@ -21,7 +21,7 @@ from reports.data_api import DataApi, DatabaseSettings
 from reports.domain import MonthTotals, groups_of, monthly_report, report_csv, report_months
 from reports.repository import ReportsRepository
 from shared import settings
-from shared.http import register_error_handlers
+from shared.http import COMMON_ERRORS, error_response, register_error_handlers
 from shared.observability import logger, metrics, tracer
 
 ADMIN_GROUP = "admin"
@@ -58,7 +58,10 @@ def require_admin() -> None:
                 CSV_TYPE: {"schema": {"type": "string"}},
             },
         },
-        403: {"description": "The caller is not in the admin group"},
+        403: error_response("The caller is not in the admin group"),
+        422: error_response("months out of range"),
+        503: error_response("The reports database is resuming from auto-pause; retry shortly"),
+        **COMMON_ERRORS,
     },
 )
 @tracer.capture_method

@@ -8,7 +8,7 @@ from typing import Any
 
 from reports import queries
 from reports.data_api import DataApi
-from reports.domain import REVENUE_STATUSES, next_month
+from reports.domain import REVENUE_STATUSES, next_month, precedence_rules
 
 
 class ReportsRepository:
@@ -17,7 +17,9 @@ class ReportsRepository:
 
     def upsert_orders(self, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
         """Rows from reports.domain.order_rows, in one round trip; what changed, for the logs."""
-        (counts,) = self._db.execute(queries.UPSERT_ORDERS, {"orders": list(rows)})
+        (counts,) = self._db.execute(
+            queries.UPSERT_ORDERS, {"orders": list(rows), "rules": precedence_rules()}
+        )
         return counts
 
     def monthly_totals(self, months: Sequence[date], currency: str) -> dict[date, dict[str, int]]:

@@ -1,27 +1,97 @@
 """How every REST function of the store answers errors: JSON with a `message`, never a stack trace.
 
 `register_error_handlers(app)` gives a Powertools resolver the shared answers: 422 for invalid input
-(with the fields), 400 for a body that is not UTF-8, 500 with a request id for anything unexpected
-(logged with its trace)."""
+(with the fields), 400 for a body that is not UTF-8 or not JSON (too deeply nested included), 500 with
+a request id for anything unexpected (logged with its trace). `parse_json` is the resolvers' JSON
+reader and `unsupported_media_type` the check a handler makes before routing a request with a body."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import ServiceError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from pydantic import BaseModel, Field
 
 from shared.observability import logger
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="Dotted path of the offending field; empty for the body as a whole")
+    message: str
+
+
+class ErrorOut(BaseModel):
+    """Every refusal and error of the storefront API: API Gateway's own answers (401, 403, 429) carry
+    `message` too."""
+
+    message: str = Field(description="What went wrong, in words for a person")
+    errors: list[FieldProblem] | None = Field(default=None, description="422: each invalid field")
+    requestId: str | None = Field(default=None, description="500: quote it when reporting the error")
+
+
+def error_response(description: str) -> OpenAPIResponse:
+    """An error answer for a route's OpenAPI `responses` (every one is an ErrorOut)."""
+    return {"description": description, "content": {content_types.APPLICATION_JSON: {"model": ErrorOut}}}
+
+
+# What any route of the stage may answer besides its own: the 401 of the Cognito authorizer and the 429
+# of the stage's throttling are API Gateway's, the 422 and the 500 are register_error_handlers'. AWS:
+# "Control access to REST APIs using Amazon Cognito user pools as an authorizer",
+# https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-integrate-with-cognito.html
+# "Throttle requests to your REST APIs for better throughput in API Gateway",
+# https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-request-throttling.html
+COMMON_ERRORS: dict[int, OpenAPIResponse] = {
+    401: error_response("No valid Cognito ID token in Authorization (API Gateway's authorizer)"),
+    422: error_response("The request does not match the schema: `errors` names each field"),
+    429: error_response("Too many requests: throttled by API Gateway; retry with back-off"),
+    500: error_response("Unexpected error, logged with its trace; quote the requestId"),
+}
 
 
 def json_response(status: int, body: dict[str, Any]) -> Response[Any]:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
 
 
+def parse_json(text: str) -> Any:
+    """json.loads for request bodies: JSON nested beyond what the parser can follow (RecursionError, e.g.
+    50,000 "[") is a decode error like any other, which the resolver answers as invalid JSON."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text[:64], 0) from None
+
+
+JSON_MEDIA_TYPE = "application/json"
+
+
+def unsupported_media_type(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The 415 answer (an API Gateway proxy response) for a request whose content is not declared JSON;
+    None for one the resolver may parse. Powertools would otherwise parse form and multipart content for
+    a JSON route (and fail on a multipart type without a boundary, or an empty body of another type)."""
+    headers = {key.lower(): value for key, value in (event.get("headers") or {}).items()}
+    media_type = str(headers.get("content-type") or "").split(";")[0].strip().lower()
+    has_content = bool(event.get("body")) or (
+        bool(media_type) and event.get("httpMethod") in ("POST", "PUT", "PATCH")
+    )
+    if not has_content or media_type == JSON_MEDIA_TYPE:
+        return None
+    return {
+        "statusCode": 415,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps({"message": f"send the body as {JSON_MEDIA_TYPE}, not {media_type or 'untyped'}"}),
+        "isBase64Encoded": False,
+    }
+
+
 def register_error_handlers(app: APIGatewayRestResolver) -> None:
     @app.exception_handler(RequestValidationError)
     def invalid_request(error: RequestValidationError) -> Response[Any]:
+        if any(problem.get("type") == "json_invalid" for problem in error.errors()):
+            return json_response(400, {"message": "the request body is not valid JSON"})
         problems = [
             {"field": ".".join(str(part) for part in problem["loc"][1:]), "message": problem["msg"]}
             for problem in error.errors()

@@ -64,7 +64,7 @@ def test_without_a_key_each_create_is_a_new_order(world: OrderWorld) -> None:
         ({"items": [{"productId": f"p{i}", "quantity": 1} for i in range(51)]}, 422, "items"),
         ({"items": [{**TEE, "unitAmount": 1}]}, 422, "unitAmount"),
         ({"netTotal": 1}, 422, "items"),
-        ("{not json", 422, "invalid request"),
+        ("{not json", 400, "not valid JSON"),
     ],
 )
 def test_bad_orders_get_a_clear_4xx_and_change_nothing(
@@ -144,10 +144,11 @@ def test_cancel_refunds_a_paid_physical_order_once(world: OrderWorld, paid_order
     events = world.published()
     assert [event["detail-type"] for event in events] == ["OrderCancelled"]
     assert events[0]["detail"]["order"]["version"] == order["version"] + 1
-    # A retried cancel neither refunds twice nor changes the order; it re-announces the same event.
+    # A retried cancel neither refunds twice nor changes the order; the cancellation was announced and
+    # refunded in full, so it announces nothing more (an event id is never published with a new payload).
     again = world.call("POST", f"/orders/{order['orderId']}/cancel")
     assert again[0] == 200 and again[1]["refundId"] == body["refundId"] and len(world.stripe.refunds) == 1
-    assert [event["detail"]["eventId"] for event in world.published()] == [events[0]["detail"]["eventId"]]
+    assert world.published() == []
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from order.domain import (
     Product,
     cancel_refusal,
     check_payment,
+    check_received,
     decide,
     event_detail,
     new_order,
@@ -150,7 +151,7 @@ def test_payment_must_match_amount_currency_and_intent() -> None:
     for wrong in ({"amount": placed.grossAmount - 1}, {"currency": "aud"}, {"payment_intent_id": "pi_2"}):
         arguments = {"payment_intent_id": "pi_1", "amount": placed.grossAmount, "currency": "nzd", **wrong}
         with pytest.raises(PaymentMismatch):
-            check_payment(placed, **arguments)  # type: ignore[arg-type]
+            check_payment(placed, **arguments)
 
 
 def test_event_ids_name_the_state_change() -> None:
@@ -171,3 +172,38 @@ def test_snapshots_reject_unknown_fields_and_fractional_money() -> None:
         OrderSnapshot.model_validate({**data, "discount": 5})
     with pytest.raises(ValueError, match="fractional part"):
         OrderItem.model_validate({**data["items"][0], "unitAmount": 1.5})
+
+
+GROSS = order().grossAmount
+# What an event could carry as an amount: the total and its neighbours, the total as a float or a
+# decimal, a float just above it, bools (True == 1 in Python), strings, null, any integer or float.
+AMOUNTS = st.one_of(
+    st.sampled_from([GROSS, GROSS - 1, GROSS + 1, float(GROSS), GROSS + 0.9, str(GROSS), True, False, None]),
+    st.integers(-(2**63), 2**63),
+    st.floats(allow_nan=False),
+    st.decimals(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+)
+
+
+@given(amount=AMOUNTS, received=AMOUNTS)
+def test_only_exact_integer_amounts_equal_to_the_total_match(amount: object, received: object) -> None:
+    """Whatever an event carries as amount and amount_received, a payment matches only when both are
+    JSON integers equal to the order's gross amount (a float, even an equal one, or a bool never)."""
+    placed = order()
+    matches = all(type(value) is int and value == GROSS for value in (amount, received))
+    try:
+        check_payment(placed, payment_intent_id="pi_1", amount=amount, currency="nzd")
+        check_received(placed, received)
+    except PaymentMismatch:
+        assert not matches
+    else:
+        assert matches
+
+
+def test_a_bool_is_not_an_amount_of_one() -> None:
+    single = order().model_copy(update={"grossAmount": 1})
+    with pytest.raises(PaymentMismatch):
+        check_payment(single, payment_intent_id="pi_1", amount=True, currency="nzd")
+    with pytest.raises(PaymentMismatch):
+        check_received(single, True)
