@@ -111,12 +111,8 @@ class MaterializingMocks(RecordingMocks):
                 {
                     "IndexName": index["name"],
                     "KeySchema": [
-                        {"AttributeName": index["hashKey"], "KeyType": "HASH"},
-                        *(
-                            [{"AttributeName": index["rangeKey"], "KeyType": "RANGE"}]
-                            if index.get("rangeKey")
-                            else []
-                        ),
+                        {"AttributeName": key["attributeName"], "KeyType": key["keyType"]}
+                        for key in index["keySchemas"]
                     ],
                     "Projection": {"ProjectionType": index.get("projectionType", "ALL")},
                 }
