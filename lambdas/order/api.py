@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.exceptions import UnauthorizedError
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.logging import correlation_paths
@@ -24,11 +24,10 @@ from order.domain import MAX_LINES, MAX_QUANTITY, DomainError, Line
 from order.payments import PaymentProviderError
 from order.wiring import config, order_service
 from shared.events import OrderSnapshot
-from shared.http import json_response, register_error_handlers
+from shared.http import json_response, rest_resolver
 from shared.observability import logger, metrics, tracer
 
-app = APIGatewayRestResolver(enable_validation=True)
-register_error_handlers(app)
+app = rest_resolver()
 
 # A retried POST /orders with the same Idempotency-Key returns the first answer for a day.
 CREATE_IDEMPOTENCY = IdempotencyConfig(
