@@ -22,6 +22,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 ENGINE = "aurora-postgresql"
+MASTER_USERNAME = "tbs_admin"
 VPC_CIDR = "10.42.0.0/24"  # two /26 subnets; the cluster's instances need a handful of addresses
 SUBNET_CIDRS = ("10.42.0.0/26", "10.42.0.64/26")
 # Readers in tiers 0-1 scale and pause with the writer; tiers 2-15 scale (and pause at 0 ACU) on their
@@ -84,7 +85,7 @@ class ServerlessDb(pulumi.ComponentResource):
             engine_mode="provisioned",
             engine_version=engine_version,
             database_name=args.database_name,
-            master_username="tbs_admin",
+            master_username=MASTER_USERNAME,
             manage_master_user_password=True,
             enable_http_endpoint=True,
             storage_encrypted=True,
