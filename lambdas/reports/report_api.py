@@ -70,7 +70,12 @@ def require_admin() -> None:
         },
         403: {"description": "The caller is not in the admin group"},
         503: {
-            "description": "The reports database is resuming from a pause: retry after Retry-After seconds"
+            "description": "The reports database is resuming from a pause: retry after Retry-After seconds",
+            "content": {
+                "application/json": {
+                    "schema": {"type": "object", "properties": {"message": {"type": "string"}}}
+                }
+            },
         },
     },
 )
