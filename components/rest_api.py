@@ -11,8 +11,8 @@ whose Powertools resolver answers the preflight and adds the headers to actual r
 the request's Origin only when it is allowed (a MOCK integration could only send fixed values).
 API Gateway's own 4XX/5XX answers never reach a function: they carry a fixed
 Access-Control-Allow-Origin only when exactly one exact origin is allowed (a gateway response can send
-a static value or echo a request header, never choose: "Gateway responses for REST APIs",
-https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-gatewayResponse-definition.html)."""
+a static value or echo a request header, never choose; "Enable CORS on a resource using the API Gateway
+console", https://docs.aws.amazon.com/apigateway/latest/developerguide/how-to-cors-console.html)."""
 
 from __future__ import annotations
 

@@ -132,8 +132,9 @@ class ServerlessDb(pulumi.ComponentResource):
 
     def _private_subnet_group(self, name: str) -> pulumi.Output[str]:
         """A VPC of the cluster's own: private subnets in two availability zones (RDS requires two), no
-        internet or NAT gateway ("Working with a DB instance in a VPC",
-        https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_VPC.WorkingWithRDSInstanceinaVPC.html)."""
+        internet or NAT gateway. RDS refuses a subnet group in fewer than two zones
+        (DBSubnetGroupDoesNotCoverEnoughAZs; "Working with a DB instance in a VPC",
+        https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_VPC.WorkingWithRDSInstanceinaVPC.html)."""
         child = pulumi.ResourceOptions(parent=self)
         zones = aws.get_availability_zones_output(
             state="available",

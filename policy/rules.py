@@ -42,9 +42,9 @@ RANDOM_ID = "random:index/randomId:RandomId"
 MIN_PYTHON = (3, 12)
 VISIBILITY_TIMEOUT_FACTOR = 6
 
-# Lambda's advanced logging controls accept exactly these levels ("Configuring advanced logging
-# controls for Lambda functions", https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-advanced.html;
-# the API's ApplicationLogLevel/SystemLogLevel enums). Python's WARNING/CRITICAL are not among them.
+# Lambda's log-level filtering accepts exactly these levels ("Log-level filtering",
+# https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-log-level.html; the API's
+# ApplicationLogLevel/SystemLogLevel enums). Python's WARNING/CRITICAL are not among them.
 LAMBDA_APPLICATION_LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
 LAMBDA_SYSTEM_LOG_LEVELS = ("DEBUG", "INFO", "WARN")
 
@@ -54,7 +54,8 @@ SCALE_TO_ZERO_MINIMUM = {13: (13, 15), 14: (14, 12), 15: (15, 7), 16: (16, 3)}
 
 # The RDS Data API takes at most 4 MiB per request ("Limitations for the Amazon RDS Data API",
 # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.limitations.html), and EventBridge
-# caps an event at 256 KiB ("Amazon EventBridge quotas", PutEvents entry size). The reports consumer
+# caps an event at 256 KiB ("Calculating Amazon EventBridge PutEvents event entry size",
+# https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-putevent-size.html). The reports consumer
 # sends a whole batch as one request, so a batch of the largest events must fit:
 #     4 MiB / 256 KiB = 16 events; one event's worth is kept back for the statement and the request's
 #     JSON envelope, so at most 15 events per batch.
