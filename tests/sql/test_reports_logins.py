@@ -12,7 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
-import scramp
+import scramp  # type: ignore[import-untyped]
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
