@@ -279,9 +279,7 @@ def test_readme_documents_every_config_key() -> None:
 # --- a first deploy in a fresh account ------------------------------------------------------------
 
 
-def test_the_database_gets_a_vpc_of_its_own_unless_told_a_subnet_group(
-    stack: Recording, record_with: Callable[..., Recording]
-) -> None:
+def test_the_database_gets_a_vpc_of_its_own(stack: Recording) -> None:
     cluster = stack.named(f"tbs-{stack.stack}-reports-db-cluster").outputs
     (group,) = stack.of_type("aws:rds/subnetGroup:SubnetGroup")
     subnets = stack.of_type("aws:ec2/subnet:Subnet")
@@ -292,20 +290,21 @@ def test_the_database_gets_a_vpc_of_its_own_unless_told_a_subnet_group(
     for absent in ("internetGateway:InternetGateway", "natGateway:NatGateway", "route:Route"):
         assert not stack.of_type(f"aws:ec2/{absent}")
 
-    existing = record_with("dev", {"tbs:dbSubnetGroupName": "landing-zone-db"})
+
+def test_an_existing_subnet_group_and_a_pinned_engine_version_are_used(
+    record_with: Callable[..., Recording],
+) -> None:
+    existing = record_with("dev", {"tbs:dbSubnetGroupName": "landing-zone-db", "tbs:dbEngineVersion": "16.4"})
+    assert existing.named("tbs-dev-reports-db-cluster").outputs["engineVersion"] == "16.4"
     assert existing.named("tbs-dev-reports-db-cluster").outputs["dbSubnetGroupName"] == "landing-zone-db"
     assert not existing.of_type("aws:ec2/vpc:Vpc") and not existing.of_type("aws:rds/subnetGroup:SubnetGroup")
 
 
-def test_the_engine_version_is_the_regions_default_unless_pinned(
-    stack: Recording, record_with: Callable[..., Recording]
-) -> None:
+def test_the_engine_version_is_the_regions_default_by_default(stack: Recording) -> None:
     from tools.recording import OFFLINE_ENGINE_DEFAULTS
 
     cluster = stack.named(f"tbs-{stack.stack}-reports-db-cluster").outputs
     assert cluster["engineVersion"] == OFFLINE_ENGINE_DEFAULTS["16"]  # what the region answered
-    pinned = record_with("dev", {"tbs:dbEngineVersion": "16.4"})
-    assert pinned.named("tbs-dev-reports-db-cluster").outputs["engineVersion"] == "16.4"
 
 
 def test_one_stack_per_account_and_region_owns_api_gateways_logging_role(
