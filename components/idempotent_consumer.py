@@ -43,6 +43,8 @@ class IdempotentConsumerArgs:
     batch_size: int = 10
     batching_window_seconds: int = 0
     production: bool = False
+    # How many invocations the SQS pollers may run at once (the mapping's MaximumConcurrency, 2..1000).
+    max_concurrency: int = 5
 
 
 class IdempotentConsumer(pulumi.ComponentResource):
@@ -57,9 +59,12 @@ class IdempotentConsumer(pulumi.ComponentResource):
                 f"{name}: queue visibility timeout {args.source.visibility_timeout_seconds} s is below "
                 f"{needed} s (6 × timeout + batching window): messages would be redelivered mid-batch"
             )
-        concurrency = function_args.reserved_concurrency
-        if concurrency is not None and concurrency < 2:
-            raise ValueError(f"{name}: reserved concurrency must be at least 2 (SQS pollers' minimum)")
+        if not 2 <= args.max_concurrency <= 1000:
+            raise ValueError(f"{name}: maximum concurrency must be within 2..1000 (an SQS mapping's limits)")
+        if function_args.reserved_concurrency is not None:
+            raise ValueError(
+                f"{name}: a queue consumer reserves no concurrency; its pollers are capped by max_concurrency"
+            )
 
         self.table = idempotency_table(f"{name}-idempotency", args.production, parent=self)
         self.dlq = dead_letter_queue(f"{name}-async-dlq", function_args.alarm_topic_arn, parent=self)
@@ -93,9 +98,13 @@ class IdempotentConsumer(pulumi.ComponentResource):
             batch_size=args.batch_size,
             maximum_batching_window_in_seconds=args.batching_window_seconds,
             function_response_types=["ReportBatchItemFailures"],
-            # Cap the pollers at the function's reserved concurrency: pollers beyond it would be throttled,
-            # and every throttled receive counts towards maxReceiveCount (messages dead-letter unprocessed).
-            scaling_config={"maximum_concurrency": concurrency} if concurrency else None,
+            # The pollers' own cap, and the only one: reserved concurrency would take capacity from the
+            # account (PutFunctionConcurrency is refused once less than 100 stays unreserved) and, set
+            # below the pollers, make Lambda throttle receives that count towards maxReceiveCount. The
+            # mapping's maximum concurrency reserves nothing and never starts more invocations than it
+            # allows ("Configuring scaling behavior for SQS event source mappings",
+            # https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html).
+            scaling_config={"maximum_concurrency": args.max_concurrency},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.handler]),
         )
         self.invoke_config = aws.lambda_.FunctionEventInvokeConfig(

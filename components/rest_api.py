@@ -1,12 +1,24 @@
 """The storefront's REST API: one API, stage `v1`, Cognito-authorised routes added by each service.
 
 Services add routes; the program publishes once at the end, so the deployment snapshots every route
-of every service and is re-created exactly when a route changes."""
+and gateway response of every service and is re-created exactly when one of them changes.
+
+CORS: the storefront runs in a browser on another origin, so every call carrying Authorization or
+Idempotency-Key is preflighted with an OPTIONS request that carries no credentials ("CORS for REST
+APIs in API Gateway", https://docs.aws.amazon.com/apigateway/latest/developerguide/how-to-cors.html).
+Each authorised resource therefore gets an unauthorised OPTIONS method proxied to the same function,
+whose Powertools resolver answers the preflight and adds the headers to actual responses, echoing
+the request's Origin only when it is allowed (a MOCK integration could only send fixed values).
+API Gateway's own 4XX/5XX answers never reach a function: they carry a fixed
+Access-Control-Allow-Origin only when exactly one exact origin is allowed (a gateway response can send
+a static value or echo a request header, never choose; "Enable CORS on a resource using the API Gateway
+console", https://docs.aws.amazon.com/apigateway/latest/developerguide/how-to-cors-console.html)."""
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -16,6 +28,8 @@ from components.alarms import metric_alarm
 from components.function import ServiceFunction
 
 STAGE_NAME = "v1"
+PREFLIGHT_METHOD = "OPTIONS"
+GATEWAY_RESPONSE_TYPES = ("DEFAULT_4XX", "DEFAULT_5XX")
 # One JSON line per request: what an operator greps for first.
 ACCESS_LOG_FORMAT = (
     '{"requestId":"$context.requestId","ip":"$context.identity.sourceIp","method":"$context.httpMethod",'
@@ -39,6 +53,24 @@ class RestApiArgs:
     log_group_name: str
     throttle: Throttle
     latency_alarm_ms: int = 3000
+    # Browser origins allowed to call the API (a port may be "*"); none: no browser may.
+    cors_allowed_origins: Sequence[str] = ()
+    # API Gateway's account settings (the CloudWatch role), when this stack sets them: a stage with
+    # logging cannot be created before they name a role ("Set up CloudWatch logging for REST APIs in
+    # API Gateway", https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html).
+    account_settings: pulumi.Resource | None = None
+
+
+def method_settings_path(method: str, path: str) -> str:
+    """How API Gateway keys a stage's method settings: the resource path with each "/" written "~1",
+    then the method (`/webhooks/stripe` POST → `~1webhooks~1stripe/POST`). The provider passes the
+    path through and reads the setting back by it (hashicorp/terraform-provider-aws#9738)."""
+    return f"{path.rstrip('/').replace('/', '~1') or '~1'}/{method}"
+
+
+def gateway_response_cors_origin(origins: Sequence[str]) -> str | None:
+    """The one exact origin a gateway response may name, if there is exactly one."""
+    return origins[0] if len(origins) == 1 and "*" not in origins[0] else None
 
 
 class RestApi(pulumi.ComponentResource):
@@ -61,23 +93,37 @@ class RestApi(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         # API Gateway's own errors (401, 403, 429, 5xx) answer with a JSON message, like ours do.
-        for response_type in ("DEFAULT_4XX", "DEFAULT_5XX"):
+        origin = gateway_response_cors_origin(args.cors_allowed_origins)
+        cors_headers = (
+            {"gatewayresponse.header.Access-Control-Allow-Origin": f"'{origin}'"}
+            if origin is not None
+            else None
+        )
+        self._deployment_dependencies: list[pulumi.CustomResource] = [
             aws.apigateway.Response(
                 f"{name}-{response_type.lower().replace('_', '-')}",
                 rest_api_id=self.api.id,
                 response_type=response_type,
                 response_templates={"application/json": '{"message": $context.error.messageString}'},
+                response_parameters=cors_headers,
                 opts=pulumi.ResourceOptions(parent=self),
             )
+            for response_type in GATEWAY_RESPONSE_TYPES
+        ]
         self._resources: dict[str, aws.apigateway.Resource] = {}
         self._route_keys: list[str] = []
-        self._deployment_dependencies: list[pulumi.CustomResource] = []
+        self._preflighted: set[str] = set()
         self._route_throttles: dict[str, Throttle] = {}
         self.stage: aws.apigateway.Stage | None = None
 
     @property
     def rest_api_id(self) -> pulumi.Output[str]:
         return self.api.id
+
+    @property
+    def cors_environment(self) -> dict[str, str]:
+        """What a function behind the API reads to answer CORS (lambdas/shared/http.py)."""
+        return {"CORS_ALLOWED_ORIGINS": ",".join(self._args.cors_allowed_origins)}
 
     def resource_id(self, path: str) -> pulumi.Output[str]:
         """The id of /path, creating each missing segment once."""
@@ -102,6 +148,14 @@ class RestApi(pulumi.ComponentResource):
     def add_lambda_route(
         self, method: str, path: str, handler: ServiceFunction, *, public: bool = False
     ) -> None:
+        """`method path` proxied to `handler`; an authorised route's resource also gets the browser's
+        preflight (OPTIONS, unauthorised) proxied to the same function."""
+        self._proxy_route(method, path, handler, public=public)
+        if not public and path not in self._preflighted:
+            self._preflighted.add(path)
+            self._proxy_route(PREFLIGHT_METHOD, path, handler, public=True)
+
+    def _proxy_route(self, method: str, path: str, handler: ServiceFunction, *, public: bool) -> None:
         route = f"{method} {path}"
         slug = f"{method}{path}".lower().replace("/", "-").replace("{", "").replace("}", "")
         resource_id = self.resource_id(path)
@@ -164,6 +218,17 @@ class RestApi(pulumi.ComponentResource):
                         {"pattern": dependency.selection_pattern, "templates": dependency.response_templates}
                     )
                 )
+            elif isinstance(dependency, aws.apigateway.Response):
+                parts.append(
+                    pulumi.Output.json_dumps(
+                        {
+                            "type": dependency.response_type,
+                            "status": dependency.status_code,
+                            "templates": dependency.response_templates,
+                            "parameters": dependency.response_parameters,
+                        }
+                    )
+                )
         return pulumi.Output.all(*parts).apply(
             lambda values: hashlib.sha256("\n".join(map(str, values)).encode()).hexdigest()
         )
@@ -176,8 +241,8 @@ class RestApi(pulumi.ComponentResource):
         deployment = aws.apigateway.Deployment(
             f"{self._name}-deployment",
             rest_api=self.api.id,
-            # A new deployment whenever a route or its integration changes; otherwise the stage keeps
-            # serving the old snapshot (API Gateway does not redeploy by itself).
+            # A new deployment whenever a route, its integration or a gateway response changes; otherwise
+            # the stage keeps serving the old snapshot (API Gateway does not redeploy by itself).
             triggers={"routes": fingerprint},
             opts=pulumi.ResourceOptions(parent=self, depends_on=self._deployment_dependencies),
         )
@@ -187,6 +252,15 @@ class RestApi(pulumi.ComponentResource):
             retention_in_days=self._args.log_retention_days,
             opts=pulumi.ResourceOptions(parent=self),
         )
+        # API Gateway writes execution logs here and would create the group itself, keeping logs forever;
+        # declared first, it has our retention (set-up-logging page above).
+        execution_logs = aws.cloudwatch.LogGroup(
+            f"{self._name}-execution-logs",
+            name=pulumi.Output.format("API-Gateway-Execution-Logs_{0}/{1}", self.api.id, STAGE_NAME),
+            retention_in_days=self._args.log_retention_days,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        account = [self._args.account_settings] if self._args.account_settings is not None else []
         self.stage = aws.apigateway.Stage(
             f"{self._name}-stage",
             rest_api=self.api.id,
@@ -194,14 +268,18 @@ class RestApi(pulumi.ComponentResource):
             stage_name=STAGE_NAME,
             xray_tracing_enabled=True,
             access_log_settings={"destination_arn": access_logs.arn, "format": ACCESS_LOG_FORMAT},
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=account),
         )
         throttles = {"*/*": self._args.throttle}
         for route, throttle in self._route_throttles.items():
             method, path = route.split(" ", 1)
-            throttles[f"{path.strip('/')}/{method}"] = throttle
+            throttles[method_settings_path(method, path)] = throttle
         for method_path, throttle in throttles.items():
-            slug = "all" if method_path == "*/*" else method_path.lower().replace("/", "-")
+            slug = (
+                "all"
+                if method_path == "*/*"
+                else method_path.replace("~1", "-").strip("-").lower().replace("/", "-")
+            )
             aws.apigateway.MethodSettings(
                 f"{self._name}-settings-{slug}",
                 rest_api=self.api.id,
@@ -215,7 +293,7 @@ class RestApi(pulumi.ComponentResource):
                     "throttling_rate_limit": throttle.rate_limit,
                     "throttling_burst_limit": throttle.burst_limit,
                 },
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*account, execution_logs]),
             )
         dimensions = {"ApiName": self.api.name, "Stage": self.stage.stage_name}
         metric_alarm(

@@ -31,8 +31,17 @@ def table(
         hash_key=hash_key,
         range_key=range_key,
         attributes=[{"name": key, "type": "S"} for key in sorted(keys)],
+        # key_schemas, not the hash_key/range_key that pulumi-aws 7 deprecates ("Use key_schema instead",
+        # aws.dynamodb.TableGlobalSecondaryIndexArgs); the index is the same, so nothing is replaced.
         global_secondary_indexes=[
-            {"name": index, "hash_key": index_hash, "range_key": index_range, "projection_type": "ALL"}
+            {
+                "name": index,
+                "key_schemas": [
+                    {"attribute_name": index_hash, "key_type": "HASH"},
+                    {"attribute_name": index_range, "key_type": "RANGE"},
+                ],
+                "projection_type": "ALL",
+            }
             for index, index_hash, index_range in global_indexes
         ],
         ttl={"attribute_name": ttl_attribute, "enabled": True} if ttl_attribute else None,

@@ -23,6 +23,7 @@ from typing import Any
 
 import boto3
 
+from components.serverless_db import MASTER_USERNAME
 from localcloud.data_api import DataApiEmulator
 from localcloud.fake_stripe import FakeStripe, signature_header
 from localcloud.fake_stripe import running as running_stripe
@@ -101,7 +102,13 @@ class LocalCloud:
         self._exit.callback(shutil.rmtree, database_dir, ignore_errors=True)
         postgres = self._exit.enter_context(running_postgres(database_dir / "data"))
         postgres.create_database("reports")
-        self.data_api = DataApiEmulator(postgres).start()
+        # The emulator logs in as the role each request's secret names, reading the secret from moto.
+        secrets = self.client("secretsmanager")
+        self.data_api = DataApiEmulator(
+            postgres,
+            secret_values=lambda arn: str(secrets.get_secret_value(SecretId=arn)["SecretString"]),
+            master_username=MASTER_USERNAME,
+        ).start()
         self._exit.callback(self.data_api.stop)
         self.stripe, self.stripe_url = self._exit.enter_context(running_stripe(FakeStripe()))
 

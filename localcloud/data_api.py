@@ -6,6 +6,11 @@ way the Data API does (typeHint DECIMAL/TIMESTAMP/DATE/TIME/UUID/JSON; numeric a
 as strings). One SQL statement per call, as the real service allows. boto3 reaches it through
 AWS_ENDPOINT_URL_RDS_DATA; requests are not authenticated (it only ever listens on loopback).
 
+Like the Data API, it logs in as the user the request's secret names (`secretArn` → the secret's JSON
+`username`/`password`, read through `secret_values`), so each function runs with its own role's
+privileges; the cluster's master user (`master_username`) is the server's own user. Without
+`secret_values` every request runs as the server's user.
+
 Tests (and the local cloud's chaos runs) can make it answer DatabaseResumingException, like a paused
 Aurora Serverless cluster: in process with answer_resuming(n), or over HTTP with
 POST /_emulator/resuming {"calls": n}. `operations` lists the Data API calls it served."""
@@ -13,6 +18,7 @@ POST /_emulator/resuming {"calls": n}. `operations` lists the Data API calls it 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import json
 import threading
@@ -152,8 +158,15 @@ class DataApiEmulator:
     takes. Each call without a transaction runs on its own autocommit connection to the `database` it
     names (default: the address's database)."""
 
-    def __init__(self, postgres: PostgresAddress) -> None:
+    def __init__(
+        self,
+        postgres: PostgresAddress,
+        secret_values: Callable[[str], str] | None = None,
+        master_username: str | None = None,
+    ) -> None:
         self.postgres = postgres
+        self.secret_values = secret_values
+        self.master_username = master_username
         self.operations: list[str] = []
         self._resuming_answers = 0
         self._transactions: dict[str, _Transaction] = {}
@@ -250,7 +263,7 @@ class DataApiEmulator:
         return {"updateResults": [{"generatedFields": []} for _ in parameter_sets]}
 
     def begin_transaction(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        connection = self._connect(request.get("database"))
+        connection = self._connect(request.get("database"), request.get("secretArn"))
         connection.run("BEGIN")
         transaction_id = uuid.uuid4().hex
         with self._lock:
@@ -274,7 +287,7 @@ class DataApiEmulator:
     def _connection(self, request: Mapping[str, Any]) -> Iterator[Any]:
         transaction_id = request.get("transactionId")
         if not transaction_id:
-            connection = self._connect(request.get("database"))
+            connection = self._connect(request.get("database"), request.get("secretArn"))
             try:
                 yield connection
             finally:
@@ -289,9 +302,26 @@ class DataApiEmulator:
         with transaction.lock:
             yield transaction.connection
 
-    def _connect(self, database: str | None) -> Any:
+    def _login(self, secret_arn: str | None) -> PostgresAddress:
+        """The address to connect to as the user `secret_arn` names."""
+        if self.secret_values is None or not secret_arn:
+            return self.postgres
         try:
-            connection = self.postgres.connect(database)
+            secret = json.loads(self.secret_values(secret_arn))
+            username, password = str(secret["username"]), secret.get("password")
+        except Exception as error:
+            # What the Data API answers when it cannot use the secret.
+            raise DataApiError(
+                "BadRequestException", f"Error fetching secret {secret_arn}: {error}"
+            ) from error
+        if username == self.master_username:
+            return self.postgres
+        return dataclasses.replace(self.postgres, user=username, password=password)
+
+    def _connect(self, database: str | None, secret_arn: str | None = None) -> Any:
+        address = self._login(secret_arn)
+        try:
+            connection = address.connect(database)
         except pg8000.native.Error as error:
             # A missing database shows as a FATAL error or, when the server hangs up first, a broken pipe.
             if database and not self._database_exists(database):

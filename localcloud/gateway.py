@@ -169,11 +169,20 @@ class LocalGateway:
         if not split.path.startswith(prefix + "/"):
             return json_answer(403, {"message": "Missing Authentication Token"})  # API Gateway's answer
         request = Request(method, split.path[len(prefix) :], headers, split.query, body)
+        found = self.route_of(method, request.path)
+        if found is None:
+            return json_answer(403, {"message": "Missing Authentication Token"})
+        route, parameters = found
+        return self._route(route, request, parameters)
+
+    def route_of(self, method: str, path: str) -> tuple[LocalRoute, dict[str, str]] | None:
+        """The route the program declares for `method` on `path` (below the stage), with its path
+        parameters; None when it declares none."""
         for route, pattern in self._patterns:
-            match = pattern.match(request.path)
+            match = pattern.match(path)
             if match and route.method == method:
-                return self._route(route, request, match.groupdict())
-        return json_answer(403, {"message": "Missing Authentication Token"})
+                return route, match.groupdict()
+        return None
 
     def _route(self, route: LocalRoute, request: Request, parameters: dict[str, str]) -> Answer:
         claims: dict[str, str] = {}

@@ -111,12 +111,8 @@ class MaterializingMocks(RecordingMocks):
                 {
                     "IndexName": index["name"],
                     "KeySchema": [
-                        {"AttributeName": index["hashKey"], "KeyType": "HASH"},
-                        *(
-                            [{"AttributeName": index["rangeKey"], "KeyType": "RANGE"}]
-                            if index.get("rangeKey")
-                            else []
-                        ),
+                        {"AttributeName": key["attributeName"], "KeyType": key["keyType"]}
+                        for key in index["keySchemas"]
                     ],
                     "Projection": {"ProjectionType": index.get("projectionType", "ALL")},
                 }
@@ -210,11 +206,11 @@ class MaterializingMocks(RecordingMocks):
     # --- the database: Aurora becomes the embedded PostgreSQL behind the Data API emulator -------------
 
     def _cluster(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> str:
-        # The Data API emulator ignores credentials; the secret exists so the functions find what they
-        # are configured with, as in AWS where RDS creates it.
+        # The master secret RDS would create; the Data API emulator logs in as the master user with it
+        # (locally: the server's own user), and as any other role with that role's secret.
         secret = self._client("secretsmanager").create_secret(
             Name=f"rds!{state['name']}",
-            SecretString=json.dumps({"username": "postgres", "password": "local"}),
+            SecretString=json.dumps({"username": inputs["masterUsername"], "password": "local"}),
         )
         state["masterUserSecrets"] = [{"secretArn": secret["ARN"], "secretStatus": "active"}]
         state["arn"] = f"arn:aws:rds:{self.region}:{ACCOUNT_ID}:cluster:{state['name']}"

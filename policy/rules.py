@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 QUEUE = "aws:sqs/queue:Queue"
@@ -27,9 +27,52 @@ CLUSTER = "aws:rds/cluster:Cluster"
 CLUSTER_INSTANCE = "aws:rds/clusterInstance:ClusterInstance"
 STAGE = "aws:apigateway/stage:Stage"
 METHOD_SETTINGS = "aws:apigateway/methodSettings:MethodSettings"
+API_ACCOUNT = "aws:apigateway/account:Account"
+API_METHOD = "aws:apigateway/method:Method"
+API_INTEGRATION = "aws:apigateway/integration:Integration"
+API_INTEGRATION_RESPONSE = "aws:apigateway/integrationResponse:IntegrationResponse"
+API_GATEWAY_RESPONSE = "aws:apigateway/response:Response"
+API_DEPLOYMENT = "aws:apigateway/deployment:Deployment"
+INVOCATION = "aws:lambda/invocation:Invocation"
+ROLE = "aws:iam/role:Role"
+DB_SUBNET_GROUP = "aws:rds/subnetGroup:SubnetGroup"
+SUBNET = "aws:ec2/subnet:Subnet"
+RANDOM_ID = "random:index/randomId:RandomId"
 
 MIN_PYTHON = (3, 12)
 VISIBILITY_TIMEOUT_FACTOR = 6
+
+# Lambda's log-level filtering accepts exactly these levels ("Log-level filtering",
+# https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-log-level.html; the API's
+# ApplicationLogLevel/SystemLogLevel enums). Python's WARNING/CRITICAL are not among them.
+LAMBDA_APPLICATION_LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+LAMBDA_SYSTEM_LOG_LEVELS = ("DEBUG", "INFO", "WARN")
+
+# Aurora PostgreSQL minors from which Aurora Serverless v2 accepts a minimum of 0 ACU (auto-pause):
+# "Aurora Serverless v2 capacity", https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-serverless-v2.how-it-works.html
+SCALE_TO_ZERO_MINIMUM = {13: (13, 15), 14: (14, 12), 15: (15, 7), 16: (16, 3)}
+
+# The RDS Data API takes at most 4 MiB per request ("Limitations for the Amazon RDS Data API",
+# https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.limitations.html), and EventBridge
+# caps an event at 256 KiB ("Calculating Amazon EventBridge PutEvents event entry size",
+# https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-putevent-size.html). The reports consumer
+# sends a whole batch as one request, so a batch of the largest events must fit:
+#     4 MiB / 256 KiB = 16 events; one event's worth is kept back for the statement and the request's
+#     JSON envelope, so at most 15 events per batch.
+DATA_API_REQUEST_BYTES = 4 * 1024 * 1024
+MAX_EVENT_BYTES = 256 * 1024
+MAX_DATA_API_BATCH = DATA_API_REQUEST_BYTES // MAX_EVENT_BYTES - 1
+
+# Reserved concurrency the stack may claim in its account and region when the stack does not say
+# (tbs:reservedConcurrencyBudget). Lambda keeps 100 of the account's concurrency unreserved and new
+# accounts may have a quota as low as 10, so the only budget that fits every account is none.
+DEFAULT_RESERVED_CONCURRENCY_BUDGET = 0
+RESERVED_CONCURRENCY_BUDGET_KEY = "tbs:reservedConcurrencyBudget"
+HTTP_METHODS = "GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|ANY"
+# `*/*`, or the resource path with every "/" written as "~1", then the method: API Gateway keys a
+# stage's method settings that way and the provider reads the setting back by that key (a raw
+# "webhooks/stripe/POST" is read back as nothing). hashicorp/terraform-provider-aws#9738.
+METHOD_SETTINGS_PATH = re.compile(rf"^(\*/\*|(~1[^/~]*)+/(\*|{HTTP_METHODS}))$")
 
 # Where AWS leaves no choice but Resource "*", with the reason. Anything else with "*" is a violation.
 WILDCARD_RESOURCE_EXCEPTIONS = {
@@ -45,6 +88,9 @@ ALLOWED_MANAGED_POLICIES = {
 
 
 class Resource(Protocol):
+    """What a rule reads of a resource. A resource may also carry `dependencies` (the URNs it waits
+    for); rules about ordering check it only where it is present."""
+
     @property
     def type(self) -> str: ...
     @property
@@ -59,6 +105,8 @@ class Resource(Protocol):
 class Graph:
     resources: Sequence[Resource]
     production: bool
+    # The stack's config, as the engine passes it to the program (every value a string).
+    settings: Mapping[str, str] = field(default_factory=dict)
 
     def of_type(self, type_token: str) -> list[Resource]:
         return [resource for resource in self.resources if resource.type == type_token]
@@ -165,6 +213,16 @@ def every_function_logs_json_to_a_retained_log_group(graph: Graph) -> list[str]:
         groups = graph.by_prop(LOG_GROUP, "name", logging.get("logGroup"))
         if logging.get("logFormat") != "JSON":
             problems.append(f"{_label(function)}: logs are not JSON")
+        if logging.get("applicationLogLevel") not in LAMBDA_APPLICATION_LOG_LEVELS:
+            problems.append(
+                f"{_label(function)}: application log level {logging.get('applicationLogLevel')!r} is not "
+                f"one Lambda accepts {LAMBDA_APPLICATION_LOG_LEVELS}"
+            )
+        if logging.get("systemLogLevel") not in LAMBDA_SYSTEM_LOG_LEVELS:
+            problems.append(
+                f"{_label(function)}: system log level {logging.get('systemLogLevel')!r} is not one of "
+                f"{LAMBDA_SYSTEM_LOG_LEVELS}"
+            )
         if not groups:
             problems.append(f"{_label(function)}: its log group is not declared by the program")
         elif not groups[0].props.get("retentionInDays"):
@@ -221,10 +279,60 @@ def every_queue_consumer_reports_batch_failures_and_fits_its_queue(graph: Graph)
             )
         reserved = function.props.get("reservedConcurrentExecutions")
         cap = _get(mapping.props, "scalingConfig", "maximumConcurrency")
-        if reserved not in (None, -1) and (cap is None or cap > reserved):
+        if cap is None:
+            problems.append(
+                f"{label}: no maximum concurrency: the pollers may take the account's concurrency"
+            )
+        elif reserved not in (None, -1) and cap > reserved:
             problems.append(
                 f"{label}: pollers ({cap}) may exceed reserved concurrency {reserved}: throttled "
                 "receives would dead-letter messages unprocessed"
+            )
+    return problems
+
+
+def _reserved(function: Resource) -> int:
+    reserved = function.props.get("reservedConcurrentExecutions")
+    return 0 if reserved in (None, -1) else int(reserved)
+
+
+@rule
+def reserved_concurrency_fits_the_account_budget(graph: Graph) -> list[str]:
+    """PutFunctionConcurrency is refused once the account's unreserved concurrency would drop below 100;
+    a stack may reserve only what its config says the account can spare."""
+    budget = int(graph.settings.get(RESERVED_CONCURRENCY_BUDGET_KEY) or DEFAULT_RESERVED_CONCURRENCY_BUDGET)
+    reserving = {
+        function.name: _reserved(function) for function in graph.of_type(FUNCTION) if _reserved(function)
+    }
+    total = sum(reserving.values())
+    if total <= budget:
+        return []
+    detail = ", ".join(f"{name} {count}" for name, count in sorted(reserving.items()))
+    return [
+        f"the stack reserves {total} concurrent executions ({detail}) but its account budget "
+        f"({RESERVED_CONCURRENCY_BUDGET_KEY}) is {budget}: Lambda would refuse PutFunctionConcurrency. "
+        "Cap SQS pollers with the event source mapping's maximum concurrency instead, or raise the "
+        "budget after checking the account's quota (aws lambda get-account-settings)"
+    ]
+
+
+def _environment(function: Resource) -> Mapping[str, Any]:
+    return _get(function.props, "environment", "variables") or {}
+
+
+@rule
+def data_api_batches_fit_one_request(graph: Graph) -> list[str]:
+    """A consumer that writes a batch in one Data API request must not be given more events than fit."""
+    problems = []
+    for mapping in graph.of_type(MAPPING):
+        function = _function_for(graph, mapping.props.get("functionName"))
+        if function is None or "DB_CLUSTER_ARN" not in _environment(function):
+            continue
+        size = int(mapping.props.get("batchSize") or 10)
+        if size > MAX_DATA_API_BATCH:
+            problems.append(
+                f"{_label(mapping)}: batches of {size} events may exceed the Data API's 4 MiB request "
+                f"(at most {MAX_DATA_API_BATCH} events of EventBridge's 256 KiB fit)"
             )
     return problems
 
@@ -315,6 +423,31 @@ def aurora_scales_to_zero_behind_the_data_api(graph: Graph) -> list[str]:
             problems.append(f"{_label(cluster)}: Data API is off")
         if not cluster.props.get("manageMasterUserPassword"):
             problems.append(f"{_label(cluster)}: master password not managed by RDS/Secrets Manager")
+        version = str(cluster.props.get("engineVersion"))
+        match = re.match(r"(\d+)\.(\d+)", version)
+        minimum = SCALE_TO_ZERO_MINIMUM.get(int(match[1])) if match else None
+        if (
+            not match
+            or int(match[1]) < min(SCALE_TO_ZERO_MINIMUM)
+            or (minimum and (int(match[1]), int(match[2])) < minimum)
+        ):
+            problems.append(f"{_label(cluster)}: engine version {version} cannot scale to 0 ACU")
+    return problems
+
+
+@rule
+def aurora_runs_in_a_subnet_group_the_program_names(graph: Graph) -> list[str]:
+    """Without a subnet group the cluster needs the default VPC, which many accounts (Control Tower,
+    landing zones) do not have; a subnet group of the program's own spans at least two zones."""
+    problems = [
+        f"{_label(cluster)}: no DB subnet group: the create needs a default VPC"
+        for cluster in graph.of_type(CLUSTER)
+        if not cluster.props.get("dbSubnetGroupName")
+    ]
+    zones = {subnet.props.get("availabilityZone") for subnet in graph.of_type(SUBNET)}
+    for group in graph.of_type(DB_SUBNET_GROUP):
+        if len(group.props.get("subnetIds") or []) < 2 or len(zones) < 2:
+            problems.append(f"{_label(group)}: RDS needs subnets in at least two availability zones")
     return problems
 
 
@@ -350,8 +483,14 @@ def production_data_survives_mistakes(graph: Graph) -> list[str]:
         props = cluster.props
         if not props.get("deletionProtection"):
             problems.append(f"{_label(cluster)}: no deletion protection")
-        if props.get("skipFinalSnapshot") or not props.get("finalSnapshotIdentifier"):
+        snapshot = str(props.get("finalSnapshotIdentifier") or "")
+        if props.get("skipFinalSnapshot") or not snapshot:
             problems.append(f"{_label(cluster)}: no final snapshot on delete")
+        elif not any(str(random.props.get("hex")) in snapshot for random in graph.of_type(RANDOM_ID)):
+            problems.append(
+                f"{_label(cluster)}: final snapshot {snapshot!r} is a fixed name: the second delete or "
+                "replacement fails because that snapshot exists"
+            )
         instances = [
             instance
             for instance in graph.of_type(CLUSTER_INSTANCE)
@@ -359,7 +498,200 @@ def production_data_survives_mistakes(graph: Graph) -> list[str]:
         ]
         if len(instances) < 2:
             problems.append(f"{_label(cluster)}: {len(instances)} instance(s); production needs a reader")
+        # The writer and every reader in promotion tier 0-1 scale and pause together (doubling the cost of
+        # a reader that serves no query: the Data API runs on the writer only); tiers 2-15 scale alone.
+        coupled = [i for i in instances if int(i.props.get("promotionTier") or 0) < 2]
+        if len(coupled) > 1:
+            problems.append(
+                f"{_label(cluster)}: {len(coupled)} instances in promotion tier 0-1 scale with the writer; "
+                "put failover readers in tier 2 or above"
+            )
     return problems
+
+
+def _dependencies(resource: Resource) -> list[str] | None:
+    """The URNs a resource waits for, or None where the caller's graph does not carry them."""
+    dependencies = getattr(resource, "dependencies", None)
+    return None if dependencies is None else [str(urn) for urn in dependencies]
+
+
+@rule
+def api_logging_waits_for_the_account_settings(graph: Graph) -> list[str]:
+    """A stage with access logs, or method settings with execution logging, fails to create until
+    API Gateway's account settings name a CloudWatch role: when the stack sets them, it must wait."""
+    accounts = {account.urn for account in graph.of_type(API_ACCOUNT)}
+    if not accounts:
+        return []
+    problems = []
+    for resource in [*graph.of_type(STAGE), *graph.of_type(METHOD_SETTINGS)]:
+        dependencies = _dependencies(resource)
+        if dependencies is not None and not accounts & set(dependencies):
+            problems.append(
+                f"{_label(resource)}: does not wait for the API Gateway account settings: on a first "
+                "deploy it fails with 'CloudWatch Logs role ARN must be set in account settings'"
+            )
+    return problems
+
+
+@rule
+def method_settings_name_their_method_as_api_gateway_keys_it(graph: Graph) -> list[str]:
+    return [
+        f"{_label(settings)}: method path {settings.props.get('methodPath')!r} is not '*/*' or "
+        "'~1resource~1path/METHOD' (every '/' of the resource path encoded as '~1')"
+        for settings in graph.of_type(METHOD_SETTINGS)
+        if not METHOD_SETTINGS_PATH.match(str(settings.props.get("methodPath")))
+    ]
+
+
+@rule
+def api_execution_logs_are_retained(graph: Graph) -> list[str]:
+    """API Gateway writes execution logs to API-Gateway-Execution-Logs_<api id>/<stage>, creating the
+    group without retention unless the program declares it first."""
+    logging = [
+        settings
+        for settings in graph.of_type(METHOD_SETTINGS)
+        if _get(settings.props, "settings", "loggingLevel") not in (None, "OFF")
+    ]
+    problems = []
+    for stage in graph.of_type(STAGE) if logging else []:
+        name = f"API-Gateway-Execution-Logs_{stage.props.get('restApi')}/{stage.props.get('stageName')}"
+        groups = graph.by_prop(LOG_GROUP, "name", name)
+        if not groups or not groups[0].props.get("retentionInDays"):
+            problems.append(f"{_label(stage)}: execution log group {name} is not declared with a retention")
+            continue
+        for settings in logging:
+            dependencies = _dependencies(settings)
+            if dependencies is not None and groups[0].urn not in dependencies:
+                problems.append(
+                    f"{_label(settings)}: turns on execution logging before {name} exists (API Gateway "
+                    "would create it first, without retention, and the program's create would then fail)"
+                )
+    return problems
+
+
+@rule
+def api_deployment_snapshots_every_route_and_gateway_response(graph: Graph) -> list[str]:
+    """A deployment is a snapshot of the API when it is created: whatever it does not wait for (and
+    whose change does not replace it) never reaches the stage."""
+    parts = [
+        resource.urn
+        for token in (API_METHOD, API_INTEGRATION, API_INTEGRATION_RESPONSE, API_GATEWAY_RESPONSE)
+        for resource in graph.of_type(token)
+    ]
+    problems = []
+    for deployment in graph.of_type(API_DEPLOYMENT):
+        dependencies = _dependencies(deployment)
+        if dependencies is None:
+            continue
+        missing = sorted(urn.rsplit("::", 1)[-1] for urn in parts if urn not in dependencies)
+        if missing:
+            problems.append(f"{_label(deployment)}: does not wait for {', '.join(missing)}")
+    return problems
+
+
+def _integrated_function_arns(graph: Graph) -> set[str]:
+    arns = set()
+    for integration in graph.of_type(API_INTEGRATION):
+        uri = str(integration.props.get("uri"))
+        if integration.props.get("type") == "AWS_PROXY" and "/functions/" in uri:
+            arns.add(uri.split("/functions/", 1)[1].removesuffix("/invocations"))
+    return arns
+
+
+@rule
+def browser_routes_answer_preflight_and_name_their_origins(graph: Graph) -> list[str]:
+    """Every call a browser makes with Authorization or Idempotency-Key is preflighted with OPTIONS,
+    which carries no credentials: each authorised resource needs an unauthorised OPTIONS method, and
+    the functions behind the API need the allowed origins to answer it."""
+    methods = graph.of_type(API_METHOD)
+    preflighted = {
+        method.props.get("resourceId")
+        for method in methods
+        if method.props.get("httpMethod") == "OPTIONS" and method.props.get("authorization") == "NONE"
+    }
+    problems = [
+        f"{_label(method)}: {method.props.get('httpMethod')} needs a credential, but its resource has no "
+        "unauthorised OPTIONS method for the browser's preflight"
+        for method in methods
+        if method.props.get("authorization") != "NONE" and method.props.get("resourceId") not in preflighted
+    ]
+    for arn in sorted(_integrated_function_arns(graph)):
+        function = _function_for(graph, arn)
+        if function is not None and "CORS_ALLOWED_ORIGINS" not in _environment(function):
+            problems.append(f"{_label(function)}: serves the API but is not told the allowed origins")
+    return problems
+
+
+@rule
+def migrations_rerun_on_a_new_cluster(graph: Graph) -> list[str]:
+    """A deploy-time invocation that prepares a database must run again when the cluster is replaced:
+    its triggers include the cluster's identity, not only the SQL."""
+    problems = []
+    for invocation in graph.of_type(INVOCATION):
+        function = _function_for(graph, invocation.props.get("functionName"))
+        cluster_arn = _environment(function).get("DB_CLUSTER_ARN") if function else None
+        clusters = graph.by_prop(CLUSTER, "arn", cluster_arn) if cluster_arn else []
+        if not clusters:
+            continue
+        identity = clusters[0].props.get("clusterResourceId")
+        triggers = (invocation.props.get("triggers") or {}).values()
+        if identity is None or identity not in triggers:
+            problems.append(
+                f"{_label(invocation)}: its triggers miss the cluster's resource id: a replaced cluster "
+                "would come up without the schema"
+            )
+    return problems
+
+
+def _role_arns_by_name(graph: Graph) -> dict[str, str]:
+    return {str(role.props.get("name")): str(role.props.get("arn")) for role in graph.of_type(ROLE)}
+
+
+def _secrets_granted(graph: Graph) -> dict[str, set[str]]:
+    """Role ARN → the secrets its inline policies may read."""
+    arns = _role_arns_by_name(graph)
+    granted: dict[str, set[str]] = {}
+    for policy in graph.of_type(ROLE_POLICY):
+        role = arns.get(str(policy.props.get("role")), str(policy.props.get("role")))
+        for statement in _statements(policy.props.get("policy")):
+            if "secretsmanager:GetSecretValue" in _as_list(statement.get("Action")):
+                granted.setdefault(role, set()).update(map(str, _as_list(statement.get("Resource"))))
+    return granted
+
+
+@rule
+def functions_read_only_their_own_secrets(graph: Graph) -> list[str]:
+    """A function may read a secret only when its environment names it; a cluster's master secret only
+    in a function the deploy invokes (the migrator), never one reachable from the internet or a queue."""
+    granted = _secrets_granted(graph)
+    deploy_time = {str(invocation.props.get("functionName")) for invocation in graph.of_type(INVOCATION)}
+    masters = {
+        str(secret.get("secretArn"))
+        for cluster in graph.of_type(CLUSTER)
+        for secret in cluster.props.get("masterUserSecrets") or []
+    }
+    problems = []
+    for function in graph.of_type(FUNCTION):
+        named = {str(value) for value in _environment(function).values()}
+        readable = granted.get(str(function.props.get("role")), set())
+        for secret in sorted(readable - named):
+            problems.append(f"{_label(function)}: may read {secret}, which its environment does not name")
+        invoked_at_deploy = {function.props.get("name"), function.props.get("arn")} & deploy_time
+        for secret in sorted((readable | named) & masters):
+            if not invoked_at_deploy:
+                problems.append(f"{_label(function)}: holds the cluster's master secret {secret}")
+    return problems
+
+
+@rule
+def tables_use_the_current_index_key_schema(graph: Graph) -> list[str]:
+    """pulumi-aws 7 deprecates a global secondary index's hashKey/rangeKey for keySchemas."""
+    return [
+        f"{_label(table)}: index {index.get('name')} uses the deprecated hashKey/rangeKey"
+        for table in graph.of_type(TABLE)
+        for index in table.props.get("globalSecondaryIndexes") or []
+        if index.get("hashKey") or index.get("rangeKey")
+    ]
 
 
 def check(graph: Graph, names: Iterable[str] | None = None) -> dict[str, list[str]]:

@@ -63,10 +63,10 @@ class FulfilmentService(pulumi.ComponentResource):
                     ],
                     environment={"FULFILMENT_TABLE": self.table.name},
                     timeout_seconds=CONSUMER_TIMEOUT_SECONDS,
-                    reserved_concurrency=config.consumer_concurrency,
                 ),
                 source=self.orders.source,
                 production=config.production,
+                max_concurrency=config.consumer_concurrency,
             ),
             opts=child,
         )

@@ -82,6 +82,9 @@ class Platform(pulumi.ComponentResource):
         self.user_pool_id: pulumi.Output[str] | None = None
         self.user_pool_client_id: pulumi.Output[str] | None = None
         if config.runs("order") or config.runs("reports"):
+            account = (
+                self._api_gateway_account_settings(prefix) if config.manage_api_gateway_account else None
+            )
             self.api = RestApi(
                 f"{prefix}-api",
                 RestApiArgs(
@@ -90,11 +93,11 @@ class Platform(pulumi.ComponentResource):
                     log_retention_days=config.log_retention_days,
                     log_group_name=f"/tbs/{config.stack}/api-access",
                     throttle=Throttle(config.api_rate_limit, config.api_burst_limit),
+                    cors_allowed_origins=config.cors_allowed_origins,
+                    account_settings=account,
                 ),
                 opts=child,
             )
-            if config.manage_api_gateway_account:
-                self._api_gateway_logging_role(prefix)
         self.register_outputs({"busName": self.bus_name, "alarmTopicArn": self.alarm_topic.arn})
 
     def function_args(
@@ -165,22 +168,29 @@ class Platform(pulumi.ComponentResource):
         self.user_pool_id, self.user_pool_client_id = pool.id, client.id
         return pool.arn
 
-    def _api_gateway_logging_role(self, prefix: str) -> None:
-        child = pulumi.ResourceOptions(parent=self)
+    def _api_gateway_account_settings(self, prefix: str) -> aws.apigateway.Account:
+        """API Gateway's CloudWatch role is one setting per account and region, shared by every API there
+        ("Set up CloudWatch logging for REST APIs in API Gateway",
+        https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html). Exactly one stack
+        per account and region owns it (tbs:manageApiGatewayAccount, docs/deploy.md), and even that one
+        never takes it away: the role and the setting outlive `pulumi destroy` (retain_on_delete), so
+        destroying the owner cannot break the logging of another stack's API."""
+        retained = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
         role = aws.iam.Role(
             f"{prefix}-apigw-logs",
             assume_role_policy=assume_role_policy("apigateway.amazonaws.com"),
-            opts=child,
+            description="API Gateway account-wide CloudWatch logging role (kept on destroy)",
+            opts=retained,
         )
         attachment = aws.iam.RolePolicyAttachment(
             f"{prefix}-apigw-logs-policy",
             role=role.name,
             # AWS's own policy for this account-wide role: API Gateway names its execution log groups itself.
             policy_arn=API_GATEWAY_LOGS_POLICY_ARN,
-            opts=pulumi.ResourceOptions(parent=role),
+            opts=pulumi.ResourceOptions(parent=role, retain_on_delete=True),
         )
-        aws.apigateway.Account(
+        return aws.apigateway.Account(
             f"{prefix}-apigw-account",
             cloudwatch_role_arn=role.arn,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment]),
+            opts=pulumi.ResourceOptions.merge(retained, pulumi.ResourceOptions(depends_on=[attachment])),
         )

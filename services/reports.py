@@ -61,22 +61,42 @@ class ReportsService(pulumi.ComponentResource):
                 database_name="reports",
                 max_capacity=config.db_max_capacity,
                 seconds_until_auto_pause=config.db_auto_pause_seconds,
+                # Production keeps a failover-only reader (the Data API never queries a reader), in a
+                # promotion tier that scales and pauses on its own: docs/deploy.md.
                 readers=1 if config.production else 0,
                 production=config.production,
                 backup_retention_days=14 if config.production else 1,
                 db_subnet_group_name=config.db_subnet_group_name,
+                engine_version=config.db_engine_version,
             ),
             opts=child,
         )
-        data_api: list[Statement] = [
-            allow(DATA_API_ACTIONS, [self.db.cluster_arn]),
-            allow(["secretsmanager:GetSecretValue"], [self.db.secret_arn]),
-        ]
-        db_environment = {
-            "DB_CLUSTER_ARN": self.db.cluster_arn,
-            "DB_SECRET_ARN": self.db.secret_arn,
-            "DB_NAME": self.db.database_name,
-        }
+        # One login per function (migration 0002): the consumer writes, the internet-facing report route
+        # only reads, and only the migrator holds the master secret. The migrator generates the
+        # passwords into these secrets, so no password is ever in config or in Pulumi's state.
+        self.writer_login = aws.secretsmanager.Secret(
+            f"{prefix}-db-writer-login",
+            description="Reports database login of the reports consumer (tbs_reports_writer)",
+            opts=child,
+        )
+        self.reader_login = aws.secretsmanager.Secret(
+            f"{prefix}-db-reader-login",
+            description="Reports database login of the monthly report route (tbs_reports_reader, read-only)",
+            opts=child,
+        )
+
+        def data_api(secret_arn: pulumi.Input[str]) -> list[Statement]:
+            return [
+                allow(DATA_API_ACTIONS, [self.db.cluster_arn]),
+                allow(["secretsmanager:GetSecretValue"], [secret_arn]),
+            ]
+
+        def db_environment(secret_arn: pulumi.Input[str]) -> dict[str, pulumi.Input[str]]:
+            return {
+                "DB_CLUSTER_ARN": self.db.cluster_arn,
+                "DB_SECRET_ARN": secret_arn,
+                "DB_NAME": self.db.database_name,
+            }
 
         self.migrator = ServiceFunction(
             f"{prefix}-migrate",
@@ -85,9 +105,19 @@ class ReportsService(pulumi.ComponentResource):
                 "migrate",
                 code=code,
                 handler="reports.migrate.handler",
-                description="Applies the versioned SQL migrations (run by every deploy)",
-                statements=data_api,
-                environment=db_environment,
+                description="Applies the SQL migrations, sets the functions' database logins (every deploy)",
+                statements=[
+                    *data_api(self.db.secret_arn),
+                    allow(
+                        ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
+                        [self.writer_login.arn, self.reader_login.arn],
+                    ),
+                ],
+                environment={
+                    **db_environment(self.db.secret_arn),
+                    "DB_WRITER_SECRET_ARN": self.writer_login.arn,
+                    "DB_READER_SECRET_ARN": self.reader_login.arn,
+                },
                 # A paused cluster resumes within this time; the migrator waits for it.
                 timeout_seconds=300,
             ),
@@ -97,7 +127,8 @@ class ReportsService(pulumi.ComponentResource):
             f"{prefix}-migration",
             function_name=self.migrator.function.name,
             input=pulumi.Output.json_dumps({"action": "migrate"}),
-            triggers={"migrations": migrations_fingerprint()},
+            # Again when a migration changes, and on a new cluster (a replaced one comes up empty).
+            triggers={"migrations": migrations_fingerprint(), "cluster": self.db.cluster_resource_id},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.migrator, *self.db.instances]),
         )
 
@@ -125,15 +156,15 @@ class ReportsService(pulumi.ComponentResource):
                     code=code,
                     handler="reports.consumer.handler",
                     description="Upserts a batch of order events in one Data API call",
-                    statements=data_api,
-                    environment=db_environment,
+                    statements=data_api(self.writer_login.arn),
+                    environment=db_environment(self.writer_login.arn),
                     timeout_seconds=CONSUMER_TIMEOUT_SECONDS,
-                    reserved_concurrency=config.consumer_concurrency,
                 ),
                 source=self.events.source,
                 batch_size=config.reports_batch_size,
                 batching_window_seconds=window,
                 production=config.production,
+                max_concurrency=config.consumer_concurrency,
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.migration]),
         )
@@ -146,11 +177,16 @@ class ReportsService(pulumi.ComponentResource):
                 code=code,
                 handler="reports.report_api.handler",
                 description="GET /reports/monthly for the admin group",
-                statements=data_api,
-                environment={**db_environment, "CURRENCY": config.currency},
+                statements=data_api(self.reader_login.arn),
+                environment={
+                    **db_environment(self.reader_login.arn),
+                    "CURRENCY": config.currency,
+                    **platform.api.cors_environment,
+                },
                 timeout_seconds=29,  # API Gateway's integration limit
             ),
-            opts=child,
+            # Its login exists once the migrator has run.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.migration]),
         )
         platform.api.add_lambda_route("GET", "/reports/monthly", self.report_api)
 

@@ -1,6 +1,8 @@
 """Offline preview: the resource tree a stack file declares, from the recording mocks.
 
-    python -m tools.preview dev            print the tree (what `make preview STACK=dev` runs)
+    python -m tools.preview dev            print the tree, then a summary: resources by type and the
+                                           checks that ran (what `make preview STACK=dev` runs); exits 1
+                                           when a check fails, 2 when the stack's config is refused
     python -m tools.preview dev --write    rewrite tests/infra/snapshots/dev.txt (after review)
 
 The golden snapshots are compared by tests/infra/test_snapshots.py, so every infrastructure change
@@ -12,12 +14,15 @@ import argparse
 import hashlib
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pulumi
 from pulumi.output import Unknown
 
+from policy.rules import RULES, Graph
+from services.config import CONFIG_KEYS, ConfigError
 from tools.recording import PROJECT_ROOT, Recorded, Recording, known_stacks, record
 
 SNAPSHOT_DIR = PROJECT_ROOT / "tests" / "infra" / "snapshots"
@@ -91,6 +96,34 @@ def render(recording: Recording) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summary(recording: Recording) -> tuple[str, bool]:
+    """Resources by type and every check that ran; whether all passed."""
+    custom = [resource for resource in recording.resources if resource.custom]
+    lines = [
+        f"# summary of stack {recording.stack}",
+        f"resources: {len(custom)} (+ {len(recording.resources) - len(custom)} components)",
+    ]
+    counts = Counter(resource.type for resource in custom)
+    width = max(map(len, counts), default=0)
+    lines += [f"  {token:<{width}}  {count:>3}" for token, count in sorted(counts.items())]
+    graph = Graph(recording.resources, recording.production, recording.config)
+    results = {name: rule(graph) for name, rule in sorted(RULES.items())}
+    kind = "production" if recording.production else "non-production"
+    lines.append(
+        f"checks: the stack's config against services/config.py ({len(CONFIG_KEYS)} keys): passed; "
+        f"{len(RULES)} invariant rules of policy/rules.py ({kind}):"
+    )
+    for name, problems in results.items():
+        lines.append(f"  {'FAIL' if problems else 'pass'}  {name}")
+        lines += [f"        {problem}" for problem in problems]
+    failed = [name for name, problems in results.items() if problems]
+    lines.append(
+        f"{len(RULES) - len(failed)} of {len(RULES)} rules passed"
+        + (f"; FAILED: {', '.join(failed)}" if failed else "")
+    )
+    return "\n".join(lines) + "\n", not failed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.preview", description=__doc__.split("\n")[0])
     parser.add_argument("stack", help=f"one of {known_stacks()}")
@@ -98,16 +131,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         recording = record(args.stack)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ConfigError) as error:
         print(f"preview: {error}", file=sys.stderr)
         return 2
     text = render(recording)
     if args.write:
         snapshot_path(args.stack).write_text(text)
         print(f"wrote {_relative(str(snapshot_path(args.stack)))} ({len(recording.resources)} resources)")
-    else:
-        sys.stdout.write(text)
-    return 0
+        return 0
+    checks, passed = summary(recording)
+    sys.stdout.write(text + checks)
+    if not passed:
+        print(f"preview: stack {args.stack} fails the checks above", file=sys.stderr)
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":

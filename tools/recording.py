@@ -21,6 +21,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "tbs"
 ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "ap-southeast-2"
+# What the region answers at deploy time, stood in offline: its regular availability zones, and the
+# default minor of each Aurora PostgreSQL major (the real program resolves them from AWS).
+OFFLINE_ZONES = ("a", "b", "c")
+OFFLINE_ENGINE_DEFAULTS = {"16": "16.9", "17": "17.5"}
 # Secrets live encrypted in the stack files, which only the Pulumi CLI can decrypt; offline, the
 # program gets these stand-ins (never real values, never written anywhere).
 OFFLINE_SECRETS = {
@@ -112,6 +116,7 @@ def mock_outputs(
             state["arn"] = f"arn:aws:logs:{region}:{ACCOUNT_ID}:log-group:{physical}"
         case "aws:iam/role:Role":
             state["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:role/{physical}"
+            resource_id = physical  # IAM's id for a role is its name (what role policies name)
         case "aws:cloudwatch/eventBus:EventBus":
             state["arn"] = f"arn:aws:events:{region}:{ACCOUNT_ID}:event-bus/{physical}"
         case "aws:cloudwatch/eventRule:EventRule":
@@ -132,6 +137,7 @@ def mock_outputs(
             secrets_prefix = f"arn:aws:secretsmanager:{region}:{ACCOUNT_ID}"
             state["arn"] = f"arn:aws:rds:{region}:{ACCOUNT_ID}:cluster:{physical}"
             state["clusterIdentifier"] = resource_id = physical
+            state["clusterResourceId"] = f"cluster-{short_id.upper()}"
             state["masterUserSecrets"] = [
                 {
                     "secretArn": f"{secrets_prefix}:secret:rds!cluster-{short_id}",
@@ -142,6 +148,8 @@ def mock_outputs(
         case "aws:cognito/userPool:UserPool":
             resource_id = f"{region}_{short_id}"
             state["arn"] = f"arn:aws:cognito-idp:{region}:{ACCOUNT_ID}:userpool/{resource_id}"
+        case "random:index/randomId:RandomId":
+            state["hex"] = short_id[: 2 * int(inputs.get("byteLength") or 4)]
         case "aws:secretsmanager/secret:Secret":
             state["arn"] = f"{prefix}:secret:{physical}-{short_id[:6]}"
             resource_id = state["arn"]
@@ -175,6 +183,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
                     "userId": "OFFLINE",
                     "id": ACCOUNT_ID,
                 }, []
+            case "aws:index/getAvailabilityZones:getAvailabilityZones":
+                names = [f"{self.region}{zone}" for zone in OFFLINE_ZONES]
+                return {"names": names, "zoneIds": names, "id": self.region}, []
+            case "aws:rds/getEngineVersion:getEngineVersion":
+                version = str(args.args.get("version"))
+                actual = OFFLINE_ENGINE_DEFAULTS.get(version, version)
+                return {"engine": args.args.get("engine"), "version": version, "versionActual": actual}, []
         raise NotImplementedError(f"the recording mocks do not answer invoke {args.token}: add it")
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import UnauthorizedError
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.logging import correlation_paths
@@ -27,18 +27,10 @@ from order.domain import MAX_LINES, MAX_QUANTITY, DomainError, Line
 from order.payments import PaymentProviderError
 from order.wiring import config, order_service
 from shared.events import OrderSnapshot
-from shared.http import (
-    COMMON_ERRORS,
-    error_response,
-    json_response,
-    parse_json,
-    register_error_handlers,
-    unsupported_media_type,
-)
+from shared.http import COMMON_ERRORS, error_response, json_response, rest_resolver, unsupported_media_type
 from shared.observability import logger, metrics, tracer
 
-app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json)
-register_error_handlers(app)
+app = rest_resolver()
 # How long a client waits before retrying a create whose Idempotency-Key is still in use: a create
 # takes well under a second (one Stripe call, one write).
 RETRY_AFTER_SECONDS = 1

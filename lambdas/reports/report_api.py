@@ -3,33 +3,43 @@
 JSON by default; `Accept: text/csv` gets the same lines as CSV. Amounts are integer minor units of the
 store's currency (CURRENCY); which orders count is reports.domain's revenue rule.
 
+The database pauses when idle (0 ACU). While it resumes the Data API answers DatabaseResumingException;
+the route waits that out for as long as API Gateway's 29 s integration timeout leaves room, then
+answers 503 with Retry-After, so a paused database is neither a 500 nor a 5XX alarm of our making.
+
 No `from __future__ import annotations` here: Powertools reads the route's parameter annotations at run
 time, from the globals of the (tracer-wrapped) function, where string annotations do not resolve."""
 
+import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import ForbiddenError
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
 
-from reports.data_api import DataApi, DatabaseSettings
+from reports.data_api import DataApi, DatabaseSettings, is_resuming, wait_out_resume
 from reports.domain import MonthTotals, groups_of, monthly_report, report_csv, report_months
 from reports.repository import ReportsRepository
 from shared import settings
-from shared.http import COMMON_ERRORS, error_response, register_error_handlers
+from shared.http import COMMON_ERRORS, error_response, rest_resolver
 from shared.observability import logger, metrics, tracer
 
 ADMIN_GROUP = "admin"
 MAX_MONTHS = 36
 CSV_TYPE = "text/csv"
+# Kept back from the function's time to answer 503 before API Gateway gives up on the integration.
+ANSWER_MARGIN_SECONDS = 3.0
+# A resume takes seconds, rarely a minute ("Scaling to Zero ACUs with automatic pause and resume for
+# Aurora Serverless v2"): when the client should ask again.
+RETRY_AFTER_SECONDS = 30
 
-app = APIGatewayRestResolver(enable_validation=True)
-register_error_handlers(app)
+app = rest_resolver()
 
 
 class MonthlyReport(BaseModel):
@@ -60,7 +70,7 @@ def require_admin() -> None:
         },
         403: error_response("The caller is not in the admin group"),
         422: error_response("months out of range"),
-        503: error_response("The reports database is resuming from auto-pause; retry shortly"),
+        503: error_response("The reports database is resuming from a pause: retry after Retry-After seconds"),
         **COMMON_ERRORS,
     },
 )
@@ -71,7 +81,14 @@ def monthly(
     require_admin()
     currency = cast(DatabaseSettings, settings.load(DatabaseSettings)).CURRENCY
     wanted = report_months(utc_now(), months)
-    totals = ReportsRepository(DataApi.from_environment()).monthly_totals(wanted, currency)
+    repository = ReportsRepository(DataApi.from_environment())
+    try:
+        totals = wait_out_resume(lambda: repository.monthly_totals(wanted, currency), seconds_left)
+    except ClientError as error:
+        if not is_resuming(error):
+            raise
+        metrics.add_metric(name="MonthlyReportDatabaseResuming", unit=MetricUnit.Count, value=1)
+        return database_resuming()
     report = monthly_report(wanted, totals, currency)
     if CSV_TYPE in app.current_event.headers.get("Accept", ""):
         return Response(
@@ -84,6 +101,19 @@ def monthly(
         status_code=200,
         content_type=content_types.APPLICATION_JSON,
         body=MonthlyReport(currency=currency, months=report).model_dump_json(),
+    )
+
+
+def seconds_left() -> float:
+    return app.lambda_context.get_remaining_time_in_millis() / 1000 - ANSWER_MARGIN_SECONDS
+
+
+def database_resuming() -> Response[str]:
+    return Response(
+        status_code=503,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps({"message": "the reports database is resuming after a pause; try again in a moment"}),
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+from botocore.exceptions import ClientError
+
 from localcloud.client import StoreClient, wait_for
 from localcloud.cloud import LocalCloud
 
@@ -109,3 +112,29 @@ def test_the_api_answers_like_api_gateway(cloud: LocalCloud, customer: StoreClie
     assert customer.call("GET", "/reports/monthly").status == 403  # not an admin
     assert customer.call("DELETE", "/orders").status == 403  # no such route: API Gateway's 403
     assert customer.call("POST", "/orders", {"items": []}).status == 422
+
+
+def test_each_reports_function_runs_as_its_own_database_role(cloud: LocalCloud) -> None:
+    """The local Data API logs in as the role the function's secret names, as Aurora's does: the report
+    route reads as tbs_reports_reader and cannot write; the consumer writes as tbs_reports_writer."""
+    rds_data = cloud.client("rds-data")
+
+    def as_function(name: str, sql: str) -> dict[str, Any]:
+        (function,) = [f for f in cloud.model.functions.values() if f.name.endswith(name)]
+        env = function.environment
+        response: dict[str, Any] = rds_data.execute_statement(
+            resourceArn=env["DB_CLUSTER_ARN"],
+            secretArn=env["DB_SECRET_ARN"],
+            database=env["DB_NAME"],
+            sql=sql,
+        )
+        return response
+
+    assert as_function("reports-api", "SELECT current_user")["records"] == [
+        [{"stringValue": "tbs_reports_reader"}]
+    ]
+    assert as_function("reports-consumer", "SELECT current_user")["records"] == [
+        [{"stringValue": "tbs_reports_writer"}]
+    ]
+    with pytest.raises(ClientError, match=r"permission denied|read-only transaction"):
+        as_function("reports-api", "DELETE FROM orders")

@@ -36,7 +36,10 @@ def exchange(
 )
 def test_a_method_no_route_declares_is_api_gateways_403(cloud: LocalCloud, method: str, path: str) -> None:
     status, body = exchange(cloud.api_url + path, method)
-    assert (status, json.loads(body)) == (403, MISSING_TOKEN)
+    if cloud.gateway.route_of(method, path) is None:
+        assert (status, json.loads(body)) == (403, MISSING_TOKEN)
+    else:  # declared by the program (the browser routes' CORS preflight): routed, never API Gateway's 403
+        assert status != 403 or json.loads(body) != MISSING_TOKEN
 
 
 def test_head_answers_the_403_without_a_body(cloud: LocalCloud) -> None:

@@ -25,7 +25,6 @@ def function_args(**overrides: Any) -> FunctionArgs:
         "log_retention_days": 14,
         "log_group_name": "/tbs/test/consumer",
         "timeout_seconds": 30,
-        "reserved_concurrency": 5,
     }
     values.update(overrides)
     return FunctionArgs(**values)

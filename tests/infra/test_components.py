@@ -104,7 +104,7 @@ def test_consumer_retries_async_twice_then_dead_letters(consumer: Recording) -> 
 def test_consumer_function_is_traced_arm64_json_logged(consumer: Recording) -> None:
     function = only(consumer, "aws:lambda/function:Function").outputs
     assert function["tracingConfig"] == {"mode": "Active"} and function["architectures"] == ["arm64"]
-    assert function["runtime"] == "python3.13" and function["reservedConcurrentExecutions"] == 5
+    assert function["runtime"] == "python3.13" and function.get("reservedConcurrentExecutions") is None
     assert function["loggingConfig"]["logFormat"] == "JSON"
     assert consumer.named("orders-logs").outputs["retentionInDays"] == 14
 
@@ -158,15 +158,19 @@ def test_consumer_children_are_parented_and_rules_hold(consumer: Recording) -> N
 
 
 @pytest.mark.parametrize(
-    ("visibility", "function", "message"),
+    ("visibility", "function", "options", "message"),
     [
-        (179, {}, "visibility timeout 179 s is below 180 s"),
-        (180, {"reserved_concurrency": 1}, "at least 2"),
+        (179, {}, {}, "visibility timeout 179 s is below 180 s"),
+        (180, {}, {"max_concurrency": 1}, r"2\.\.1000"),
+        (180, {}, {"max_concurrency": 1001}, r"2\.\.1000"),
+        (180, {"reserved_concurrency": 5}, {}, "reserves no concurrency"),
     ],
 )
-def test_consumer_refuses_unsafe_settings(visibility: int, function: dict[str, Any], message: str) -> None:
+def test_consumer_refuses_unsafe_settings(
+    visibility: int, function: dict[str, Any], options: dict[str, Any], message: str
+) -> None:
     with pytest.raises(ValueError, match=message):
-        record("dev", program=program(lambda: build_consumer(visibility, function)))
+        record("dev", program=program(lambda: build_consumer(visibility, function, **options)))
 
 
 # --- WebhookQueue -----------------------------------------------------------------------------------
@@ -345,12 +349,13 @@ def test_db_in_production_keeps_a_reader_and_its_data() -> None:
     recording = db(production=True)
     cluster = only(recording, "aws:rds/cluster:Cluster").outputs
     assert cluster["deletionProtection"] and not cluster["skipFinalSnapshot"]
-    assert cluster["finalSnapshotIdentifier"] == "reports-final"
+    suffix = only(recording, "random:index/randomId:RandomId").outputs["hex"]
+    assert cluster["finalSnapshotIdentifier"] == f"reports-final-{suffix}"
     tiers = sorted(
         instance.outputs["promotionTier"]
         for instance in recording.of_type("aws:rds/clusterInstance:ClusterInstance")
     )
-    assert tiers == [0, 1]
+    assert tiers == [0, 2]  # the failover reader scales (and pauses) on its own
     assert check(Graph(recording.resources, production=True), ["production_data_survives_mistakes"]) == {}
 
 
@@ -377,7 +382,7 @@ def test_db_refuses_an_auto_pause_aurora_rejects() -> None:
 # --- RestApi ------------------------------------------------------------------------------------------
 
 
-def new_api(name: str) -> RestApi:
+def new_api(name: str, origins: tuple[str, ...] = ()) -> RestApi:
     return RestApi(
         name,
         RestApiArgs(
@@ -386,12 +391,13 @@ def new_api(name: str) -> RestApi:
             log_retention_days=14,
             log_group_name=f"/tbs/test/{name}",
             throttle=Throttle(10, 20),
+            cors_allowed_origins=origins,
         ),
     )
 
 
-def api_with_routes(routes: list[str]) -> RestApi:
-    api = new_api("api")
+def api_with_routes(routes: list[str], origins: tuple[str, ...] = ()) -> RestApi:
+    api = new_api("api", origins)
     handler = ServiceFunction("handler", function_args(reserved_concurrency=None))
     for route in routes:
         method, path = route.split(" ")
@@ -400,8 +406,8 @@ def api_with_routes(routes: list[str]) -> RestApi:
     return api
 
 
-def deployment_trigger(routes: list[str]) -> str:
-    recording = record("dev", program=program(lambda: api_with_routes(routes)), preview=False)
+def deployment_trigger(routes: list[str], origins: tuple[str, ...] = ()) -> str:
+    recording = record("dev", program=program(lambda: api_with_routes(routes, origins)), preview=False)
     return str(only(recording, "aws:apigateway/deployment:Deployment").outputs["triggers"]["routes"])
 
 
@@ -411,12 +417,43 @@ def test_api_redeploys_exactly_when_routes_change() -> None:
     assert deployment_trigger(["GET /orders", "POST /orders"]) != one
 
 
+def test_api_redeploys_when_a_gateway_response_changes() -> None:
+    # The gateway responses' CORS header follows the allowed origin: a change must reach the stage.
+    one = deployment_trigger(["GET /orders"], ("https://a.example",))
+    assert deployment_trigger(["GET /orders"], ("https://a.example",)) == one
+    assert deployment_trigger(["GET /orders"], ("https://b.example",)) != one
+
+
+@pytest.mark.parametrize(
+    ("origins", "header"),
+    [
+        (("https://shop.example",), "'https://shop.example'"),
+        # A gateway response can only send a fixed value: with several origins, or a port pattern, it
+        # names none (a fixed one would be wrong for every other allowed origin).
+        (("https://shop.example", "https://admin.example"), None),
+        (("http://localhost:*",), None),
+        ((), None),
+    ],
+)
+def test_gateway_responses_name_the_one_fixed_origin_if_there_is_one(
+    origins: tuple[str, ...], header: str | None
+) -> None:
+    recording = record("dev", program=program(lambda: api_with_routes(["GET /orders"], origins)))
+    for response in recording.of_type("aws:apigateway/response:Response"):
+        parameters = response.outputs.get("responseParameters") or {}
+        assert parameters.get("gatewayresponse.header.Access-Control-Allow-Origin") == header
+
+
 def test_api_routes_are_cognito_authorised_and_scoped_invokes() -> None:
     recording = record("dev", program=program(lambda: api_with_routes(["GET /orders/{id}"])))
-    method = only(recording, "aws:apigateway/method:Method").outputs
-    assert method["authorization"] == "COGNITO_USER_POOLS" and method["authorizerId"]
-    permission = only(recording, "aws:lambda/permission:Permission").outputs
-    assert permission["sourceArn"].endswith("/*/GET/orders/*")
+    methods = {m.outputs["httpMethod"]: m.outputs for m in recording.of_type("aws:apigateway/method:Method")}
+    assert methods["GET"]["authorization"] == "COGNITO_USER_POOLS" and methods["GET"]["authorizerId"]
+    # The browser's preflight carries no credentials: its OPTIONS goes to the same function, unauthorised.
+    assert methods["OPTIONS"]["authorization"] == "NONE" and "authorizerId" not in methods["OPTIONS"]
+    source_arns = sorted(
+        p.outputs["sourceArn"] for p in recording.of_type("aws:lambda/permission:Permission")
+    )
+    assert [arn.rsplit("/*/", 1)[1] for arn in source_arns] == ["GET/orders/*", "OPTIONS/orders/*"]
     stage = only(recording, "aws:apigateway/stage:Stage").outputs
     assert stage["stageName"] == "v1" and stage["xrayTracingEnabled"]
     assert stage["accessLogSettings"]["destinationArn"].endswith(":log-group:/tbs/test/api")

@@ -15,7 +15,9 @@ from tools.recording import Recorded, Recording
 
 def graph_of(recording: Recording, resources: list[Recorded] | None = None) -> Graph:
     return Graph(
-        resources=resources if resources is not None else recording.resources, production=recording.production
+        resources=resources if resources is not None else recording.resources,
+        production=recording.production,
+        settings=recording.config,
     )
 
 
@@ -40,6 +42,12 @@ def test_the_rules_have_something_to_check(stack: Recording) -> None:
             rules.INVOKE_CONFIG,
             rules.QUEUE_POLICY,
             rules.ALARM,
+            rules.METHOD_SETTINGS,
+            rules.API_METHOD,
+            rules.API_GATEWAY_RESPONSE,
+            rules.API_DEPLOYMENT,
+            rules.INVOCATION,
+            rules.CLUSTER_INSTANCE,
         )
     }
     assert all(counts.values()), counts
@@ -64,7 +72,7 @@ def mutated(recording: Recording, type_token: str, mutate: Mutation) -> Graph:
             type_token != rules.QUEUE or resource.outputs.get("redrivePolicy")
         ):
             mutate(resource)
-    return Graph(resources=resources, production=recording.production)
+    return Graph(resources=resources, production=recording.production, settings=recording.config)
 
 
 def _drop(key: str) -> Mutation:
@@ -83,6 +91,35 @@ def _wildcard_policy(resource: Recorded) -> None:
     resource.outputs["policy"] = json.dumps(
         {"Statement": [{"Effect": "Allow", "Action": ["dynamodb:*"], "Resource": ["*"]}]}
     )
+
+
+def _forget_dependencies(resource: Recorded) -> None:
+    resource.dependencies.clear()
+
+
+def _set_in(key: str, inner: str, value: object) -> Mutation:
+    return lambda resource: resource.outputs.__setitem__(
+        key, {**(resource.outputs.get(key) or {}), inner: value}
+    )
+
+
+def _drop_cors_origins(resource: Recorded) -> None:
+    (resource.outputs.get("environment") or {}).get("variables", {}).pop("CORS_ALLOWED_ORIGINS", None)
+
+
+def _grant_another_secret(resource: Recorded) -> None:
+    document = json.loads(resource.outputs["policy"])
+    other = "arn:aws:secretsmanager:ap-southeast-2:123456789012:secret:someone-elses-AbCdEf"
+    document["Statement"].append(
+        {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": [other]}
+    )
+    resource.outputs["policy"] = json.dumps(document)
+
+
+def _forget_the_cluster_trigger(resource: Recorded) -> None:
+    resource.outputs["triggers"] = {
+        key: value for key, value in resource.outputs["triggers"].items() if key != "cluster"
+    }
 
 
 BREAKAGES: list[tuple[str, str, str, Mutation]] = [
@@ -201,6 +238,102 @@ BREAKAGES: list[tuple[str, str, str, Mutation]] = [
         "api_stage_is_traced_logged_and_throttled",
         _set("xrayTracingEnabled", False),
     ),
+    (
+        "log level Lambda refuses",
+        rules.FUNCTION,
+        "every_function_logs_json_to_a_retained_log_group",
+        _set_in("loggingConfig", "applicationLogLevel", "WARNING"),
+    ),
+    (
+        "reserved concurrency over the account budget",
+        rules.FUNCTION,
+        "reserved_concurrency_fits_the_account_budget",
+        _set("reservedConcurrentExecutions", 5),
+    ),
+    (
+        "Data API batch over 4 MiB",
+        rules.MAPPING,
+        "data_api_batches_fit_one_request",
+        _set("batchSize", 100),
+    ),
+    (
+        "engine version without 0 ACU",
+        rules.CLUSTER,
+        "aurora_scales_to_zero_behind_the_data_api",
+        _set("engineVersion", "16.2"),
+    ),
+    (
+        "no subnet group (default VPC assumed)",
+        rules.CLUSTER,
+        "aurora_runs_in_a_subnet_group_the_program_names",
+        _drop("dbSubnetGroupName"),
+    ),
+    (
+        "stage does not wait for the account settings",
+        rules.STAGE,
+        "api_logging_waits_for_the_account_settings",
+        _forget_dependencies,
+    ),
+    (
+        "method settings do not wait for the account settings",
+        rules.METHOD_SETTINGS,
+        "api_logging_waits_for_the_account_settings",
+        _forget_dependencies,
+    ),
+    (
+        "method path with raw slashes",
+        rules.METHOD_SETTINGS,
+        "method_settings_name_their_method_as_api_gateway_keys_it",
+        _set("methodPath", "webhooks/stripe/POST"),
+    ),
+    (
+        "execution log group without retention",
+        rules.LOG_GROUP,
+        "api_execution_logs_are_retained",
+        _drop("retentionInDays"),
+    ),
+    (
+        "execution logging on before its log group exists",
+        rules.METHOD_SETTINGS,
+        "api_execution_logs_are_retained",
+        _forget_dependencies,
+    ),
+    (
+        "deployment does not wait for routes and gateway responses",
+        rules.API_DEPLOYMENT,
+        "api_deployment_snapshots_every_route_and_gateway_response",
+        _forget_dependencies,
+    ),
+    (
+        "no unauthorised preflight",
+        rules.API_METHOD,
+        "browser_routes_answer_preflight_and_name_their_origins",
+        _set("authorization", "COGNITO_USER_POOLS"),
+    ),
+    (
+        "API function not told the allowed origins",
+        rules.FUNCTION,
+        "browser_routes_answer_preflight_and_name_their_origins",
+        _drop_cors_origins,
+    ),
+    (
+        "migration not re-run on a new cluster",
+        rules.INVOCATION,
+        "migrations_rerun_on_a_new_cluster",
+        _forget_the_cluster_trigger,
+    ),
+    (
+        "a secret granted that the function is not given",
+        rules.ROLE_POLICY,
+        "functions_read_only_their_own_secrets",
+        _grant_another_secret,
+    ),
+    (
+        "index on the deprecated hashKey",
+        rules.TABLE,
+        "tables_use_the_current_index_key_schema",
+        _set("globalSecondaryIndexes", [{"name": "byX", "hashKey": "x", "projectionType": "ALL"}]),
+    ),
     ("DLQ alarm muted", rules.ALARM, "every_dlq_has_a_depth_alarm", _drop_dlq_alarms),
     ("function alarm muted", rules.ALARM, "every_function_has_error_and_throttle_alarms", _drop_dlq_alarms),
 ]
@@ -223,6 +356,8 @@ def test_rule_catches(
         ("deletion protection off", rules.CLUSTER, _set("deletionProtection", False)),
         ("final snapshot skipped", rules.CLUSTER, _set("skipFinalSnapshot", True)),
         ("no reader", rules.CLUSTER_INSTANCE, _set("clusterIdentifier", "elsewhere")),
+        ("fixed final snapshot name", rules.CLUSTER, _set("finalSnapshotIdentifier", "reports-final")),
+        ("reader scales with the writer", rules.CLUSTER_INSTANCE, _set("promotionTier", 1)),
     ],
 )
 def test_production_rule_catches(
@@ -249,6 +384,37 @@ def test_a_table_resource_policy_is_caught(recordings: dict[str, Recording]) -> 
     assert "no_table_is_shared_by_a_resource_policy" in check(
         graph, ["no_table_is_shared_by_a_resource_policy"]
     )
+
+
+def test_the_report_route_holding_the_master_secret_is_caught(recordings: dict[str, Recording]) -> None:
+    resources = copy.deepcopy(recordings["dev"].resources)
+    (cluster,) = [resource for resource in resources if resource.type == rules.CLUSTER]
+    master = cluster.outputs["masterUserSecrets"][0]["secretArn"]
+    for resource in resources:
+        variables = (resource.outputs.get("environment") or {}).get("variables") or {}
+        if resource.type == rules.FUNCTION and "DB_SECRET_ARN" in variables:
+            variables["DB_SECRET_ARN"] = master
+    problems = check(graph_of(recordings["dev"], resources), ["functions_read_only_their_own_secrets"])
+    assert any(
+        "reports-api" in problem and "master secret" in problem
+        for problem in problems["functions_read_only_their_own_secrets"]
+    ), problems
+
+
+def test_the_budget_comes_from_the_stack_config(recordings: dict[str, Recording]) -> None:
+    reserving = mutated(recordings["dev"], rules.FUNCTION, _set("reservedConcurrentExecutions", 2))
+    functions = len(recordings["dev"].of_type(rules.FUNCTION))
+    roomy = Graph(
+        reserving.resources,
+        False,
+        {**recordings["dev"].config, rules.RESERVED_CONCURRENCY_BUDGET_KEY: str(2 * functions)},
+    )
+    assert check(roomy, ["reserved_concurrency_fits_the_account_budget"]) == {}
+    tight = Graph(reserving.resources, False, {rules.RESERVED_CONCURRENCY_BUDGET_KEY: str(2 * functions - 1)})
+    (problem,) = check(tight, ["reserved_concurrency_fits_the_account_budget"])[
+        "reserved_concurrency_fits_the_account_budget"
+    ]
+    assert f"reserves {2 * functions}" in problem and "get-account-settings" in problem
 
 
 def test_every_rule_has_a_breakage_that_it_catches() -> None:

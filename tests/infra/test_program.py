@@ -69,6 +69,8 @@ def test_routes_of_the_storefront_api(stack: Recording) -> None:
             ("POST", "COGNITO_USER_POOLS"),
             ("GET", "COGNITO_USER_POOLS"),
             ("POST", "NONE"),
+            # The browser's preflight of /orders, /orders/{id}, /orders/{id}/cancel, /reports/monthly.
+            *[("OPTIONS", "NONE")] * 4,
         ]
     )
 
@@ -78,8 +80,9 @@ def test_the_webhook_route_has_its_own_rate_limit(stack: Recording) -> None:
         s.outputs["methodPath"]: s.outputs["settings"]
         for s in stack.of_type("aws:apigateway/methodSettings:MethodSettings")
     }
-    assert set(settings) == {"*/*", "webhooks/stripe/POST"}
-    assert settings["webhooks/stripe/POST"]["throttlingRateLimit"] < settings["*/*"]["throttlingRateLimit"]
+    # API Gateway's key for POST /webhooks/stripe: every "/" of the resource path written "~1".
+    assert set(settings) == {"*/*", "~1webhooks~1stripe/POST"}
+    assert settings["~1webhooks~1stripe/POST"]["throttlingRateLimit"] < settings["*/*"]["throttlingRateLimit"]
 
 
 def test_events_flow_between_services_as_designed(stack: Recording) -> None:
@@ -108,7 +111,7 @@ def test_events_flow_between_services_as_designed(stack: Recording) -> None:
 
 def test_reports_batches_from_config_and_survives_database_resumes(stack: Recording) -> None:
     mapping = stack.named(f"tbs-{stack.stack}-reports-consumer-mapping").outputs
-    assert (mapping["batchSize"], mapping["maximumBatchingWindowInSeconds"]) == (100, 30)
+    assert (mapping["batchSize"], mapping["maximumBatchingWindowInSeconds"]) == (15, 30)
     queue = stack.named(f"tbs-{stack.stack}-reports-events-queue", "aws:sqs/queue:Queue").outputs
     assert json.loads(queue["redrivePolicy"])["maxReceiveCount"] >= 10
 
@@ -169,7 +172,10 @@ def test_a_service_can_be_its_own_stack(record_with: Callable[..., Recording]) -
 def test_reports_alone_still_serves_its_route(record_with: Callable[..., Recording]) -> None:
     reports_only = record_with("dev", {"tbs:services": '["reports"]'})
     assert services_of(reports_only) == {"tbs:services:Reports": "tbs-app-reports-dev"}
-    assert [m.outputs["httpMethod"] for m in reports_only.of_type("aws:apigateway/method:Method")] == ["GET"]
+    assert sorted(m.outputs["httpMethod"] for m in reports_only.of_type("aws:apigateway/method:Method")) == [
+        "GET",
+        "OPTIONS",
+    ]
     assert "webhookUrl" not in reports_only.exports
 
 
@@ -189,7 +195,16 @@ def test_an_existing_user_pool_is_used_not_created(record_with: Callable[..., Re
         ("tbs:taxRate", "fifteen", "not a decimal number"),
         ("tbs:taxRate", "1.5", "within \\[0, 1\\)"),
         ("tbs:logRetentionDays", "10", "not one CloudWatch accepts"),
-        ("tbs:consumerConcurrency", "1", "at least 2"),
+        ("tbs:consumerConcurrency", "1", r"2\.\.1000"),
+        ("tbs:consumerConcurrency", "1001", r"2\.\.1000"),
+        ("tbs:logLevel", "WARNING", "not one Lambda accepts: TRACE, DEBUG, INFO, WARN, ERROR, FATAL"),
+        ("tbs:reportsBatchSize", "16", r"within 1\.\.15: a batch is one Data API request"),
+        ("tbs:dbEngineVersion", "16.2", "cannot scale to 0 ACU"),
+        ("tbs:dbEngineVersion", "15", "cannot scale to 0 ACU"),
+        ("tbs:dbEngineVersion", "sixteen", "cannot scale to 0 ACU"),
+        ("tbs:corsAllowedOrigins", '["*"]', "not scheme://host"),
+        ("tbs:corsAllowedOrigins", '["https://shop.example/"]', "not scheme://host"),
+        ("tbs:reservedConcurrencyBudget", "-1", "must not be negative"),
         ("tbs:dbAutoPauseSeconds", "60", "300..86400"),
         ("tbs:reportsBatchWindowSeconds", "0", "needs reportsBatchWindowSeconds"),
     ],
@@ -259,3 +274,79 @@ def test_readme_documents_every_config_key() -> None:
     readme = (PROJECT_ROOT / "README.md").read_text()
     missing = [key for key in CONFIG_KEYS if f"`tbs:{key}`" not in readme]
     assert missing == []
+
+
+# --- a first deploy in a fresh account ------------------------------------------------------------
+
+
+def test_the_database_gets_a_vpc_of_its_own(stack: Recording) -> None:
+    cluster = stack.named(f"tbs-{stack.stack}-reports-db-cluster").outputs
+    (group,) = stack.of_type("aws:rds/subnetGroup:SubnetGroup")
+    subnets = stack.of_type("aws:ec2/subnet:Subnet")
+    assert cluster["dbSubnetGroupName"] == group.outputs["name"]
+    assert len({subnet.outputs["availabilityZone"] for subnet in subnets}) == len(subnets) == 2
+    assert not any(subnet.outputs.get("mapPublicIpOnLaunch") for subnet in subnets)
+    # No way out, and none needed: the Data API reaches the cluster without a network path of ours.
+    for absent in ("internetGateway:InternetGateway", "natGateway:NatGateway", "route:Route"):
+        assert not stack.of_type(f"aws:ec2/{absent}")
+
+
+def test_an_existing_subnet_group_and_a_pinned_engine_version_are_used(
+    record_with: Callable[..., Recording],
+) -> None:
+    existing = record_with("dev", {"tbs:dbSubnetGroupName": "landing-zone-db", "tbs:dbEngineVersion": "16.4"})
+    assert existing.named("tbs-dev-reports-db-cluster").outputs["engineVersion"] == "16.4"
+    assert existing.named("tbs-dev-reports-db-cluster").outputs["dbSubnetGroupName"] == "landing-zone-db"
+    assert not existing.of_type("aws:ec2/vpc:Vpc") and not existing.of_type("aws:rds/subnetGroup:SubnetGroup")
+
+
+def test_the_engine_version_is_the_regions_default_by_default(stack: Recording) -> None:
+    from tools.recording import OFFLINE_ENGINE_DEFAULTS
+
+    cluster = stack.named(f"tbs-{stack.stack}-reports-db-cluster").outputs
+    assert cluster["engineVersion"] == OFFLINE_ENGINE_DEFAULTS["16"]  # what the region answered
+
+
+def test_one_stack_per_account_and_region_owns_api_gateways_logging_role(
+    recordings: dict[str, Recording],
+) -> None:
+    """The repository's stacks share one account (docs/deploy.md): exactly one of them, per region, sets
+    API Gateway's account-wide CloudWatch role."""
+    owners: dict[str, list[str]] = {}
+    for name, recording in recordings.items():
+        if recording.of_type("aws:apigateway/account:Account"):
+            owners.setdefault(recording.config["aws:region"], []).append(name)
+    assert owners == {"ap-southeast-2": ["dev"]}
+
+
+def test_queue_consumers_reserve_nothing_and_cap_their_pollers(stack: Recording) -> None:
+    mappings = stack.of_type("aws:lambda/eventSourceMapping:EventSourceMapping")
+    expected = int(stack.config["tbs:consumerConcurrency"])
+    assert {mapping.outputs["scalingConfig"]["maximumConcurrency"] for mapping in mappings} == {expected}
+    assert not [
+        function.name
+        for function in stack.of_type("aws:lambda/function:Function")
+        if function.outputs.get("reservedConcurrentExecutions") not in (None, -1)
+    ]
+
+
+def test_each_reports_function_has_its_own_database_login(stack: Recording) -> None:
+    def environment(function: str) -> dict[str, str]:
+        found = stack.named(f"tbs-{stack.stack}-reports-{function}", "aws:lambda/function:Function")
+        return dict(found.outputs["environment"]["variables"])
+
+    cluster = stack.named(f"tbs-{stack.stack}-reports-db-cluster").outputs
+    master = cluster["masterUserSecrets"][0]["secretArn"]
+    writer, reader = (
+        stack.named(f"tbs-{stack.stack}-reports-db-{kind}-login").outputs["arn"]
+        for kind in ("writer", "reader")
+    )
+    migrate, consumer, api = environment("migrate"), environment("consumer"), environment("api")
+    assert (migrate["DB_SECRET_ARN"], migrate["DB_WRITER_SECRET_ARN"], migrate["DB_READER_SECRET_ARN"]) == (
+        master,
+        writer,
+        reader,
+    )
+    assert (consumer["DB_SECRET_ARN"], api["DB_SECRET_ARN"]) == (writer, reader)
+    invocation = stack.named(f"tbs-{stack.stack}-reports-migration").outputs
+    assert invocation["triggers"]["cluster"] == cluster["clusterResourceId"]

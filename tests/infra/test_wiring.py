@@ -38,7 +38,8 @@ def test_the_orders_table_has_the_index_the_code_queries(stack: Recording) -> No
     table = stack.named(f"tbs-{stack.stack}-order-orders").outputs
     assert table["hashKey"] == "orderId"
     (index,) = table["globalSecondaryIndexes"]
-    assert (index["name"], index["hashKey"], index["rangeKey"]) == (CUSTOMER_INDEX, "customerId", "orderId")
+    keys = [(key["attributeName"], key["keyType"]) for key in index["keySchemas"]]
+    assert (index["name"], keys) == (CUSTOMER_INDEX, [("customerId", "HASH"), ("orderId", "RANGE")])
     assert stack.named(f"tbs-{stack.stack}-order-products").outputs["hashKey"] == "productId"
 
 

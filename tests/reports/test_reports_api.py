@@ -12,11 +12,13 @@ import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from moto import mock_aws
 
-from reports import report_api
+from localcloud.data_api import DataApiEmulator
+from reports import data_api, report_api
 from reports.data_api import DataApi
 from reports.domain import order_rows
 from reports.repository import ReportsRepository
 from shared.events import OrderSnapshot, OrderStatus, parse_store_event
+from shared.http import origin_allowed
 from tests.reports.builders import envelope, snapshot
 from tests.support.apigateway import rest_event
 from tests.support.lambda_context import FakeContext
@@ -159,3 +161,145 @@ def test_a_bad_month_count_is_a_clear_422(reports_db: DataApi, months: str) -> N
 
     assert response["statusCode"] == 422
     assert "months" in json.loads(response["body"])["message"] and "Traceback" not in response["body"]
+
+
+# --- a paused database (DatabaseResumingException) ------------------------------------------------
+
+
+def call_with(event: dict[str, Any], context: FakeContext) -> dict[str, Any]:
+    with mock_aws():
+        response: dict[str, Any] = report_api.handler(event, cast(LambdaContext, context))
+    return response
+
+
+@pytest.fixture
+def api_gateway_budget(monkeypatch: pytest.MonkeyPatch) -> FakeContext:
+    """The route's 29 s, with Data API waits that pass for the function, not for the test."""
+    context = FakeContext(remaining_seconds=29)
+    monkeypatch.setattr(data_api, "sleep", context.sleep)
+    return context
+
+
+def test_a_resuming_database_is_waited_out(
+    known_orders: None, emulator: DataApiEmulator, api_gateway_budget: FakeContext
+) -> None:
+    emulator.answer_resuming(3)
+
+    response = call_with(request(months="3"), api_gateway_budget)
+
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["months"][0] == month("2026-03", 1, 16000)
+    assert api_gateway_budget.slept == [2.0, 4.0, 8.0]
+
+
+def test_a_database_still_resuming_is_a_503_with_retry_after(
+    reports_db: DataApi, emulator: DataApiEmulator, api_gateway_budget: FakeContext
+) -> None:
+    emulator.answer_resuming(1000)
+
+    response = call_with(request(months="3"), api_gateway_budget)
+
+    assert response["statusCode"] == 503
+    assert response["multiValueHeaders"]["Retry-After"] == [str(report_api.RETRY_AFTER_SECONDS)]
+    assert "resuming" in json.loads(response["body"])["message"]
+    # Answered before API Gateway's 29 s were up, with the margin kept back.
+    assert sum(api_gateway_budget.slept) <= 29 - report_api.ANSWER_MARGIN_SECONDS
+    emulator.reset()
+
+
+# --- CORS: the storefront's browser origins -------------------------------------------------------
+
+STOREFRONT = "https://www.thebetterstore.example"
+
+
+@pytest.fixture
+def origins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORS_ALLOWED_ORIGINS", f"{STOREFRONT},http://localhost:*")
+
+
+def preflight(origin: str) -> dict[str, Any]:
+    event = rest_event(
+        "OPTIONS",
+        "/reports/monthly",
+        claims={},
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
+    return call(event)
+
+
+def cors_headers(response: dict[str, Any]) -> dict[str, list[str]]:
+    return {
+        name: values
+        for name, values in (response.get("multiValueHeaders") or {}).items()
+        if name.lower().startswith("access-control-")
+    }
+
+
+@pytest.mark.parametrize("origin", [STOREFRONT, "http://localhost:5173", "http://localhost:3000"])
+def test_an_allowed_origin_gets_its_preflight_answered(origins: None, origin: str) -> None:
+    response = preflight(origin)
+
+    assert response["statusCode"] == 204
+    headers = cors_headers(response)
+    assert headers["Access-Control-Allow-Origin"] == [origin]
+    assert "GET" in headers["Access-Control-Allow-Methods"][0]
+    assert {"Authorization", "Idempotency-Key"} <= set(headers["Access-Control-Allow-Headers"][0].split(","))
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://evil.example",
+        "http://localhost.evil.example:3000",
+        "https://www.thebetterstore.example.evil",
+        "",
+    ],
+)
+def test_another_origin_gets_no_cors_header_at_all(origins: None, origin: str) -> None:
+    assert cors_headers(preflight(origin)) == {}
+
+
+def test_actual_answers_name_the_allowed_origin_only(known_orders: None, origins: None) -> None:
+    def from_origin(origin: str) -> dict[str, Any]:
+        return call(
+            rest_event(
+                "GET", "/reports/monthly", claims=ADMIN, headers={"Origin": origin}, query={"months": "1"}
+            )
+        )
+
+    allowed, other = from_origin(STOREFRONT), from_origin("https://x.example")
+
+    assert allowed["statusCode"] == other["statusCode"] == 200
+    assert cors_headers(allowed)["Access-Control-Allow-Origin"] == [STOREFRONT]
+    assert "Retry-After" in cors_headers(allowed)["Access-Control-Expose-Headers"][0]
+    assert allowed["multiValueHeaders"]["Vary"] == ["Origin"]
+    assert cors_headers(other) == {}
+
+
+def test_without_configured_origins_no_browser_is_allowed(
+    known_orders: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CORS_ALLOWED_ORIGINS", raising=False)
+    assert cors_headers(preflight(STOREFRONT)) == {}
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [
+        ("http://localhost:8080", True),
+        ("http://localhost", False),
+        ("http://localhost:", False),
+        ("http://localhost:80a", False),
+        ("https://localhost:8080", False),
+        ("http://127.0.0.1:8080", False),
+        (STOREFRONT, True),
+        (STOREFRONT + ":443", False),
+        (None, False),
+    ],
+)
+def test_origin_patterns_take_any_port_and_nothing_else(origin: str | None, allowed: bool) -> None:
+    assert origin_allowed(origin, [STOREFRONT, "http://localhost:*"]) is allowed

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, cast
 
+import boto3
 import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
@@ -12,6 +14,7 @@ from moto import mock_aws
 from localcloud.data_api import DataApiEmulator
 from reports import data_api, migrate
 from reports.data_api import DataApi, is_resuming
+from reports.logins import ROLE_SECRETS
 from reports.schema import load_migrations
 from tests.support.lambda_context import FakeContext
 
@@ -41,9 +44,37 @@ def invoke(event: dict[str, Any], context: FakeContext) -> dict[str, Any]:
 def test_a_deploy_migrates_then_re_runs_as_a_no_op(empty_reports_db: DataApi, context: FakeContext) -> None:
     versions = [migration.version for migration in load_migrations()]
 
-    assert invoke({"action": "migrate"}, context) == {"applied": versions, "current": versions[-1]}
-    assert invoke({"action": "migrate"}, context) == {"applied": [], "current": versions[-1]}
+    assert invoke({"action": "migrate"}, context) == {
+        "applied": versions,
+        "current": versions[-1],
+        "logins": [],
+    }
+    assert invoke({"action": "migrate"}, context) == {"applied": [], "current": versions[-1], "logins": []}
     assert [row["version"] for row in empty_reports_db.execute(LEDGER)] == versions
+
+
+def test_a_deploy_gives_each_function_role_its_password_from_its_own_secret(
+    empty_reports_db: DataApi, context: FakeContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with mock_aws():
+        secrets = boto3.client("secretsmanager", region_name="ap-southeast-2")
+        arns = {role: secrets.create_secret(Name=role)["ARN"] for role in ROLE_SECRETS}
+        for role, variable in ROLE_SECRETS.items():
+            monkeypatch.setenv(variable, arns[role])
+        migrate._secrets_client.cache_clear()
+        try:
+            result = migrate.handler({"action": "migrate"}, cast(LambdaContext, context))
+            stored = {
+                role: json.loads(secrets.get_secret_value(SecretId=arn)["SecretString"])
+                for role, arn in arns.items()
+            }
+        finally:
+            migrate._secrets_client.cache_clear()
+
+    assert result["logins"] == sorted(ROLE_SECRETS)
+    assert {role: value["username"] for role, value in stored.items()} == {
+        role: role for role in ROLE_SECRETS
+    }
 
 
 def test_a_paused_cluster_is_waited_for(
