@@ -12,9 +12,10 @@ _LAMBDAS = str(Path(__file__).resolve().parents[2] / "lambdas")
 if _LAMBDAS not in sys.path:
     sys.path.append(_LAMBDAS)
 
-from localcloud.fake_stripe.errors import StripeError  # noqa: E402
-from localcloud.fake_stripe.fake import CONTROL_VERBS, ControlError, FakeStripe, Request  # noqa: E402
+from localcloud.fake_stripe.errors import ControlError, StripeError  # noqa: E402
+from localcloud.fake_stripe.fake import FakeStripe, Request  # noqa: E402
 from localcloud.fake_stripe.server import running  # noqa: E402
+from localcloud.fake_stripe.verbs import CONTROL_VERBS  # noqa: E402
 from localcloud.fake_stripe.webhooks import STORE_EVENT_TYPES, signature_header  # noqa: E402
 from shared.stripe_rules import API_VERSION  # noqa: E402
 

@@ -35,6 +35,15 @@ class StripeError(Exception):
         return {"error": {**error, **self.extra}}
 
 
+class ControlError(Exception):
+    """A control verb that cannot apply (unknown order, a transition Stripe would never make): not an API
+    error, an answer to whoever drives the fake (404, 409, or 400 for a bad option)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 def doc_url(code: str) -> str:
     return f"https://docs.stripe.com/error-codes/{code.replace('_', '-')}"
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from localcloud.fake_stripe import objects
 from localcloud.fake_stripe.errors import (
+    ControlError,
     ErrorType,
     StripeError,
     api_error,
@@ -29,6 +30,7 @@ from localcloud.fake_stripe.errors import (
     unrecognized_url,
 )
 from localcloud.fake_stripe.idempotency import IdempotencyStore
+from localcloud.fake_stripe.objects import Event
 from localcloud.fake_stripe.params import (
     CANCEL_PAYMENT_INTENT,
     CREATE_PAYMENT_INTENT,
@@ -41,6 +43,7 @@ from localcloud.fake_stripe.params import (
     parse_form,
     read_params,
 )
+from localcloud.fake_stripe.verbs import run_verb
 from localcloud.fake_stripe.webhooks import STORE_EVENT_TYPES, Delivery, Dispatcher, WebhookEndpoint
 from shared.stripe_rules import (
     API_VERSION,
@@ -71,7 +74,6 @@ _REFUND_HOLDS_AMOUNT = ("pending", "requires_action", "succeeded")
 _OPEN_DISPUTE = ("warning_needs_response", "warning_under_review", "needs_response", "under_review")
 
 RefundOutcome = Literal["succeeded", "pending", "failed"]
-Event = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -118,14 +120,6 @@ class Fault:
         return (self.method is None or self.method == method) and (
             self.path is None or path.startswith(self.path)
         )
-
-
-class ControlError(Exception):
-    """A control verb that cannot apply (unknown order, a transition Stripe would never make)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -807,16 +801,9 @@ class FakeStripe:
         return str(max(found, key=lambda intent: (intent["created"], intent["id"]))["id"])
 
     def trigger(self, verb: str, order_id: str, **options: Any) -> list[Event]:
-        """What a control verb does to an order's PaymentIntent; ControlError when it cannot apply."""
-        action = CONTROL_VERBS.get(verb)
-        if action is None:
-            raise ControlError(404, f"unknown verb {verb!r}; known: {', '.join(CONTROL_VERBS)}")
-        known = {option.name: option for option in action.options}
-        for name, value in options.items():
-            if name not in known:
-                raise ControlError(400, f"{verb} has no option {name!r}")
-            known[name].check(value)
-        return action.run(self, self.intent_for_order(order_id), options)
+        """What a control verb (localcloud/fake_stripe/verbs.py) does to an order's PaymentIntent;
+        ControlError when it cannot apply."""
+        return run_verb(self, verb, self.intent_for_order(order_id), options)
 
     def wait_for_deliveries(self, events: list[Event], timeout_seconds: float = 10) -> list[Delivery]:
         return self._dispatcher.wait([event["id"] for event in events], timeout_seconds)
@@ -1080,105 +1067,3 @@ def _api_key(headers: Mapping[str, str]) -> str | None:
 
 def _masked(key: str) -> str:
     return f"{key[:8]}{'*' * max(0, len(key) - 12)}{key[-4:]}" if len(key) > 12 else "****"
-
-
-@dataclass(frozen=True)
-class VerbOption:
-    name: str
-    help: str
-    kind: Literal["integer", "flag", "choice"]
-    choices: tuple[str, ...] = ()
-
-    def check(self, value: Any) -> None:
-        valid = {
-            "integer": isinstance(value, int) and not isinstance(value, bool) and value > 0,
-            "flag": isinstance(value, bool),
-            "choice": value in self.choices,
-        }[self.kind]
-        if not valid:
-            wanted = {"integer": "a positive integer", "flag": "true or false"}.get(
-                self.kind, " or ".join(self.choices)
-            )
-            raise ControlError(400, f"--{self.name} must be {wanted}, not {value!r}")
-
-
-@dataclass(frozen=True)
-class ControlVerb:
-    """A `python -m localcloud <verb> <orderId>` command, run by the fake on the order's PaymentIntent."""
-
-    help: str
-    run: Callable[[FakeStripe, str, dict[str, Any]], list[Event]]
-    options: tuple[VerbOption, ...] = ()
-
-
-def _refund_settle(fake: FakeStripe, intent_id: str, options: dict[str, Any]) -> list[Event]:
-    with fake._lock:
-        pending = [
-            item["id"]
-            for item in fake.refunds.values()
-            if item["payment_intent"] == intent_id and item["status"] == "pending"
-        ]
-    if not pending:
-        raise ControlError(409, f"PaymentIntent {intent_id} has no pending refund")
-    return fake.settle_refund(pending[0], "failed" if options.get("fail") else "succeeded")
-
-
-def _dispute(fake: FakeStripe, intent_id: str, options: dict[str, Any]) -> list[Event]:
-    if options.get("close"):
-        with fake._lock:
-            found = [item["id"] for item in fake.disputes.values() if item["payment_intent"] == intent_id]
-        if not found:
-            raise ControlError(409, f"PaymentIntent {intent_id} has no dispute")
-        return fake.close_dispute(found[-1], options["close"])
-    return fake.open_dispute(intent_id, inquiry=bool(options.get("inquiry")), amount=options.get("amount"))
-
-
-_AMOUNT = VerbOption("amount", "in minor units (default: all that is left)", "integer")
-CONTROL_VERBS: dict[str, ControlVerb] = {
-    "pay": ControlVerb("the payment succeeds (payment_intent.succeeded)", lambda f, i, o: f.succeed(i)),
-    "fail": ControlVerb(
-        "the bank declines (payment_intent.payment_failed)", lambda f, i, o: f.fail_payment(i)
-    ),
-    "processing": ControlVerb(
-        "a delayed payment starts (payment_intent.processing); pay or fail it later",
-        lambda f, i, o: f.start_processing(i),
-    ),
-    "cancel-payment": ControlVerb(
-        "the PaymentIntent is canceled in the Dashboard (payment_intent.canceled)",
-        lambda f, i, o: f.cancel_intent(i),
-    ),
-    "refund-outside": ControlVerb(
-        "a refund made in the Dashboard (refund.created, charge.refunded)",
-        lambda f, i, o: f.refund_outside(i, o.get("amount"), o.get("status")),
-        (
-            _AMOUNT,
-            VerbOption(
-                "status",
-                "succeeded (default); pending until refund-settle; failed at once "
-                "(refund.updated, refund.failed)",
-                "choice",
-                ("succeeded", "pending", "failed"),
-            ),
-        ),
-    ),
-    "refund-settle": ControlVerb(
-        "the order's pending refund succeeds (refund.updated), or fails (refund.failed)",
-        _refund_settle,
-        (VerbOption("fail", "the refund fails", "flag"),),
-    ),
-    "dispute": ControlVerb(
-        "a chargeback (charge.dispute.created, charge.dispute.funds_withdrawn)",
-        _dispute,
-        (
-            VerbOption("inquiry", "an inquiry instead: a warning, the payment stays refundable", "flag"),
-            VerbOption(
-                "close",
-                "end the order's dispute: won (charge.dispute.funds_reinstated) or lost; "
-                "charge.dispute.closed",
-                "choice",
-                ("won", "lost"),
-            ),
-            _AMOUNT,
-        ),
-    ),
-}

@@ -9,6 +9,7 @@ from typing import Any
 
 from shared.stripe_rules import API_VERSION
 
+Event = dict[str, Any]
 CARD = {"brand": "visa", "last4": "4242", "country": "NZ", "funding": "credit", "network": "visa"}
 EVIDENCE_DAYS = 7  # a dispute's evidence is due about a week after it opens (the bank sets the date)
 
