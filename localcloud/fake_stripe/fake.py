@@ -370,8 +370,7 @@ class FakeStripe:
         if not api_key:
             raise invalid(
                 "You did not provide an API key. You need to provide your API key in the Authorization "
-                "header, "
-                "using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').",
+                "header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').",
                 status=401,
             )
         if api_key in self._expired_keys:
@@ -445,7 +444,7 @@ class FakeStripe:
         store = self._store(kind)
         found = store.get(object_id)
         if found is None:
-            raise no_such(kind, object_id, "id", status=404)
+            raise no_such(kind, object_id, "intent" if kind == "payment_intent" else "id", status=404)
         return 200, self._render(found, params.get("expand", []))
 
     def _cancel_payment_intent(

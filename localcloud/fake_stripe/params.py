@@ -213,7 +213,7 @@ CREATE_PAYMENT_INTENT = Params(
         ),
         "capture_method": Text(choices=("automatic", "automatic_async", "manual")),
         "confirmation_method": Text(choices=("automatic", "manual")),
-        "description": Text(max_length=1000),
+        "description": Text(),
         "statement_descriptor": Text(max_length=22),
         "statement_descriptor_suffix": Text(max_length=22),
         "setup_future_usage": Text(choices=("off_session", "on_session")),
