@@ -1,5 +1,6 @@
 """The fake Stripe's verbs through the local cloud (`python -m localcloud <verb> <orderId>`): each event is
-delivered signed to the store's real webhook route, and the store verifies it (none is rejected)."""
+delivered signed to the store's real webhook route, and the store verifies it (none is rejected). Every
+verb and option is covered against the fake alone in tests/localcloud; these are the wiring."""
 
 from __future__ import annotations
 
@@ -45,19 +46,9 @@ def test_every_verb_delivers_its_events_to_the_store(cloud: LocalCloud, customer
         "refund.created",
         "charge.refunded",
     ]
-    assert delivered(customer.control("refund-outside", paid, amount=100, status="failed")) == [
-        "refund.created",
-        "charge.refunded",
-        "refund.updated",
-        "refund.failed",
-    ]
     assert delivered(customer.control("dispute", paid)) == [
         "charge.dispute.created",
         "charge.dispute.funds_withdrawn",
-    ]
-    assert delivered(customer.control("dispute", paid, close="won")) == [
-        "charge.dispute.funds_reinstated",
-        "charge.dispute.closed",
     ]
     assert delivered(customer.control("processing", delayed)) == ["payment_intent.processing"]
     assert delivered(customer.control("cancel-payment", delayed)) == ["payment_intent.canceled"]
