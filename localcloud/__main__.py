@@ -3,6 +3,8 @@
     python -m localcloud [up] [--stack dev]   start the local cloud; Ctrl-C stops it
     python -m localcloud pay <orderId>        Stripe pays the order: a signed payment_intent.succeeded
     python -m localcloud fail <orderId>       … or a signed payment_intent.payment_failed
+    python -m localcloud refund-outside|dispute|processing|… <orderId>   the fake Stripe's other verbs
+                                              (docs/stripe.md; `python -m localcloud <verb> --help`)
 The running cloud writes its URLs and tokens to .localcloud.json, which the other commands read."""
 
 from __future__ import annotations
@@ -58,11 +60,11 @@ def state() -> dict[str, Any]:
     return loaded
 
 
-def control(action: str, order_id: str) -> int:
+def control(action: str, body: dict[str, Any]) -> int:
     base = state()["apiUrl"].rsplit("/", 1)[0]
     request = urllib.request.Request(  # noqa: S310 - the local cloud on loopback
         f"{base}/_local/{action}",
-        data=json.dumps({"orderId": order_id}).encode(),
+        data=json.dumps(body).encode(),
         method="POST",
         headers={"Content-Type": "application/json"},
     )
@@ -76,15 +78,30 @@ def control(action: str, order_id: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from localcloud.fake_stripe import CONTROL_VERBS
+
     parser = argparse.ArgumentParser(prog="python -m localcloud", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command")
     start = commands.add_parser("up", help="start the local cloud (the default)")
     start.add_argument("--stack", default="dev")
-    for action in ("pay", "fail"):
-        commands.add_parser(action, help=f"Stripe {action}s an order").add_argument("order_id")
+    for verb, spec in CONTROL_VERBS.items():
+        command = commands.add_parser(verb, help=f"Stripe: {spec.help}")
+        command.add_argument("order_id")
+        for option in spec.options:
+            if option.kind == "flag":
+                command.add_argument(f"--{option.name}", action="store_true", help=option.help)
+            else:
+                command.add_argument(
+                    f"--{option.name}",
+                    type=int if option.kind == "integer" else str,
+                    choices=option.choices or None,
+                    help=option.help,
+                )
     args = parser.parse_args(argv)
-    if args.command in ("pay", "fail"):
-        return control(args.command, args.order_id)
+    if args.command in CONTROL_VERBS:
+        given = {option.name: getattr(args, option.name) for option in CONTROL_VERBS[args.command].options}
+        options = {name: value for name, value in given.items() if value not in (None, False)}
+        return control(args.command, {"orderId": args.order_id, **options})
     return up(getattr(args, "stack", "dev"))
 
 

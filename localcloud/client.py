@@ -41,10 +41,10 @@ class StoreClient:
         except urllib.error.HTTPError as error:
             return Reply(error.code, _decode(error.read()))
 
-    def control(self, action: str, order_id: str) -> Reply:
-        """The local cloud's own endpoints (e.g. /_local/pay), beside the stage."""
+    def control(self, action: str, order_id: str, **options: Any) -> Reply:
+        """The local cloud's own endpoints (e.g. /_local/pay, /_local/refund-outside), beside the stage."""
         return StoreClient(self.api_url.rsplit("/", 1)[0]).call(
-            "POST", f"/_local/{action}", {"orderId": order_id}
+            "POST", f"/_local/{action}", {"orderId": order_id, **options}
         )
 
 

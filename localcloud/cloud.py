@@ -7,6 +7,7 @@ worker per function, the migration invocation, a poller per event source mapping
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import random
 import shutil
@@ -25,7 +26,7 @@ import boto3
 
 from components.serverless_db import MASTER_USERNAME
 from localcloud.data_api import DataApiEmulator
-from localcloud.fake_stripe import FakeStripe, signature_header
+from localcloud.fake_stripe import CONTROL_VERBS, ControlError, FakeStripe, signature_header
 from localcloud.fake_stripe import running as running_stripe
 from localcloud.gateway import Answer, LocalGateway, json_answer
 from localcloud.materialize import LocalModel, MaterializingMocks
@@ -206,8 +207,10 @@ class LocalCloud:
             self.issuer,
             sqs,
             extra_routes={
-                ("POST", "/_local/pay"): lambda body: self._payment(body, "payment_intent.succeeded"),
-                ("POST", "/_local/fail"): lambda body: self._payment(body, "payment_intent.payment_failed"),
+                **{
+                    ("POST", f"/_local/{verb}"): functools.partial(self._stripe_verb, verb)
+                    for verb in CONTROL_VERBS
+                },
                 ("GET", "/_local/openapi.json"): lambda body: self._openapi(),
                 ("GET", "/_local/swagger"): lambda body: Answer(
                     200, SWAGGER_PAGE.encode(), {"Content-Type": "text/html; charset=utf-8"}
@@ -215,6 +218,8 @@ class LocalCloud:
             },
         ).start()
         self._exit.callback(self.gateway.stop)
+        # Stripe's side of the wiring: the fake delivers its events to our webhook route, signed.
+        self.stripe.add_webhook_endpoint(self.webhook_url, WEBHOOK_SECRET)
 
     def stop(self) -> None:
         self._exit.close()
@@ -246,26 +251,32 @@ class LocalCloud:
                 f"  logs             {self.log_dir} (one file per function, localcloud.log for invocations)",
                 f"  customer token   {customer}",
                 f"  admin token      {admin}",
-                "  pay an order     python -m localcloud pay <orderId>   (or: fail <orderId>)",
+                "  pay an order     python -m localcloud pay <orderId>   (or: fail, processing, "
+                "refund-outside, dispute, …: see --help)",
                 "Ctrl-C stops everything.",
             ]
         )
 
     # --- the fake Stripe's side: signed webhooks to our own URL (like `stripe trigger`) -------------------
 
-    def _payment(self, body: bytes, event_type: str) -> Answer:
+    def _stripe_verb(self, verb: str, body: bytes) -> Answer:
+        """A control verb of the fake Stripe on an order; answers once its events are delivered."""
         try:
-            order_id = json.loads(body)["orderId"]
-        except (ValueError, KeyError, TypeError):
-            return json_answer(400, {"message": 'send {"orderId": "..."}'})
-        orders = self.client("dynamodb")
-        table = self.model.exports.get("ordersTable")
-        item = orders.get_item(TableName=table, Key={"orderId": {"S": order_id}}).get("Item")
-        if not item:
-            return json_answer(404, {"message": f"order {order_id} not found"})
-        event = self.stripe.event(event_type, item["paymentIntentId"]["S"])
-        status = self.send_webhook(event)
-        return json_answer(200, {"event": event["id"], "type": event_type, "webhookStatus": status})
+            options = json.loads(body)
+            order_id = options.pop("orderId")
+            if not isinstance(order_id, str):
+                raise TypeError(order_id)
+            events = self.stripe.trigger(verb, order_id, **options)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return json_answer(400, {"message": 'send {"orderId": "...", <options>}'})
+        except ControlError as error:
+            return json_answer(error.status, {"message": str(error)})
+        delivered = [
+            {"event": delivery.event_id, "type": delivery.event_type, "webhookStatus": delivery.status}
+            for delivery in self.stripe.wait_for_deliveries(events)
+        ]
+        first = delivered[0] if delivered else {"event": None, "type": None, "webhookStatus": None}
+        return json_answer(200, {**first, "events": delivered})
 
     def _openapi(self) -> Answer:
         """docs/openapi.json with this cloud's base URL, for the Swagger UI page."""
