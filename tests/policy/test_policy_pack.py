@@ -4,10 +4,18 @@ constructing the PolicyPack would start a gRPC server and block, so the tests ca
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
-from pulumi_policy import EnforcementLevel, PolicyResource, StackValidationArgs
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyResource,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
 from policy import pack, rules
@@ -126,3 +134,101 @@ def test_plain_unwraps_proxies_into_comparable_values() -> None:
     props = pack.plain(unknown_checking_proxy({"architectures": ["arm64"], "nested": {"mode": "Active"}}))
     assert props == {"architectures": ["arm64"], "nested": {"mode": "Active"}}
     assert props.get("missing") is None
+
+
+# --- what holds before apply (issue 18 item 1) -----------------------------------------------------
+
+
+def resource_args(resource: Recorded) -> ResourceValidationArgs:
+    """What the engine hands a resource validation: one resource's inputs, proxied as during preview."""
+    return ResourceValidationArgs(
+        resource_type=resource.type,
+        props=unknown_checking_proxy(resource.outputs),
+        urn=resource.urn,
+        name=resource.name,
+        opts=None,  # type: ignore[arg-type]
+        provider=None,
+    )
+
+
+def run_pack(resources: list[Recorded]) -> tuple[dict[str, list[str]], set[str]]:
+    """Every policy as the engine runs it: stack validations once, resource validations per resource; an
+    UnknownValueError becomes pulumi-policy's advisory "can't run during preview" (policy.py AnalyzeStack)."""
+    found: dict[str, list[str]] = {}
+    cannot_run: set[str] = set()
+    for policy in pack.policies():
+        reported: list[str] = []
+
+        def report(message: str, urn: str | None = None, reported: list[str] = reported) -> None:
+            reported.append(message)
+
+        calls = (
+            [lambda: policy.validate(preview_args(resources), report)]  # type: ignore[arg-type]
+            if isinstance(policy, StackValidationPolicy)
+            else [lambda r=r: policy.validate(resource_args(r), report) for r in resources]  # type: ignore[arg-type]
+        )
+        for call in calls:
+            try:
+                call()
+            except UnknownValueError:
+                cannot_run.add(policy.name)
+        if reported:
+            found[policy.name] = reported
+    return found, cannot_run
+
+
+def test_local_rules_check_each_resource_and_the_rest_check_the_stack() -> None:
+    kinds = {policy.name: type(policy) for policy in pack.policies()}
+    for name in rules.RULES:
+        expected = ResourceValidationPolicy if name in pack.RESOURCE_RULES else StackValidationPolicy
+        assert kinds[name.replace("_", "-")] is expected, name
+    assert pack.RESOURCE_RULES <= set(rules.RULES)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_a_resource_rule_judges_each_resource_alone_exactly_as_the_whole_graph_does(
+    recordings: dict[str, Recording], stack: str
+) -> None:
+    """A rule may check one resource at a time only if it never needs another resource to judge it: on the
+    real graph, and with any one resource removed or stripped of its properties, the findings for each
+    resource alone add up to the findings for the whole graph."""
+    recording = recordings[stack]
+    first_of_each_type = {r.type: r for r in reversed(recording.resources)}.values()
+    graphs = [recording.resources]
+    for victim in first_of_each_type:
+        graphs.append([r for r in recording.resources if r is not victim])
+        graphs.append([Recorded(**{**r.__dict__, "outputs": {}}) if r is victim else r for r in recording.resources])
+    for name in sorted(pack.RESOURCE_RULES):
+        rule = rules.RULES[name]
+        for resources in graphs:
+            whole = sorted(rule(rules.Graph(resources=resources, production=recording.production)))
+            alone = sorted(
+                problem
+                for resource in resources
+                for problem in rule(rules.Graph(resources=[resource], production=recording.production))
+            )
+            assert whole == alone, name
+
+
+def test_an_unknown_value_during_preview_only_skips_the_resource_that_has_it(
+    recordings: dict[str, Recording],
+) -> None:
+    # A new queue's policy is unknown in a preview (it embeds the new queue's ARN); another, already known,
+    # opens its queue to everyone. The known one must still fail the preview.
+    resources = copy.deepcopy(recordings["dev"].resources)
+    known, unknown = [r for r in resources if r.type == rules.QUEUE_POLICY][:2]
+    unknown.outputs["policy"] = UNKNOWN_STRING_VALUE
+    document = json.loads(known.outputs["policy"])
+    document["Statement"][0]["Principal"] = "*"
+    known.outputs["policy"] = json.dumps(document)
+
+    found, cannot_run = run_pack(resources)
+
+    assert found["no-queue-is-open-to-the-public"] == [f"QueuePolicy {known.name}: public principal"]
+    assert "no-queue-is-open-to-the-public" in cannot_run  # the unknown one: advisory, during preview only
+
+
+def test_the_pipeline_doc_says_when_each_rule_is_enforced() -> None:
+    doc = (pack.PROJECT_ROOT / "docs" / "pipeline.md").read_text()
+    missing = [name for name in sorted(rules.RULES) if f"`{name.replace('_', '-')}`" not in doc]
+    assert not missing, f"docs/pipeline.md: say when {missing} hold (before apply or only after)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import stat
@@ -318,3 +319,101 @@ def test_cli_success_prints_one_line_with_path_size_sha_and_pins(
     assert lines[0].startswith(f"{out}  0.0 MB")
     assert f"sha256={sha}" in lines[0]
     assert "2 pinned requirements" in lines[0]
+
+
+# --- which wheels the layer accepts (issue 18 item 9) ----------------------------------------------
+
+
+def test_the_platforms_are_every_manylinux_level_lambdas_glibc_loads() -> None:
+    platforms = package_layer.lambda_platforms()
+
+    # PEP 600: manylinux_2_Y runs on glibc >= 2.Y; python3.13 on Lambda is Amazon Linux 2023, glibc 2.34.
+    levels = {int(p.split("_")[2]) for p in platforms if p.startswith("manylinux_2_")}
+    assert levels == set(range(17, 35))
+    assert "manylinux2014_aarch64" in platforms  # PEP 599's name for manylinux_2_17
+    assert all(p.endswith("_aarch64") for p in platforms)
+    assert "linux_aarch64" not in platforms  # built for one machine, not portable
+
+
+def _wheel(index: Path, name: str, tag: str) -> None:
+    """A minimal wheel, enough for pip to select and install it."""
+    dist = f"{name}-1.0.dist-info"
+    files = {
+        f"{name}/__init__.py": b"",
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n".encode(),
+        f"{dist}/WHEEL": f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: {tag}\n".encode(),
+    }
+    record = "".join(
+        f"{path},sha256={_b64(hashlib.sha256(data).digest())},{len(data)}\n" for path, data in files.items()
+    )
+    with zipfile.ZipFile(index / f"{name}-1.0-{tag}.whl", "w") as zf:
+        for path, data in files.items():
+            zf.writestr(path, data)
+        zf.writestr(f"{dist}/RECORD", record + f"{dist}/RECORD,,\n")
+
+
+def _b64(digest: bytes) -> str:
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+LOADABLE = {
+    "legacy": "cp313-cp313-manylinux2014_aarch64",
+    "newer": "cp313-cp313-manylinux_2_28_aarch64",
+    "newest": "cp313-cp313-manylinux_2_34_aarch64",
+    "stable": "cp39-abi3-manylinux_2_17_aarch64",
+    "pure": "py3-none-any",
+}
+UNLOADABLE = {
+    "toonew": "cp313-cp313-manylinux_2_35_aarch64",
+    "intel": "cp313-cp313-manylinux_2_17_x86_64",
+    "local": "cp313-cp313-linux_aarch64",
+    "older": "cp312-cp312-manylinux_2_17_aarch64",
+}
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("index")
+    for name, tag in {**LOADABLE, **UNLOADABLE}.items():
+        _wheel(directory, name, tag)
+    return directory
+
+
+def _pip(index: Path, tmp_path: Path, names: Iterable[str]) -> subprocess.CompletedProcess[str]:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("".join(f"{name}==1.0\n" for name in names))
+    cmd = package_layer.pip_install_command(
+        requirements, tmp_path / "python", python_version="3.13", platforms=package_layer.lambda_platforms()
+    )
+    # A local index only: real pip's wheel selection, no network.
+    return subprocess.run(  # noqa: S603 - pip with our own arguments
+        [*cmd, "--no-index", "--find-links", str(index)], capture_output=True, text=True, check=False
+    )
+
+
+def test_pip_takes_every_wheel_lambda_can_load(index: Path, tmp_path: Path) -> None:
+    result = _pip(index, tmp_path, LOADABLE)
+
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "python").glob("*.dist-info")) == sorted(LOADABLE)
+    assert package_layer.unloadable_wheels(tmp_path / "python") == []
+
+
+@pytest.mark.parametrize("name", sorted(UNLOADABLE))
+def test_pip_refuses_a_wheel_lambda_cannot_load(index: Path, tmp_path: Path, name: str) -> None:
+    result = _pip(index, tmp_path, [name])
+
+    assert result.returncode != 0
+    assert "No matching distribution" in result.stderr
+
+
+def test_a_wheel_lambda_cannot_load_fails_the_build(tmp_path: Path, requirements: Path) -> None:
+    def pip(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+        site = Path(cmd[cmd.index("--target") + 1])
+        _write(site / "fast/__init__.py")
+        _write(site / "fast-1.0.dist-info/WHEEL", b"Wheel-Version: 1.0\nTag: cp313-cp313-linux_x86_64\n")
+        return subprocess.CompletedProcess(cmd, 0, stdout="", stderr="")
+
+    with pytest.raises(LayerBuildError, match=r"fast-1\.0.*cp313-cp313-linux_x86_64"):
+        build_layer(requirements, tmp_path / "layer.zip", runner=pip)
+    assert not (tmp_path / "layer.zip").exists()
