@@ -161,7 +161,9 @@ def test_main_prints_one_line_per_problem_and_exits_2(
 
 def test_main_prints_the_sdks_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert preflight.main(["--pulumi-version"]) == 0
-    (pin,) = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if line.startswith("pulumi==")]
+    (pin,) = [
+        line for line in (ROOT / "requirements.txt").read_text().splitlines() if line.startswith("pulumi==")
+    ]
     assert capsys.readouterr().out == f"{pin.removeprefix('pulumi==')}\n"
 
 
@@ -171,6 +173,6 @@ def test_the_required_secrets_are_the_ones_the_program_requires() -> None:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "require_secret":
                 (argument,) = node.args
-                assert isinstance(argument, ast.Constant)
+                assert isinstance(argument, ast.Constant) and isinstance(argument.value, str)
                 required.add(f"tbs:{argument.value}")
     assert required == SECRETS == set(OFFLINE_SECRETS)

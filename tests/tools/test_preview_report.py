@@ -80,11 +80,14 @@ def test_a_passed_preview_shows_its_policies_and_changes(tmp_path: Path) -> None
 
 
 def test_preflight_lines_are_what_failed(tmp_path: Path) -> None:
-    log = "preflight: not logged in to Pulumi Cloud: run `pulumi login`\nmake: *** [Makefile:9: preflight] Error 2\n"
+    log = (
+        "preflight: Pulumi Cloud: not logged in: run `pulumi login`\n"
+        "make: *** [Makefile:9: preflight] Error 2\n"
+    )
 
     report = render(STACK, "preview", "failure", write(tmp_path, log))
 
-    assert "not logged in to Pulumi Cloud" in report.split("<details>", 1)[0]
+    assert "Pulumi Cloud: not logged in" in report.split("<details>", 1)[0]
 
 
 def test_no_log_means_an_earlier_step_failed(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
+MAKE = shutil.which("make") or "/usr/bin/make"
 # The venv's stamp, marked "old" (-o) so that expanding a make target never reinstalls anything.
 INSTALL_STAMP = ".venv/bin/.installed"
 
@@ -110,14 +112,17 @@ class Workflow:
 
 
 def _yaml(path: Path) -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load(path.read_text())
+    document: dict[Any, Any] = yaml.safe_load(path.read_text())
     if True in document:  # YAML 1.1 reads the key `on` as True
-        document["on"] = document.pop(True)  # type: ignore[call-overload]
+        document["on"] = document.pop(True)
     return document
 
 
 def _expand(
-    steps: Sequence[Mapping[str, Any]], root: Path, composite: str | None = None, inputs: Mapping[str, Any] | None = None
+    steps: Sequence[Mapping[str, Any]],
+    root: Path,
+    composite: str | None = None,
+    inputs: Mapping[str, Any] | None = None,
 ) -> list[Step]:
     expanded: list[Step] = []
     for raw in steps:
@@ -333,9 +338,10 @@ class PulumiCommand:
         return values
 
     @property
-    def stack(self) -> str | None:
+    def stack(self) -> str:
+        """The stack named on the command line ("" when none is: then it depends on the machine)."""
         stacks = self.option("--stack") + self.option("-s")
-        return stacks[0] if stacks else None
+        return stacks[0] if stacks else ""
 
     @property
     def policy_packs(self) -> list[str]:
@@ -359,7 +365,8 @@ def pulumi_actions_argv(inputs: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(argv)
 
 
-MAKE_CALL = re.compile(r"(?:^|[;&|]\s*)make\s+([^|;&\n]+)")
+MAKE_CALL = re.compile(r"(?:^|[;&|]\s*)make\s+(.*?)\s*(?:\||;|&&|\|\||$)")
+REDIRECTION = re.compile(r"\d*>>?&?\S*")
 
 
 def make_dry_run(
@@ -368,7 +375,7 @@ def make_dry_run(
     """The shell lines `make <arguments>` would run (`make -n`, nothing executed but $(shell …))."""
     keep = ["-o", INSTALL_STAMP] if keep_venv else []
     result = subprocess.run(  # noqa: S603 - make on this repository's own Makefile
-        ["make", "--no-print-directory", "-n", *keep, *arguments],
+        [MAKE, "--no-print-directory", "-n", *keep, *arguments],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -381,10 +388,11 @@ def make_dry_run(
 def shell_lines(step: Step, env: Mapping[str, str]) -> list[str]:
     """A run step's commands, each `make` call replaced by the commands of its recipe."""
     lines: list[str] = []
-    for line in step.run.splitlines():
+    for line in step.run.replace("\\\n", " ").splitlines():
         match = MAKE_CALL.search(line)
         if match:
-            lines += make_dry_run(shlex.split(match.group(1)), env)
+            arguments = [word for word in shlex.split(match.group(1)) if not REDIRECTION.fullmatch(word)]
+            lines += make_dry_run(arguments, env)
         else:
             lines.append(line.strip())
     return lines
@@ -414,7 +422,9 @@ def pulumi_commands(job: Job, context: Mapping[str, Any]) -> list[PulumiCommand]
             step_env = {**env, **_env(step.raw, context)}
             for line in shell_lines(step, step_env):
                 for segment in re.split(r"\s*(?:&&|\|\||;|\|)\s*", line):
-                    words = shlex.split(segment) if segment else []
-                    if words and Path(words[0]).name == "pulumi":
+                    if not segment.split() or Path(segment.split()[0]).name != "pulumi":
+                        continue
+                    words = shlex.split(segment)
+                    if words:
                         commands.append(PulumiCommand(index, ("pulumi", *words[1:])))
     return commands

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,7 @@ VARS = {
     "AWS_DEPLOY_ROLE_ARN": "arn:aws:iam::123456789012:role/deploy",
 }
 PREVIEW_TEAM = "team:tbs-preview"
+BASH = shutil.which("bash") or "/bin/bash"
 
 # Majors whose action.yml runs on node24, read from each action's repository (runs.using) in 2026-08:
 # Node 20 is being removed from GitHub's runners ("Deprecation of Node 20 on GitHub Actions runners",
@@ -94,9 +96,13 @@ def test_every_up_follows_a_policy_preview_of_the_same_stack_in_the_same_job() -
             gates = [
                 preview
                 for preview in found[:position]
-                if preview.verb == "preview" and preview.stack == up.stack and POLICY_PACK in preview.policy_packs
+                if preview.verb == "preview"
+                and preview.stack == up.stack
+                and POLICY_PACK in preview.policy_packs
             ]
-            assert gates, f"{workflow.name} {job.name}: `{' '.join(up.argv)}` with no policy preview before it"
+            assert gates, (
+                f"{workflow.name} {job.name}: `{' '.join(up.argv)}` with no policy preview before it"
+            )
 
 
 def test_every_pulumi_command_enforces_the_policy_pack_and_no_up_skips_its_own_preview() -> None:
@@ -252,7 +258,10 @@ def test_fork_pull_requests_skip_the_preview_and_say_why() -> None:
         assert job_runs(job, own), job.name
     notices = [job for job in workflow.jobs.values() if job_runs(job, fork) and job not in credentialed]
     summaries = [
-        step.run for job in notices for step in job.steps if "GITHUB_STEP_SUMMARY" in step.run and "fork" in step.run
+        step.run
+        for job in notices
+        for step in job.steps
+        if "GITHUB_STEP_SUMMARY" in step.run and "fork" in step.run
     ]
     assert summaries, "a fork's pull request must say why it has no preview"
     assert not any(job_runs(job, own) for job in notices if job.name != "test")
@@ -264,12 +273,16 @@ def test_a_failed_preview_is_summarised_and_commented_on_the_pull_request() -> N
     for job in preview_jobs(workflow):
         preview_step = max(c.step for c in commands(workflow, job))
         after = job.steps[preview_step + 1 :]
-        reports = [s for s in after if "tools.preview_report" in s.run and gha.runs(s.condition, own, "failure")]
+        reports = [
+            s for s in after if "tools.preview_report" in s.run and gha.runs(s.condition, own, "failure")
+        ]
         assert reports, f"{job.name}: nothing reports a failed preview"
         assert "GITHUB_STEP_SUMMARY" in reports[0].run
         uploads = [s for s in after if s.action == "actions/upload-artifact"]
         assert uploads and gha.runs(uploads[0].condition, own, "failure"), job.name
-        commenters = [j for j in workflow.jobs.values() if job.name in j.needs and j.using("actions/github-script")]
+        commenters = [
+            j for j in workflow.jobs.values() if job.name in j.needs and j.using("actions/github-script")
+        ]
         assert commenters, f"no job comments {job.name}'s report"
         for commenter in commenters:
             for result in ("success", "failure"):
@@ -303,7 +316,7 @@ def test_actions_are_pinned_to_a_major_that_runs_on_node24() -> None:
 
 def sdk_version() -> str:
     (pin,) = re.findall(r"^pulumi==([\w.]+)$", (ROOT / "requirements.txt").read_text(), re.MULTILINE)
-    return pin
+    return str(pin)
 
 
 def test_the_pulumi_cli_ci_installs_is_the_sdks_version(tmp_path: Path) -> None:
@@ -325,7 +338,7 @@ def test_the_pulumi_cli_ci_installs_is_the_sdks_version(tmp_path: Path) -> None:
             output = tmp_path / "github_output"
             output.write_text("")
             subprocess.run(  # noqa: S603 - the workflow's own step script
-                ["bash", "-eo", "pipefail", "-c", source.run],
+                [BASH, "-eo", "pipefail", "-c", source.run],
                 cwd=ROOT,
                 check=True,
                 env={**os.environ, "GITHUB_OUTPUT": str(output)},
@@ -340,13 +353,12 @@ def test_the_pulumi_cli_ci_installs_is_the_sdks_version(tmp_path: Path) -> None:
 def test_stacks_are_fully_qualified() -> None:
     for workflow, job in all_jobs():
         for command in commands(workflow, job):
-            assert command.stack is not None and re.fullmatch(rf"{ORG}/{PROJECT}/\w+", command.stack), command.argv
+            assert re.fullmatch(rf"{ORG}/{PROJECT}/\w+", command.stack), command.argv
 
 
 def test_the_aws_region_is_the_stacks_region() -> None:
     for workflow, job in all_jobs():
         for command in commands(workflow, job):
-            assert command.stack is not None
             config = yaml.safe_load((ROOT / f"Pulumi.{command.stack.rsplit('/', 1)[1]}.yaml").read_text())
             (aws,) = job.using("aws-actions/configure-aws-credentials")
             assert aws.inputs["aws-region"] == config["config"]["aws:region"]

@@ -3,13 +3,15 @@ and the layer build replaced by a trace line: the order of what they run, what s
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.support.fake_pulumi import EXIT_POLICY_VIOLATION, FakePulumi
-from tests.workflows.gha import INSTALL_STAMP, ROOT, make_dry_run
+from tests.workflows.gha import INSTALL_STAMP, MAKE, ROOT, make_dry_run
+from tools import diagram
 
 SECRETS = {"tbs:stripeSecretKey", "tbs:stripeWebhookSecret"}
 STACK = "acme/tbs/dev"
@@ -26,15 +28,15 @@ def make(fake: FakePulumi, *args: str, path: str | None = None) -> subprocess.Co
     env = fake.env(path)
     # Static keys: the preflight only looks for credentials, and nothing here calls AWS.
     env.update(
-        AWS_ACCESS_KEY_ID="AKIAFAKEFAKEFAKEFAKE",
-        AWS_SECRET_ACCESS_KEY="fake",  # noqa: S105 - not a secret
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",  # noqa: S106 - botocore only has to find some
         AWS_EC2_METADATA_DISABLED="true",
         CI="true",
         PULUMI_ORG="acme",
     )
     return subprocess.run(  # noqa: S603 - make on this repository's Makefile
         [
-            "make",
+            MAKE,
             "--no-print-directory",
             "-o",
             INSTALL_STAMP,
@@ -55,7 +57,9 @@ def verbs(fake: FakePulumi) -> list[str]:
     return [" ".join(call[:2]) for call in fake.calls() if call[0] in ("package", "pulumi")]
 
 
-def test_deploy_checks_then_packages_then_previews_with_the_policy_pack_then_applies(pulumi: FakePulumi) -> None:
+def test_deploy_checks_then_packages_then_previews_with_the_policy_pack_then_applies(
+    pulumi: FakePulumi,
+) -> None:
     result = make(pulumi, "deploy")
 
     assert result.returncode == 0, result.stderr
@@ -115,4 +119,18 @@ def test_install_shows_what_it_does_and_pips_progress() -> None:
     installs = [line for line in lines if "pip install" in line and "requirements-dev.txt" in line]
     assert installs, lines
     assert not any("--quiet" in line or " -q" in line for line in installs), installs
-    assert any(line.startswith(("echo", "@echo", "printf")) for line in lines[: lines.index(installs[0])]), lines
+    assert any(line.startswith(("echo", "@echo", "printf")) for line in lines[: lines.index(installs[0])]), (
+        lines
+    )
+
+
+def test_diagram_says_what_to_install_before_writing_anything(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(diagram, "record", lambda stack: pytest.fail("recorded before checking for Graphviz"))
+
+    with pytest.raises(SystemExit) as exit_info:
+        diagram.main(["--svg"])
+
+    assert "apt-get install graphviz" in str(exit_info.value) and "brew install graphviz" in str(
+        exit_info.value
+    )
