@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
@@ -373,6 +374,13 @@ def make_dry_run(
     arguments: Sequence[str], env: Mapping[str, str] | None = None, keep_venv: bool = True
 ) -> list[str]:
     """The shell lines `make <arguments>` would run (`make -n`, nothing executed but $(shell …))."""
+    return list(_make_dry_run(tuple(arguments), tuple(sorted((env or {}).items())), keep_venv))
+
+
+@functools.lru_cache(maxsize=64)  # many tests expand the same jobs
+def _make_dry_run(
+    arguments: tuple[str, ...], env: tuple[tuple[str, str], ...], keep_venv: bool
+) -> tuple[str, ...]:
     keep = ["-o", INSTALL_STAMP] if keep_venv else []
     result = subprocess.run(  # noqa: S603 - make on this repository's own Makefile
         [MAKE, "--no-print-directory", "-n", *keep, *arguments],
@@ -380,9 +388,9 @@ def make_dry_run(
         capture_output=True,
         text=True,
         check=True,
-        env={**os.environ, "CI": "true", **(env or {})},
+        env={**os.environ, "CI": "true", **dict(env)},
     )
-    return [line.strip() for line in result.stdout.splitlines() if line.strip()]
+    return tuple(line.strip() for line in result.stdout.splitlines() if line.strip())
 
 
 def shell_lines(step: Step, env: Mapping[str, str]) -> list[str]:
