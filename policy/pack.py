@@ -174,24 +174,13 @@ def resource_validation(rule: Rule, project_root: Path = PROJECT_ROOT) -> Resour
 def policies(project_root: Path = PROJECT_ROOT) -> list[Policy]:
     found: list[Policy] = []
     for name, rule in sorted(RULES.items()):
-        policy_name = name.replace("_", "-")
-        description = (rule.__doc__ or name.replace("_", " ")).strip().splitlines()[0]
+        common: dict[str, Any] = {
+            "name": name.replace("_", "-"),
+            "description": (rule.__doc__ or name.replace("_", " ")).strip().splitlines()[0],
+            "enforcement_level": EnforcementLevel.MANDATORY,
+        }
         if name in RESOURCE_RULES:
-            found.append(
-                ResourceValidationPolicy(
-                    name=policy_name,
-                    description=description,
-                    validate=resource_validation(rule, project_root),
-                    enforcement_level=EnforcementLevel.MANDATORY,
-                )
-            )
+            found.append(ResourceValidationPolicy(validate=resource_validation(rule, project_root), **common))
         else:
-            found.append(
-                StackValidationPolicy(
-                    name=policy_name,
-                    description=description,
-                    validate=validation(rule, project_root),
-                    enforcement_level=EnforcementLevel.MANDATORY,
-                )
-            )
+            found.append(StackValidationPolicy(validate=validation(rule, project_root), **common))
     return found

@@ -19,7 +19,7 @@ import re
 import shlex
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,6 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-WORKFLOWS = ROOT / ".github" / "workflows"
 MAKE = shutil.which("make") or "/usr/bin/make"
 # The venv's stamp, marked "old" (-o) so that expanding a make target never reinstalls anything.
 INSTALL_STAMP = ".venv/bin/.installed"
@@ -48,10 +47,6 @@ class Step:
     def action(self) -> str:
         """owner/name of a remote action, without the ref."""
         return self.uses.split("@", 1)[0]
-
-    @property
-    def ref(self) -> str:
-        return self.uses.split("@", 1)[1] if "@" in self.uses else ""
 
     @property
     def run(self) -> str:
@@ -196,19 +191,16 @@ class _Parser:
         return value
 
     def either(self) -> Any:
-        value = self.both()
-        while self.peek() == ("op", "||"):
-            self.take()
-            right = self.both()
-            value = value or right
-        return value
+        return self.chain("||", self.both, lambda left, right: left or right)
 
     def both(self) -> Any:
-        value = self.comparison()
-        while self.peek() == ("op", "&&"):
+        return self.chain("&&", self.comparison, lambda left, right: left and right)
+
+    def chain(self, operator: str, operand: Callable[[], Any], combine: Callable[[Any, Any], Any]) -> Any:
+        value = operand()
+        while self.peek() == ("op", operator):
             self.take()
-            right = self.comparison()
-            value = value and right
+            value = combine(value, operand())
         return value
 
     def comparison(self) -> Any:
