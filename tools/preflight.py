@@ -28,7 +28,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = PROJECT_ROOT / "requirements.txt"
 # The secrets the program requires (services/program.py), kept in Pulumi ESC (docs/pipeline.md).
 REQUIRED_SECRETS = ("tbs:stripeSecretKey", "tbs:stripeWebhookSecret")
-SECRET_EXAMPLES = {"tbs:stripeSecretKey": "sk_test_…", "tbs:stripeWebhookSecret": "whsec_…"}
+SECRET_EXAMPLES = {"tbs:stripeSecretKey": "sk_…", "tbs:stripeWebhookSecret": "whsec_…"}
 SERVICE_NEEDING_SECRETS = "order"
 INSTALL_URL = "https://www.pulumi.com/docs/iac/download-install/"
 EXIT_AUTHENTICATION = 3
