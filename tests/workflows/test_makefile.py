@@ -77,6 +77,12 @@ def test_deploy_checks_then_packages_then_previews_with_the_policy_pack_then_app
     checks = calls[: calls.index(["package"])]
     assert {call[1] for call in checks} >= {"whoami", "config"}
 
+    # `make policy`, the pull request check, is exactly this gate without the apply.
+    deployed = verbs(pulumi)
+    pulumi.trace.unlink()
+    assert make(pulumi, "policy").returncode == 0
+    assert [*verbs(pulumi), "pulumi up"] == deployed
+
 
 def test_a_policy_violation_in_the_preview_stops_the_deploy(pulumi: FakePulumi) -> None:
     pulumi.answer("preview", stderr="error: preview failed\n", code=EXIT_POLICY_VIOLATION)
@@ -99,14 +105,6 @@ def test_without_the_cli_nothing_is_packaged_and_one_line_says_how_to_install(
     assert "package" not in verbs(pulumi)
     problems = [line for line in result.stderr.splitlines() if line.startswith("preflight:")]
     assert len(problems) == 1 and "get.pulumi.com" in problems[0], result.stderr
-
-
-def test_policy_is_the_deploys_gate_without_the_apply(pulumi: FakePulumi) -> None:
-    assert make(pulumi, "policy").returncode == 0
-    policy_calls = verbs(pulumi)
-    pulumi.trace.unlink()
-    assert make(pulumi, "deploy").returncode == 0
-    assert verbs(pulumi) == [*policy_calls, "pulumi up"]
 
 
 def test_diagram_never_installs_system_packages() -> None:
