@@ -3,18 +3,27 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STACK  ?= dev
+# The Pulumi Cloud stack: <org>/tbs/<stack> when PULUMI_ORG is set (CI sets it), else in your default org
+# (`pulumi org set-default <org>`).
+PROJECT := tbs
+PULUMI_STACK = $(if $(PULUMI_ORG),$(PULUMI_ORG)/$(PROJECT)/$(STACK),$(STACK))
+PACKAGE_LAYER ?= $(BIN)/python tools/package_layer.py
+# Nobody answers `pulumi up`'s prompt in CI (GitHub sets CI=true); `up` still previews before it applies.
+UP_FLAGS = $(if $(CI),--yes,)
 
 CHAOS_ORDERS ?= 1000
 CHAOS_SEED ?= 7
 
-.PHONY: install test lint dev demo chaos fuzz preview snapshots docs seed package deploy clean ops
+.PHONY: install test lint dev demo chaos fuzz preview snapshots docs seed package preflight policy deploy \
+	clean ops diagram bench
 
 install: $(BIN)/.installed
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt lambdas/requirements.txt
+	@echo "Installing into $(VENV): the program, the Lambda dependencies and the dev tools (a minute or two)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
 test: install
@@ -61,25 +70,31 @@ seed: install
 
 # The dependency layer for Lambda (arm64, python3.13), byte-for-byte reproducible.
 package: install
-	$(BIN)/python tools/package_layer.py
+	$(PACKAGE_LAYER)
 
-deploy: package
-	pulumi up --stack $(STACK)
+# Before anything is built: the Pulumi CLI, the login, the stack and its secrets, AWS credentials.
+# One line per missing piece, saying what to run.
+preflight: install
+	$(BIN)/python -m tools.preflight --stack $(PULUMI_STACK)
+
+# A real preview with the invariant policy pack enforced: the pull request check, and the gate of `deploy`.
+policy: preflight
+	$(PACKAGE_LAYER)
+	pulumi preview --stack $(PULUMI_STACK) --policy-pack policy
+
+# The gate above, then the update with the same pack (its own preview runs the per-resource rules again
+# on what it is about to apply). Make stops at the first failure, so a failed gate never reaches `up`.
+deploy: policy
+	pulumi up --stack $(PULUMI_STACK) --policy-pack policy $(UP_FLAGS)
 
 # Operator tooling (README "Operating"), e.g. make ops ARGS="--stack prod dlq list" or ARGS="--local dlq list".
 ops: install
 	$(BIN)/python -m tools.ops $(ARGS)
 
 # docs/architecture.md (Mermaid) and docs/architecture.svg from the recorded resource graph (a test fails
-# when they are stale). Graphviz renders the SVG: installed from Debian when missing.
+# when they are stale). Graphviz renders the SVG; without it the tool says how to install it.
 diagram: install
-	@command -v dot >/dev/null || (apt-get update -qq && apt-get install -y -qq graphviz) \
-		|| (sudo apt-get update -qq && sudo apt-get install -y -qq graphviz)
 	$(BIN)/python -m tools.diagram --svg
-
-# The invariant policy pack on a real preview (needs the Pulumi CLI and credentials, as CI has).
-policy: package
-	pulumi preview --stack $(STACK) --policy-pack policy
 
 # Performance figures (a few minutes; not part of `make test`): printed and written to docs/performance.md.
 bench: install

@@ -1,10 +1,20 @@
-"""The policy pack's wiring: every invariant rule of policy/rules.py as a stack validation policy.
+"""The policy pack's wiring: every invariant rule of policy/rules.py as a mandatory policy.
+
+A rule that judges each resource on its own properties (RESOURCE_RULES) is a *resource* validation: the
+engine runs it on each resource's inputs before that resource's step, in a preview and again in `up`, where
+a mandatory violation stops the resource before it is created or changed (pulumi/pulumi
+pkg/resource/deploy/step_generator.go: "resource … is invalid"); a value unknown during preview skips only
+that resource. Every other rule relates resources to each other (a queue and its DLQ by ARN) and is a
+*stack* validation, which the engine runs on the whole stack's outputs once all steps are done: in a
+preview if every value it reads is known, else pulumi-policy reports "can't run policy … during preview"
+(advisory); in `up`, after the changes were applied. docs/pipeline.md says, rule by rule, which is which.
 
 Importable without starting anything (constructing a PolicyPack starts a gRPC server and blocks; only
-policy/__main__.py does that), so tests call these functions in-process with StackValidationArgs."""
+policy/__main__.py does that), so tests call these functions in-process."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +23,11 @@ from typing import Any
 import yaml
 from pulumi_policy import (
     EnforcementLevel,
+    Policy,
     ReportViolation,
+    ResourceValidation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
     StackValidation,
     StackValidationArgs,
     StackValidationPolicy,
@@ -32,6 +46,20 @@ from pulumi_policy.proxy import (
 from policy.rules import RULES, Graph, Rule
 
 PACK_NAME = "tbs-invariants"
+# Rules whose findings about a resource depend on that resource alone (tests/policy proves it on both
+# stacks, with each kind of resource removed or emptied): they hold before apply.
+RESOURCE_RULES = frozenset(
+    {
+        "aurora_scales_to_zero_behind_the_data_api",
+        "every_async_invoke_config_retries_twice_into_a_dlq",
+        "every_function_is_traced_arm64_and_current",
+        "every_rule_target_has_a_dlq_and_retry_policy",
+        "every_table_queue_and_database_is_encrypted",
+        "no_iam_wildcards_beyond_what_aws_requires",
+        "no_queue_is_open_to_the_public",
+        "no_table_is_shared_by_a_resource_policy",
+    }
+)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Used only when no Pulumi.<stack>.yaml says whether the stack is production (e.g. an ad-hoc stack).
 PRODUCTION_STACK_NAMES = frozenset({"prod", "production"})
@@ -96,9 +124,11 @@ def stack_of(urn: str) -> str:
     return urn.split(":", 3)[2].split("::", 1)[0]
 
 
+@functools.lru_cache(maxsize=32)
 def is_production(stack: str, project_root: Path = PROJECT_ROOT) -> bool:
     """The stack file's `tbs:production`, the flag the program itself reads; by name only when there is
-    no stack file, so a new production stack is never checked as dev by accident of naming."""
+    no stack file, so a new production stack is never checked as dev by accident of naming. Cached: the
+    resource validations ask once per resource, and the pack's process lives for one operation."""
     stack_file = project_root / f"Pulumi.{stack}.yaml"
     if stack_file.is_file():
         config = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
@@ -127,13 +157,30 @@ def validation(rule: Rule, project_root: Path = PROJECT_ROOT) -> StackValidation
     return validate
 
 
-def policies(project_root: Path = PROJECT_ROOT) -> list[StackValidationPolicy]:
-    return [
-        StackValidationPolicy(
-            name=name.replace("_", "-"),
-            description=(rule.__doc__ or name.replace("_", " ")).strip().splitlines()[0],
-            validate=validation(rule, project_root),
-            enforcement_level=EnforcementLevel.MANDATORY,
+def resource_validation(rule: Rule, project_root: Path = PROJECT_ROOT) -> ResourceValidation:
+    """The rule on a graph of one resource (its inputs): an unknown value skips this resource only."""
+
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        resource = PolicyGraphResource(
+            type=args.resource_type, name=args.name, urn=args.urn, props=plain(args.props)
         )
-        for name, rule in sorted(RULES.items())
-    ]
+        graph = Graph(resources=[resource], production=is_production(stack_of(args.urn), project_root))
+        for problem in rule(graph):
+            report_violation(problem, args.urn)
+
+    return validate
+
+
+def policies(project_root: Path = PROJECT_ROOT) -> list[Policy]:
+    found: list[Policy] = []
+    for name, rule in sorted(RULES.items()):
+        common: dict[str, Any] = {
+            "name": name.replace("_", "-"),
+            "description": (rule.__doc__ or name.replace("_", " ")).strip().splitlines()[0],
+            "enforcement_level": EnforcementLevel.MANDATORY,
+        }
+        if name in RESOURCE_RULES:
+            found.append(ResourceValidationPolicy(validate=resource_validation(rule, project_root), **common))
+        else:
+            found.append(StackValidationPolicy(validate=validation(rule, project_root), **common))
+    return found

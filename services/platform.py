@@ -22,7 +22,10 @@ API_GATEWAY_LOGS_POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AmazonAPIGat
 
 
 def layer_archive(path: Path = LAYER_ZIP, dry_run: bool | None = None) -> pulumi.FileArchive:
-    """The dependency layer zip. A preview may run without it; a deployment may not."""
+    """The dependency layer zip (`make package`). Only the offline runs under mocks (tests, `make preview`,
+    `make dev`), which never read it, may go without it. A real `pulumi preview` needs it as much as `up`:
+    the engine hashes the archive to diff it, and fails on a missing file with its own error; `make policy`
+    and `make deploy` package first. Raised here for `up`, where the message can say what to run."""
     dry_run = pulumi.runtime.is_dry_run() if dry_run is None else dry_run
     if not dry_run and not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run `make package` before `pulumi up`")

@@ -278,10 +278,21 @@ def source_stamp(dot_source: str) -> str:
     return f"<!-- tools.diagram source sha256 {hashlib.sha256(dot_source.encode()).hexdigest()} -->"
 
 
-def render_svg(dot_source: str) -> str:
+GRAPHVIZ_MISSING = (
+    "Graphviz's `dot` is not on PATH: install Graphviz (Debian/Ubuntu: `sudo apt-get install graphviz`, "
+    "macOS: `brew install graphviz`), then run `make diagram` again"
+)
+
+
+def graphviz() -> str:
     executable = shutil.which("dot")
     if executable is None:
-        raise SystemExit("Graphviz `dot` is missing: `make diagram` installs it (apt-get install graphviz)")
+        raise SystemExit(GRAPHVIZ_MISSING)
+    return executable
+
+
+def render_svg(dot_source: str) -> str:
+    executable = graphviz()
     svg = subprocess.run(  # noqa: S603 - Graphviz on our own generated source
         [executable, "-Tsvg"], input=dot_source, capture_output=True, check=True, text=True
     ).stdout
@@ -292,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--svg", action="store_true", help="also render docs/architecture.svg (Graphviz)")
     args = parser.parse_args(argv)
+    if args.svg:
+        graphviz()  # before anything is written: no half-regenerated docs
     diagram = build(record(DIAGRAM_STACK))
     MARKDOWN_FILE.write_text(markdown(diagram))
     written = [MARKDOWN_FILE.name]

@@ -2,7 +2,6 @@
 
     python tools/package_layer.py [--requirements lambdas/requirements.txt]
         [--out build/layer.zip] [--python-version 3.13]
-        [--platform manylinux2014_aarch64]
 
 Two builds from the same requirements give identical zip bytes, so the layer
 hash only changes when its contents do (and Pulumi only publishes a new layer
@@ -23,13 +22,23 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from email.parser import HeaderParser
 from pathlib import Path
+
+from packaging.tags import Tag, compatible_tags, cpython_tags, parse_tag
 
 DEFAULT_REQUIREMENTS = Path("lambdas/requirements.txt")
 DEFAULT_LAYER_ZIP = Path("build/layer.zip")
-# Lambda runs the functions on arm64 (Graviton) with the python3.13 runtime.
+# Lambda runs the functions on arm64 (Graviton) with the python3.13 runtime, which is Amazon Linux 2023
+# ("Lambda runtimes", https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html) with glibc 2.34
+# ("Core toolchain packages glibc, gcc, binutils", https://docs.aws.amazon.com/linux/al2023/ug/core-glibc.html).
 LAMBDA_PYTHON_VERSION = "3.13"
-LAMBDA_PLATFORM = "manylinux2014_aarch64"
+LAMBDA_ARCH = "aarch64"
+LAMBDA_GLIBC = (2, 34)
+# PEP 600: a manylinux_2_Y wheel runs on any glibc >= 2.Y; 2.17 is the oldest level pip still builds for
+# aarch64, and PEP 599 calls it manylinux2014 (https://peps.python.org/pep-0600/, pep-0599/).
+OLDEST_GLIBC_MINOR = 17
+LEGACY_MANYLINUX = {17: "manylinux2014"}
 
 # Lambda only adds `/opt/python` to sys.path, so a Python layer keeps everything there.
 LAYER_SITE_DIR = "python"
@@ -60,10 +69,48 @@ class LayerResult:
     distributions: int
 
 
+def lambda_platforms(arch: str = LAMBDA_ARCH, glibc: tuple[int, int] = LAMBDA_GLIBC) -> list[str]:
+    """Every manylinux platform tag the Lambda runtime's glibc loads, newest first. pip does not widen a
+    `--platform manylinux_2_Y` to older levels itself, so each one is passed."""
+    major, newest = glibc
+    platforms = []
+    for minor in range(newest, OLDEST_GLIBC_MINOR - 1, -1):
+        platforms.append(f"manylinux_{major}_{minor}_{arch}")
+        if minor in LEGACY_MANYLINUX:
+            platforms.append(f"{LEGACY_MANYLINUX[minor]}_{arch}")
+    return platforms
+
+
+def lambda_tags(
+    python_version: str = LAMBDA_PYTHON_VERSION, platforms: Sequence[str] | None = None
+) -> set[Tag]:
+    """The wheel tags the runtime can import, computed as pip computes them for a target interpreter."""
+    version = tuple(int(part) for part in python_version.split("."))
+    platforms = list(platforms or lambda_platforms())
+    abi = f"cp{version[0]}{version[1]}"
+    return {*cpython_tags(version, [abi], platforms), *compatible_tags(version, abi, platforms)}
+
+
+def unloadable_wheels(site_dir: Path, python_version: str = LAMBDA_PYTHON_VERSION) -> list[str]:
+    """Installed distributions none of whose wheel tags Lambda can load ("name-version (tags)")."""
+    accepted = lambda_tags(python_version)
+    found = []
+    for dist_info in sorted(site_dir.glob("*.dist-info")):
+        wheel_file = dist_info / "WHEEL"
+        text = wheel_file.read_text(encoding="utf-8") if wheel_file.is_file() else ""
+        values = HeaderParser().parsestr(text).get_all("Tag") or []
+        if not accepted.intersection(tag for value in values for tag in parse_tag(value)):
+            found.append(
+                f"{dist_info.name.removesuffix('.dist-info')} ({', '.join(values) or 'no WHEEL tag'})"
+            )
+    return found
+
+
 def pip_install_command(
-    requirements: Path, site_dir: Path, *, python_version: str, platform: str
+    requirements: Path, site_dir: Path, *, python_version: str, platforms: Sequence[str]
 ) -> list[str]:
     """The pip call that fetches wheels for Lambda's platform, not the host's."""
+    platform_options = [option for platform in platforms for option in ("--platform", platform)]
     return [
         sys.executable,
         "-m",
@@ -73,8 +120,7 @@ def pip_install_command(
         str(requirements),
         "--target",
         str(site_dir),
-        "--platform",
-        platform,
+        *platform_options,
         "--implementation",
         "cp",
         "--python-version",
@@ -218,7 +264,6 @@ def build_layer(
     out_path: Path,
     *,
     python_version: str = LAMBDA_PYTHON_VERSION,
-    platform: str = LAMBDA_PLATFORM,
     runner: PipRunner | None = None,
 ) -> LayerResult:
     if not requirements.is_file():
@@ -229,16 +274,22 @@ def build_layer(
     with tempfile.TemporaryDirectory(prefix="layer-") as tmp:
         root = Path(tmp)
         site_dir = root / LAYER_SITE_DIR
-        cmd = pip_install_command(requirements, site_dir, python_version=python_version, platform=platform)
+        platforms = lambda_platforms()
+        cmd = pip_install_command(requirements, site_dir, python_version=python_version, platforms=platforms)
         proc = run(cmd)
+        target = f"{LAMBDA_ARCH} glibc {'.'.join(map(str, LAMBDA_GLIBC))} cp{python_version}"
         if proc.returncode != 0:
             reason = _last_error_line(f"{proc.stdout}\n{proc.stderr}")
-            raise LayerBuildError(f"pip could not resolve wheels for {platform}/cp{python_version}: {reason}")
+            raise LayerBuildError(f"pip could not resolve wheels for Lambda ({target}): {reason}")
         if proc.stderr.strip():
             # pip's warnings (yanked releases, index problems) are worth seeing.
             sys.stderr.write(proc.stderr)
         if not site_dir.is_dir():
             raise LayerBuildError(f"pip installed nothing into {site_dir}")
+        # pip chose by the platforms above; this checks what it actually put in, before anything is zipped.
+        unloadable = unloadable_wheels(site_dir, python_version)
+        if unloadable:
+            raise LayerBuildError(f"wheels Lambda ({target}) cannot load: {'; '.join(unloadable)}")
         clean_tree(site_dir)
         distributions = sum(1 for _ in site_dir.glob("*.dist-info"))
         unzipped = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
@@ -274,15 +325,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--requirements", type=Path, default=DEFAULT_REQUIREMENTS)
     parser.add_argument("--out", type=Path, default=DEFAULT_LAYER_ZIP)
     parser.add_argument("--python-version", default=LAMBDA_PYTHON_VERSION)
-    parser.add_argument("--platform", default=LAMBDA_PLATFORM)
     args = parser.parse_args(argv)
     try:
-        result = build_layer(
-            args.requirements,
-            args.out,
-            python_version=args.python_version,
-            platform=args.platform,
-        )
+        result = build_layer(args.requirements, args.out, python_version=args.python_version)
     except (LayerBuildError, OSError) as exc:
         print(f"package_layer: {exc}", file=sys.stderr)
         return 1

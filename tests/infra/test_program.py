@@ -263,11 +263,11 @@ def test_a_deployment_needs_the_packaged_layer(tmp_path: Path) -> None:
 def test_the_layer_path_is_the_one_make_package_writes() -> None:
     from components.function import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME
     from services.platform import LAYER_ZIP
-    from tools.package_layer import DEFAULT_LAYER_ZIP, LAMBDA_PLATFORM, LAMBDA_PYTHON_VERSION
+    from tools.package_layer import DEFAULT_LAYER_ZIP, LAMBDA_ARCH, LAMBDA_PYTHON_VERSION
 
     assert LAYER_ZIP == PROJECT_ROOT / DEFAULT_LAYER_ZIP
     assert f"python{LAMBDA_PYTHON_VERSION}" == LAMBDA_RUNTIME
-    assert LAMBDA_ARCHITECTURE == "arm64" and "aarch64" in LAMBDA_PLATFORM
+    assert LAMBDA_ARCHITECTURE == "arm64" and LAMBDA_ARCH == "aarch64"
 
 
 def test_readme_documents_every_config_key() -> None:

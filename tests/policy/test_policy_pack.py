@@ -4,10 +4,22 @@ constructing the PolicyPack would start a gRPC server and block, so the tests ca
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
-from pulumi_policy import EnforcementLevel, PolicyResource, StackValidationArgs
+from pulumi_policy import (
+    EnforcementLevel,
+    Policy,
+    PolicyResource,
+    ReportViolation,
+    ResourceValidation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidation,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
 from policy import pack, rules
@@ -41,6 +53,7 @@ def preview_args(resources: list[Recorded]) -> StackValidationArgs:
 
 
 def violations(args: StackValidationArgs, project_root: Path = pack.PROJECT_ROOT) -> dict[str, list[str]]:
+    """Every policy on these resources, stack validations once and resource validations per resource."""
     found: dict[str, list[str]] = {}
     for policy in pack.policies(project_root):
         reported: list[str] = []
@@ -48,10 +61,37 @@ def violations(args: StackValidationArgs, project_root: Path = pack.PROJECT_ROOT
         def report(message: str, urn: str | None = None, reported: list[str] = reported) -> None:
             reported.append(message)
 
-        policy.validate(args, report)
+        if isinstance(policy, StackValidationPolicy):
+            validate_stack(policy, args, report)
+        else:
+            for resource in args.resources:
+                validate_resource(policy, as_resource_args(resource), report)
         if reported:
             found[policy.name] = reported
     return found
+
+
+def validate_stack(policy: Policy, args: StackValidationArgs, report: ReportViolation) -> None:
+    assert isinstance(policy, StackValidationPolicy)
+    validate: StackValidation = policy.validate
+    validate(args, report)
+
+
+def validate_resource(policy: Policy, args: ResourceValidationArgs, report: ReportViolation) -> None:
+    assert isinstance(policy, ResourceValidationPolicy)
+    validate: ResourceValidation = policy.validate
+    validate(args, report)
+
+
+def as_resource_args(resource: PolicyResource) -> ResourceValidationArgs:
+    return ResourceValidationArgs(
+        resource_type=resource.resource_type,
+        props=resource.props,
+        urn=resource.urn,
+        name=resource.name,
+        opts=None,  # type: ignore[arg-type]
+        provider=None,
+    )
 
 
 def test_one_policy_per_rule_all_mandatory() -> None:
@@ -118,7 +158,7 @@ def test_a_value_unknown_during_preview_is_left_to_the_framework(recordings: dic
     (policy,) = [p for p in pack.policies() if p.name == "every-queue-has-a-redrive-policy-or-is-a-dlq"]
     reported: list[str] = []
     with pytest.raises(UnknownValueError):
-        policy.validate(preview_args(resources), lambda message, urn: reported.append(message))
+        validate_stack(policy, preview_args(resources), lambda message, urn: reported.append(message))
     assert reported == []
 
 
@@ -126,3 +166,84 @@ def test_plain_unwraps_proxies_into_comparable_values() -> None:
     props = pack.plain(unknown_checking_proxy({"architectures": ["arm64"], "nested": {"mode": "Active"}}))
     assert props == {"architectures": ["arm64"], "nested": {"mode": "Active"}}
     assert props.get("missing") is None
+
+
+# --- what holds before apply (issue 18 item 1) -----------------------------------------------------
+
+
+def run_pack(resources: list[Recorded]) -> tuple[dict[str, list[str]], set[str]]:
+    """Every policy as the engine runs it: stack validations once, resource validations per resource; an
+    UnknownValueError becomes pulumi-policy's advisory "can't run during preview" (policy.py AnalyzeStack,
+    Analyze) and is recorded here by policy name."""
+    args = preview_args(resources)
+    found: dict[str, list[str]] = {}
+    cannot_run: set[str] = set()
+    for policy in pack.policies():
+        reported: list[str] = []
+
+        def report(message: str, urn: str | None = None, reported: list[str] = reported) -> None:
+            reported.append(message)
+
+        stack_wide = isinstance(policy, StackValidationPolicy)
+        for resource in [None] if stack_wide else args.resources:
+            try:
+                if resource is None:
+                    validate_stack(policy, args, report)
+                else:
+                    validate_resource(policy, as_resource_args(resource), report)
+            except UnknownValueError:
+                cannot_run.add(policy.name)
+        if reported:
+            found[policy.name] = reported
+    return found, cannot_run
+
+
+def test_local_rules_check_each_resource_and_the_rest_check_the_stack() -> None:
+    kinds = {policy.name: type(policy) for policy in pack.policies()}
+    for name in rules.RULES:
+        expected = ResourceValidationPolicy if name in pack.RESOURCE_RULES else StackValidationPolicy
+        assert kinds[name.replace("_", "-")] is expected, name
+    assert set(rules.RULES) >= pack.RESOURCE_RULES
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_a_resource_rule_judges_each_resource_alone_exactly_as_the_whole_graph_does(
+    recordings: dict[str, Recording], stack: str
+) -> None:
+    """A rule may check one resource at a time only if it never needs another resource to judge it: on the
+    real graph, and with any one resource removed, the findings for each resource alone add up to the
+    findings for the whole graph (a rule that looks at a DLQ's alarm or a function's log group would find
+    a resource alone, or the graph without its partner, wanting)."""
+    recording = recordings[stack]
+    production = recording.production
+    for name in sorted(pack.RESOURCE_RULES):
+        rule = rules.RULES[name]
+        alone = {id(r): rule(rules.Graph(resources=[r], production=production)) for r in recording.resources}
+        for victim in [None, *recording.resources]:
+            resources = [r for r in recording.resources if r is not victim]
+            whole = sorted(rule(rules.Graph(resources=resources, production=production)))
+            assert whole == sorted(p for r in resources for p in alone[id(r)]), (name, victim and victim.name)
+
+
+def test_an_unknown_value_during_preview_only_skips_the_resource_that_has_it(
+    recordings: dict[str, Recording],
+) -> None:
+    # A new queue's policy is unknown in a preview (it embeds the new queue's ARN); another, already known,
+    # opens its queue to everyone. The known one must still fail the preview.
+    resources = copy.deepcopy(recordings["dev"].resources)
+    known, unknown = [r for r in resources if r.type == rules.QUEUE_POLICY][:2]
+    unknown.outputs["policy"] = UNKNOWN_STRING_VALUE
+    document = json.loads(known.outputs["policy"])
+    document["Statement"][0]["Principal"] = "*"
+    known.outputs["policy"] = json.dumps(document)
+
+    found, cannot_run = run_pack(resources)
+
+    assert found["no-queue-is-open-to-the-public"] == [f"QueuePolicy {known.name}: public principal"]
+    assert "no-queue-is-open-to-the-public" in cannot_run  # the unknown one: advisory, during preview only
+
+
+def test_the_pipeline_doc_says_when_each_rule_is_enforced() -> None:
+    doc = (pack.PROJECT_ROOT / "docs" / "pipeline.md").read_text()
+    missing = [name for name in sorted(rules.RULES) if f"`{name.replace('_', '-')}`" not in doc]
+    assert not missing, f"docs/pipeline.md: say when {missing} hold (before apply or only after)"

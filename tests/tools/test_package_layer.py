@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import stat
@@ -11,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+from packaging.tags import parse_tag
 
 from tools import package_layer
 from tools.package_layer import (
@@ -230,6 +232,7 @@ class FakePip:
             _write(site / "stripe/__init__.py", b"VERSION = '16.1.0'\n")
             _write(site / "stripe/__pycache__/__init__.cpython-311.pyc", b"\x00")
             _write(site / "stripe-16.1.0.dist-info/METADATA", b"Name: stripe\n")
+            _write(site / "stripe-16.1.0.dist-info/WHEEL", b"Wheel-Version: 1.0\nTag: py3-none-any\n")
             _write(site / "bin/stripe", b"#!/tmp/venv/bin/python\n")
         return subprocess.CompletedProcess(cmd, self.returncode, stdout="", stderr=self.stderr)
 
@@ -247,21 +250,21 @@ def test_build_layer_asks_pip_for_lambda_wheels_and_zips_under_python_prefix(
     pip = FakePip()
     out = tmp_path / "build/layer.zip"
 
-    result = build_layer(
-        requirements, out, python_version="3.13", platform="manylinux2014_aarch64", runner=pip
-    )
+    result = build_layer(requirements, out, python_version="3.13", runner=pip)
 
     cmd = pip.cmd
     assert cmd[1:4] == ["-m", "pip", "install"]
     assert cmd[cmd.index("--requirement") + 1] == str(requirements)
     assert Path(cmd[cmd.index("--target") + 1]).name == "python"
-    assert cmd[cmd.index("--platform") + 1] == "manylinux2014_aarch64"
+    platforms = [cmd[index + 1] for index, arg in enumerate(cmd) if arg == "--platform"]
+    assert platforms == package_layer.lambda_platforms()
     assert cmd[cmd.index("--implementation") + 1] == "cp"
     assert cmd[cmd.index("--python-version") + 1] == "3.13"
     assert {"--only-binary=:all:", "--no-compile"} <= set(cmd)
     with zipfile.ZipFile(out) as zf:
         assert zf.namelist() == [
             "python/stripe-16.1.0.dist-info/METADATA",
+            "python/stripe-16.1.0.dist-info/WHEEL",
             "python/stripe/__init__.py",
         ]
     assert result.sha256 == hashlib.sha256(out.read_bytes()).hexdigest()
@@ -279,10 +282,10 @@ def test_build_layer_reports_pips_last_error_line(tmp_path: Path, requirements: 
     out = tmp_path / "layer.zip"
 
     with pytest.raises(LayerBuildError) as excinfo:
-        build_layer(requirements, out, python_version="3.13", platform="manylinux2014_aarch64", runner=pip)
+        build_layer(requirements, out, python_version="3.13", runner=pip)
 
     assert str(excinfo.value) == (
-        "pip could not resolve wheels for manylinux2014_aarch64/cp3.13: "
+        "pip could not resolve wheels for Lambda (aarch64 glibc 2.34 cp3.13): "
         "No matching distribution found for stripe==99"
     )
     assert not out.exists()
@@ -299,7 +302,7 @@ def test_cli_failure_is_one_line_on_stderr_and_exit_1(
     assert code == 1
     assert captured.out == ""
     assert captured.err == (
-        "package_layer: pip could not resolve wheels for manylinux2014_aarch64/cp3.13: boom\n"
+        "package_layer: pip could not resolve wheels for Lambda (aarch64 glibc 2.34 cp3.13): boom\n"
     )
 
 
@@ -318,3 +321,103 @@ def test_cli_success_prints_one_line_with_path_size_sha_and_pins(
     assert lines[0].startswith(f"{out}  0.0 MB")
     assert f"sha256={sha}" in lines[0]
     assert "2 pinned requirements" in lines[0]
+
+
+# --- which wheels the layer accepts (issue 18 item 9) ----------------------------------------------
+
+
+def test_the_platforms_are_every_manylinux_level_lambdas_glibc_loads() -> None:
+    platforms = package_layer.lambda_platforms()
+
+    # PEP 600: manylinux_2_Y runs on glibc >= 2.Y; python3.13 on Lambda is Amazon Linux 2023, glibc 2.34.
+    levels = {int(p.split("_")[2]) for p in platforms if p.startswith("manylinux_2_")}
+    assert levels == set(range(17, 35))
+    assert "manylinux2014_aarch64" in platforms  # PEP 599's name for manylinux_2_17
+    assert all(p.endswith("_aarch64") for p in platforms)
+    assert "linux_aarch64" not in platforms  # built for one machine, not portable
+
+
+def _wheel(index: Path, name: str, tag: str) -> None:
+    """A minimal wheel, enough for pip to select and install it."""
+    dist = f"{name}-1.0.dist-info"
+    files = {
+        f"{name}/__init__.py": b"",
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n".encode(),
+        f"{dist}/WHEEL": f"Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: {tag}\n".encode(),
+    }
+    record = "".join(
+        f"{path},sha256={_b64(hashlib.sha256(data).digest())},{len(data)}\n" for path, data in files.items()
+    )
+    with zipfile.ZipFile(index / f"{name}-1.0-{tag}.whl", "w") as zf:
+        for path, data in files.items():
+            zf.writestr(path, data)
+        zf.writestr(f"{dist}/RECORD", record + f"{dist}/RECORD,,\n")
+
+
+def _b64(digest: bytes) -> str:
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+LOADABLE = {
+    "legacy": "cp313-cp313-manylinux2014_aarch64",
+    "newer": "cp313-cp313-manylinux_2_28_aarch64",
+    "newest": "cp313-cp313-manylinux_2_34_aarch64",
+    "stable": "cp39-abi3-manylinux_2_17_aarch64",
+    "pure": "py3-none-any",
+}
+UNLOADABLE = {
+    "toonew": "cp313-cp313-manylinux_2_35_aarch64",
+    "intel": "cp313-cp313-manylinux_2_17_x86_64",
+    "local": "cp313-cp313-linux_aarch64",
+    "older": "cp312-cp312-manylinux_2_17_aarch64",
+}
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("index")
+    for name, tag in {**LOADABLE, **UNLOADABLE}.items():
+        _wheel(directory, name, tag)
+    return directory
+
+
+def _pip(index: Path, tmp_path: Path, names: Iterable[str]) -> subprocess.CompletedProcess[str]:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("".join(f"{name}==1.0\n" for name in names))
+    cmd = package_layer.pip_install_command(
+        requirements, tmp_path / "python", python_version="3.13", platforms=package_layer.lambda_platforms()
+    )
+    # A local index only: real pip's wheel selection, no network.
+    return subprocess.run(  # noqa: S603 - pip with our own arguments
+        [*cmd, "--no-index", "--find-links", str(index)], capture_output=True, text=True, check=False
+    )
+
+
+def test_pip_takes_every_wheel_lambda_can_load(index: Path, tmp_path: Path) -> None:
+    result = _pip(index, tmp_path, LOADABLE)
+
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "python").glob("*.dist-info")) == sorted(LOADABLE)
+    assert package_layer.unloadable_wheels(tmp_path / "python") == []
+
+
+def test_the_tags_pip_matches_are_exactly_what_lambda_loads() -> None:
+    # One real pip run above shows it takes these tags; starting pip per refusal would cost seconds, so the
+    # refusals are checked against the same tag set pip builds from our --platform/--python-version options.
+    accepted = package_layer.lambda_tags()
+    for name, tag in LOADABLE.items():
+        assert accepted & parse_tag(tag), name
+    for name, tag in UNLOADABLE.items():
+        assert not accepted & parse_tag(tag), name
+
+
+def test_a_wheel_lambda_cannot_load_fails_the_build(tmp_path: Path, requirements: Path) -> None:
+    def pip(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+        site = Path(cmd[cmd.index("--target") + 1])
+        _write(site / "fast/__init__.py")
+        _write(site / "fast-1.0.dist-info/WHEEL", b"Wheel-Version: 1.0\nTag: cp313-cp313-linux_x86_64\n")
+        return subprocess.CompletedProcess(cmd, 0, stdout="", stderr="")
+
+    with pytest.raises(LayerBuildError, match=r"fast-1\.0.*cp313-cp313-linux_x86_64"):
+        build_layer(requirements, tmp_path / "layer.zip", runner=pip)
+    assert not (tmp_path / "layer.zip").exists()
