@@ -15,6 +15,7 @@ policy/__main__.py does that), so tests call these functions in-process."""
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,9 +56,11 @@ RESOURCE_RULES = frozenset(
         "every_function_is_traced_arm64_and_current",
         "every_rule_target_has_a_dlq_and_retry_policy",
         "every_table_queue_and_database_is_encrypted",
+        "method_settings_name_their_method_as_api_gateway_keys_it",
         "no_iam_wildcards_beyond_what_aws_requires",
         "no_queue_is_open_to_the_public",
         "no_table_is_shared_by_a_resource_policy",
+        "tables_use_the_current_index_key_schema",
     }
 )
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -111,12 +114,14 @@ def _read(container: Any, key: Any) -> Any:
 
 @dataclass(frozen=True)
 class PolicyGraphResource:
-    """A resource of the preview, shaped like the recording's (type, name, urn, props)."""
+    """A resource of the preview, shaped like the recording's (type, name, urn, props, and the URNs it
+    depends on where the engine says: the ordering rules read them)."""
 
     type: str
     name: str
     urn: str
     props: Mapping[str, Any]
+    dependencies: tuple[str, ...] | None = None
 
 
 def stack_of(urn: str) -> str:
@@ -125,25 +130,42 @@ def stack_of(urn: str) -> str:
 
 
 @functools.lru_cache(maxsize=32)
+def stack_settings(stack: str, project_root: Path = PROJECT_ROOT) -> Mapping[str, str] | None:
+    """The stack file's config as the engine hands it to a program (every value a string; lists and maps
+    as JSON), or None when there is no stack file. The engine does not pass config to a policy pack, so
+    the pack reads the file the program's config comes from. Cached: the resource validations ask once
+    per resource, and the pack's process lives for one operation."""
+    stack_file = project_root / f"Pulumi.{stack}.yaml"
+    if not stack_file.is_file():
+        return None
+    config = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
+    return {str(key): value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}
+
+
 def is_production(stack: str, project_root: Path = PROJECT_ROOT) -> bool:
     """The stack file's `tbs:production`, the flag the program itself reads; by name only when there is
-    no stack file, so a new production stack is never checked as dev by accident of naming. Cached: the
-    resource validations ask once per resource, and the pack's process lives for one operation."""
-    stack_file = project_root / f"Pulumi.{stack}.yaml"
-    if stack_file.is_file():
-        config = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
-        return str(config.get("tbs:production", "false")).lower() == "true"
+    no stack file, so a new production stack is never checked as dev by accident of naming."""
+    settings = stack_settings(stack, project_root)
+    if settings is not None:
+        return settings.get("tbs:production", "false").lower() == "true"
     return stack in PRODUCTION_STACK_NAMES or stack.endswith("-prod")
 
 
 def graph_of(args: StackValidationArgs, project_root: Path = PROJECT_ROOT) -> Graph:
     resources = [
-        PolicyGraphResource(type=r.resource_type, name=r.name, urn=r.urn, props=plain(r.props))
+        PolicyGraphResource(
+            type=r.resource_type,
+            name=r.name,
+            urn=r.urn,
+            props=plain(r.props),
+            dependencies=tuple(dependency.urn for dependency in r.dependencies),
+        )
         for r in args.resources
     ]
-    stacks = {stack_of(resource.urn) for resource in resources}
+    stacks = sorted({stack_of(resource.urn) for resource in resources})
     production = any(is_production(stack, project_root) for stack in stacks)
-    return Graph(resources=resources, production=production)
+    settings = stack_settings(stacks[0], project_root) if len(stacks) == 1 else None
+    return Graph(resources=resources, production=production, settings=settings or {})
 
 
 def validation(rule: Rule, project_root: Path = PROJECT_ROOT) -> StackValidation:

@@ -32,24 +32,28 @@ def recordings() -> dict[str, Recording]:
 
 
 def preview_args(resources: list[Recorded]) -> StackValidationArgs:
-    """What the engine hands a stack validation: PolicyResources with resource_type, urn, name and props
-    wrapped in the proxies that raise on values unknown during preview."""
-    return StackValidationArgs(
-        resources=[
-            PolicyResource(
-                resource_type=r.type,
-                props=unknown_checking_proxy(r.outputs),
-                urn=r.urn,
-                name=r.name,
-                opts=None,  # type: ignore[arg-type]
-                provider=None,
-                parent=None,
-                dependencies=[],
-                property_dependencies={},
-            )
-            for r in resources
+    """What the engine hands a stack validation: PolicyResources with resource_type, urn, name, the
+    resources each depends on, and props wrapped in the proxies that raise on values unknown during
+    preview."""
+    policy_resources = {
+        r.urn: PolicyResource(
+            resource_type=r.type,
+            props=unknown_checking_proxy(r.outputs),
+            urn=r.urn,
+            name=r.name,
+            opts=None,  # type: ignore[arg-type]
+            provider=None,
+            parent=None,
+            dependencies=[],
+            property_dependencies={},
+        )
+        for r in resources
+    }
+    for r in resources:
+        policy_resources[r.urn].dependencies = [
+            policy_resources[urn] for urn in r.dependencies if urn in policy_resources
         ]
-    )
+    return StackValidationArgs(resources=list(policy_resources.values()))
 
 
 def violations(args: StackValidationArgs, project_root: Path = pack.PROJECT_ROOT) -> dict[str, list[str]]:
@@ -121,9 +125,13 @@ def test_production_is_read_from_the_stack_file(recordings: dict[str, Recording]
     # The prod graph without a reader instance only fails the production-only rule.
     without_reader = [r for r in recordings["prod"].resources if r.type != rules.CLUSTER_INSTANCE]
     assert set(violations(preview_args(without_reader))) == {"production-data-survives-mistakes"}
+
     # The same resources under the dev stack's name are not production: the rule does not apply.
+    def as_dev(urn: str) -> str:
+        return urn.replace("urn:pulumi:prod::", "urn:pulumi:dev::")
+
     dev_urns = [
-        Recorded(**{**r.__dict__, "urn": r.urn.replace("urn:pulumi:prod::", "urn:pulumi:dev::")})
+        Recorded(**{**r.__dict__, "urn": as_dev(r.urn), "dependencies": [as_dev(u) for u in r.dependencies]})
         for r in without_reader
     ]
     assert violations(preview_args(dev_urns)) == {}
@@ -247,3 +255,52 @@ def test_the_pipeline_doc_says_when_each_rule_is_enforced() -> None:
     doc = (pack.PROJECT_ROOT / "docs" / "pipeline.md").read_text()
     missing = [name for name in sorted(rules.RULES) if f"`{name.replace('_', '-')}`" not in doc]
     assert not missing, f"docs/pipeline.md: say when {missing} hold (before apply or only after)"
+
+
+# --- what the pack hands the rules besides props (issue 10 meets issue 18) -----------------------------
+
+
+def test_the_ordering_rules_read_the_dependencies_the_engine_passes(recordings: dict[str, Recording]) -> None:
+    resources = copy.deepcopy(recordings["dev"].resources)
+    assert "api-logging-waits-for-the-account-settings" not in violations(preview_args(resources))
+    (account,) = [r for r in resources if r.type == rules.API_ACCOUNT]
+    (stage,) = [r for r in resources if r.type == rules.STAGE]
+    stage.dependencies = [urn for urn in stage.dependencies if urn != account.urn]
+
+    found = violations(preview_args(resources))
+
+    assert [message for message in found["api-logging-waits-for-the-account-settings"]] == [
+        f"Stage {stage.name}: does not wait for the API Gateway account settings: on a first deploy it "
+        "fails with 'CloudWatch Logs role ARN must be set in account settings'"
+    ]
+
+
+@pytest.mark.parametrize(("budget", "violated"), [(None, True), (39, True), (40, False)])
+def test_the_concurrency_budget_is_read_from_the_stack_file(
+    recordings: dict[str, Recording], tmp_path: Path, budget: int | None, violated: bool
+) -> None:
+    stack_file = {"config": {"tbs:production": False}}
+    if budget is not None:
+        stack_file["config"][rules.RESERVED_CONCURRENCY_BUDGET_KEY] = budget
+    (tmp_path / "Pulumi.dev.yaml").write_text(json.dumps(stack_file))
+    resources = copy.deepcopy(recordings["dev"].resources)
+    for function in [r for r in resources if r.type == rules.FUNCTION][:2]:
+        function.outputs["reservedConcurrentExecutions"] = 20
+
+    found = violations(preview_args(resources), project_root=tmp_path)
+
+    assert ("reserved-concurrency-fits-the-account-budget" in found) is violated
+
+
+def test_stack_settings_are_strings_as_the_engine_gives_them_to_the_program(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.dev.yaml").write_text(
+        "config:\n  tbs:production: true\n  tbs:reportsBatchSize: 15\n  tbs:currency: nzd\n"
+        "  tbs:corsAllowedOrigins:\n    - http://localhost:*\n"
+    )
+    assert pack.stack_settings("dev", tmp_path) == {
+        "tbs:production": "true",
+        "tbs:reportsBatchSize": "15",
+        "tbs:currency": "nzd",
+        "tbs:corsAllowedOrigins": '["http://localhost:*"]',
+    }
+    assert pack.stack_settings("nowhere", tmp_path) is None
