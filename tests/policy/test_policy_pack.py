@@ -279,9 +279,10 @@ def test_the_ordering_rules_read_the_dependencies_the_engine_passes(recordings: 
 def test_the_concurrency_budget_is_read_from_the_stack_file(
     recordings: dict[str, Recording], tmp_path: Path, budget: int | None, violated: bool
 ) -> None:
-    stack_file = {"config": {"tbs:production": False}}
+    config: dict[str, object] = {"tbs:production": False}
     if budget is not None:
-        stack_file["config"][rules.RESERVED_CONCURRENCY_BUDGET_KEY] = budget
+        config[rules.RESERVED_CONCURRENCY_BUDGET_KEY] = budget
+    stack_file = {"config": config}
     (tmp_path / "Pulumi.dev.yaml").write_text(json.dumps(stack_file))
     resources = copy.deepcopy(recordings["dev"].resources)
     for function in [r for r in resources if r.type == rules.FUNCTION][:2]:
