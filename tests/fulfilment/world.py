@@ -16,7 +16,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from fulfilment import handler as consumer
+from fulfilment.handlers import consumer
 from shared.events import (
     DetailType,
     EventDetail,

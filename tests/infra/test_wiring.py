@@ -23,14 +23,14 @@ def required(model: type[Any]) -> set[str]:
 
 def test_order_functions_get_the_environment_their_code_reads(stack: Recording) -> None:
     extra = {
-        "order.api.handler": {"PRODUCTS_TABLE", "STRIPE_API_KEY_SECRET_ARN", "CURRENCY", "TAX_RATE"},
-        "order.payment_events.handler": {"STRIPE_WEBHOOK_SECRET_ARN"},
-        "order.fulfilled_events.handler": set(),
+        "order.handlers.api.handler": {"PRODUCTS_TABLE", "STRIPE_API_KEY_SECRET_ARN", "CURRENCY", "TAX_RATE"},
+        "order.handlers.payment_events.handler": {"STRIPE_WEBHOOK_SECRET_ARN"},
+        "order.handlers.fulfilled_events.handler": set(),
     }
     for handler, needs in extra.items():
         missing = (required(OrderSettings) | needs) - set(environment_of(stack, handler))
         assert missing == set(), f"{handler} lacks {missing}"
-    api = environment_of(stack, "order.api.handler")
+    api = environment_of(stack, "order.handlers.api.handler")
     assert (api["CURRENCY"], api["TAX_RATE"]) == ("nzd", "0.15")
 
 
@@ -44,9 +44,11 @@ def test_the_orders_table_has_the_index_the_code_queries(stack: Recording) -> No
 
 
 def test_the_fulfilment_consumer_gets_the_environment_its_code_reads(stack: Recording) -> None:
-    from fulfilment.handler import FulfilmentSettings
+    from fulfilment.handlers.consumer import FulfilmentSettings
 
-    missing = required(FulfilmentSettings) - set(environment_of(stack, "fulfilment.handler.handler"))
+    missing = required(FulfilmentSettings) - set(
+        environment_of(stack, "fulfilment.handlers.consumer.handler")
+    )
     assert missing == set()
     table = stack.named(f"tbs-{stack.stack}-fulfilment-items").outputs
     assert (table["hashKey"], table["rangeKey"]) == ("orderId", "sk")
@@ -55,11 +57,15 @@ def test_the_fulfilment_consumer_gets_the_environment_its_code_reads(stack: Reco
 def test_reports_functions_get_the_database_their_code_reads(stack: Recording) -> None:
     from reports.data_api import DatabaseSettings
 
-    for handler in ("reports.consumer.handler", "reports.migrate.handler", "reports.report_api.handler"):
+    for handler in (
+        "reports.handlers.consumer.handler",
+        "reports.handlers.migrate.handler",
+        "reports.handlers.report_api.handler",
+    ):
         environment = environment_of(stack, handler)
         assert required(DatabaseSettings) - set(environment) == set(), handler
         assert environment["DB_NAME"] == "reports"
-    assert environment_of(stack, "reports.report_api.handler")["CURRENCY"] == "nzd"
+    assert environment_of(stack, "reports.handlers.report_api.handler")["CURRENCY"] == "nzd"
 
 
 def test_the_alarmed_business_metrics_are_the_ones_the_consumer_emits(stack: Recording) -> None:

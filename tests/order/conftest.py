@@ -24,7 +24,12 @@ from tools.seed_catalog import load_products, seed
 
 WEBHOOK_SECRET = "whsec_test_local"  # noqa: S105 - a test value for the local fake
 BUS = "tbs-test"
-HANDLER_MODULES = ["order.wiring", "order.api", "order.payment_events", "order.fulfilled_events"]
+HANDLER_MODULES = [
+    "order.wiring",
+    "order.handlers.api",
+    "order.handlers.payment_events",
+    "order.handlers.fulfilled_events",
+]
 
 
 @dataclass
@@ -37,7 +42,9 @@ class OrderWorld:
 
     # --- storefront ---
     def call(self, method: str, path: str, **options: Any) -> tuple[int, Any]:
-        response = self.modules["order.api"].handler(rest_event(method, path, **options), FakeContext())
+        response = self.modules["order.handlers.api"].handler(
+            rest_event(method, path, **options), FakeContext()
+        )
         return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
 
     def create_order(self, items: list[dict[str, Any]], sub: str = "customer-1") -> dict[str, Any]:
@@ -66,12 +73,16 @@ class OrderWorld:
 
     def deliver_webhooks(self, *records: dict[str, Any]) -> list[str]:
         """Runs the payment-events consumer on one batch; returns the ids of failed records."""
-        response = self.modules["order.payment_events"].handler({"Records": list(records)}, FakeContext())
+        response = self.modules["order.handlers.payment_events"].handler(
+            {"Records": list(records)}, FakeContext()
+        )
         return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
 
     def deliver_fulfilled(self, *bodies: str) -> list[str]:
         records = [sqs_record(body, 1764000000000) for body in bodies]
-        response = self.modules["order.fulfilled_events"].handler({"Records": records}, FakeContext())
+        response = self.modules["order.handlers.fulfilled_events"].handler(
+            {"Records": records}, FakeContext()
+        )
         return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
 
     # --- what happened ---

@@ -79,7 +79,7 @@ def test_bad_orders_get_a_clear_4xx_and_change_nothing(
 def test_a_body_that_is_not_utf8_is_a_400_not_a_crash(world: OrderWorld) -> None:
     event = rest_event("POST", "/orders", body=base64.b64encode(b"\x9f\x80{").decode())
     event["isBase64Encoded"] = True
-    response = world.modules["order.api"].handler(event, FakeContext())
+    response = world.modules["order.handlers.api"].handler(event, FakeContext())
     assert response["statusCode"] == 400 and "UTF-8" in json.loads(response["body"])["message"]
 
 

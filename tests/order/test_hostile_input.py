@@ -36,7 +36,7 @@ def raw_call(
             event["body"], event["isBase64Encoded"] = body.decode(), False
         except UnicodeDecodeError:
             event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode(), True
-    response = world.modules["order.api"].handler(event, FakeContext())
+    response = world.modules["order.handlers.api"].handler(event, FakeContext())
     answered = {key.lower(): str(value) for key, value in (response.get("headers") or {}).items()}
     for key, values in (response.get("multiValueHeaders") or {}).items():
         answered[key.lower()] = ",".join(str(value) for value in values)

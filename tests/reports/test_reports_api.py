@@ -13,10 +13,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from moto import mock_aws
 
 from localcloud.data_api import DataApiEmulator
-from reports import data_api, report_api
+from reports import data_api
 from reports.data_api import DataApi
 from reports.domain import order_rows
-from reports.repository import ReportsRepository
+from reports.handlers import report_api
+from reports.store import ReportsRepository
 from shared.events import OrderSnapshot, OrderStatus, parse_store_event
 from shared.http import origin_allowed
 from tests.reports.builders import envelope, snapshot

@@ -12,8 +12,9 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from localcloud.data_api import DataApiEmulator
-from reports import consumer, data_api
+from reports import data_api
 from reports.data_api import DataApi
+from reports.handlers import consumer
 from shared.events import OrderStatus
 from tests.reports.builders import T0, envelope, snapshot, sqs_event
 from tests.support.lambda_context import FakeContext

@@ -12,8 +12,9 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from localcloud.data_api import DataApiEmulator
-from reports import data_api, migrate
+from reports import data_api
 from reports.data_api import DataApi, is_resuming
+from reports.handlers import migrate
 from reports.logins import ROLE_SECRETS
 from reports.schema import load_migrations
 from tests.support.lambda_context import FakeContext

@@ -22,9 +22,9 @@ from moto import mock_aws
 
 from fulfilment.domain import fulfilled_detail
 from order.domain import Line, Product, event_detail, new_order, priced_items, transition
-from reports import consumer
 from reports.data_api import DataApi
-from reports.repository import ReportsRepository
+from reports.handlers import consumer
+from reports.store import ReportsRepository
 from shared.events import SOURCE_OF, DetailType, EventDetail, ItemKind, OrderSnapshot, OrderStatus
 from tests.reports.builders import sqs_event
 from tests.support.fakes import InMemoryReports, bus_envelope

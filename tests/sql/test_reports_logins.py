@@ -22,7 +22,7 @@ from reports import data_api
 from reports.data_api import DataApi
 from reports.domain import order_rows
 from reports.logins import ROLE_SECRETS, provision, scram_sha256_verifier
-from reports.repository import ReportsRepository
+from reports.store import ReportsRepository
 from shared.events import parse_store_event
 from tests.reports.builders import envelope, snapshot
 from tests.sql.database_fixtures import CLUSTER_ARN, SECRET_ARN

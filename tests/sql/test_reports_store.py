@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from reports.data_api import DataApi
 from reports.domain import order_rows
-from reports.repository import ReportsRepository
+from reports.store import ReportsRepository
 from shared.events import ItemKind, OrderItem, OrderSnapshot, OrderStatus, parse_store_event
 from tests.reports.builders import T0, envelope, snapshot
 

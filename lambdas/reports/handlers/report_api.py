@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 
 from reports.data_api import DataApi, DatabaseSettings, is_resuming, wait_out_resume
 from reports.domain import MonthTotals, groups_of, monthly_report, report_csv, report_months
-from reports.repository import ReportsRepository
+from reports.store import ReportsRepository
 from shared import settings
 from shared.http import COMMON_ERRORS, error_response, rest_resolver
 from shared.observability import logger, metrics, tracer

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from reports.data_api import DataApi, is_resuming, wait_out_resume
 from reports.domain import order_rows
-from reports.repository import ReportsRepository
+from reports.store import ReportsRepository
 from shared.events import StoreEvent, parse_store_event
 from shared.observability import logger, metrics, tracer
 
