@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from fulfilment.domain import ItemStatus, dispatch_lines
-from fulfilment.service import Fulfilment
+from fulfilment.service import FulfilmentService
 from fulfilment.store import FulfilmentTable
 from shared.events import DetailType, EventDetail, ItemKind, OrderSnapshot, OrderStatus
 from tests.fulfilment.world import (
+    IDEMPOTENCY_TABLE,
     TABLE,
     FlakyEvents,
     FulfilmentWorld,
@@ -119,6 +120,16 @@ def test_redelivered_confirmation_creates_nothing_twice(
     assert len(events) == 1
     assert_fulfilled_event(events[0], snapshot)
     assert metric_counts(capsys.readouterr().out) == {"OrderFulfilled": 1, "DuplicateEvent": 3}
+
+
+def test_idempotency_records_are_keyed_under_the_steps_fixed_name(world: FulfilmentWorld) -> None:
+    """shared.idempotency: a deploy that moves the code still finds the records written before it."""
+    fulfil(world, order("order-keyed", DIGITAL))
+
+    records = world.dynamodb.scan(TableName=IDEMPOTENCY_TABLE)["Items"]
+    assert [record["id"]["S"].split("#")[0] for record in records] == [
+        "test-func.fulfilment.service.Fulfilment.handle"
+    ]
 
 
 def test_redelivery_after_the_idempotency_keys_expired_changes_nothing(world: FulfilmentWorld) -> None:
@@ -358,7 +369,7 @@ def test_cancel_landing_mid_fulfilment_stops_dispatch_and_publish(
 
     def cancelled_meanwhile(self: FulfilmentTable, order_id: str) -> dict[int, ItemStatus]:
         # Another invocation handles the cancellation after the dispatch request, before ORDER is FULFILLED.
-        Fulfilment(table, publish=lambda *_: None).cancel(cancelled(snapshot).order)
+        FulfilmentService(table, publish=lambda *_: None).cancel(cancelled(snapshot).order)
         return item_statuses(self, order_id)
 
     monkeypatch.setattr(FulfilmentTable, "item_statuses", cancelled_meanwhile)

@@ -20,8 +20,8 @@ from fulfilment.domain import (
     dispatch_lines,
     fulfilled_detail,
     next_step,
+    read_event,
 )
-from fulfilment.service import read_event
 from shared.events import ItemKind, OrderStatus
 from tests.fulfilment.world import confirmed, envelope, order
 

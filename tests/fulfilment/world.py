@@ -27,7 +27,8 @@ from shared.events import (
     put_events_entry,
 )
 from shared.observability import logger
-from tests.support.lambda_context import FakeContext
+from tests.support.lambda_context import lambda_context
+from tests.support.wiring import rebuild_on_next_use
 
 REGION = "ap-southeast-2"
 TABLE = "tbs-test-fulfilment-items"
@@ -141,8 +142,8 @@ class FulfilmentWorld:
 
     def deliver(self, *records: dict[str, Any]) -> list[str]:
         """Run the consumer on a batch; the message ids it reports as failed."""
-        response = consumer.handler({"Records": list(records)}, FakeContext())
-        return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
+        response = consumer.handler({"Records": list(records)}, lambda_context())
+        return [str(failure["itemIdentifier"]) for failure in response["batchItemFailures"]]
 
     def published(self) -> list[dict[str, Any]]:
         """The events fulfilment put on the bus since the last call (envelopes, as subscribers get them)."""
@@ -229,9 +230,9 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[FulfilmentWorld]:
         _subscribe(events, "fulfilment-orders", ORDER_EVENTS_PATTERN, input_arn)
         _subscribe(events, "published-by-fulfilment", {"source": ["tbs.fulfilment"]}, published_arn)
         # The consumer builds its clients on first use: inside this mock, from this test's environment.
-        consumer._idempotent_handle.cache_clear()
+        rebuild_on_next_use()
         yield FulfilmentWorld(dynamodb, events, sqs, input_queue, input_arn, published_queue)
-    consumer._idempotent_handle.cache_clear()
+    rebuild_on_next_use()
 
 
 class FlakyEvents:

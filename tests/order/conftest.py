@@ -3,12 +3,9 @@ local fake Stripe, wired through the same environment variables the program give
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import boto3
@@ -17,19 +14,15 @@ from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
 from localcloud.fake_stripe import FakeStripe, running, signature_header
+from order.handlers import api, fulfilled_events, payment_events
 from shared import settings
 from tests.support.apigateway import rest_event, webhook_message_body
-from tests.support.lambda_context import FakeContext
+from tests.support.lambda_context import FakeContext, lambda_context
+from tests.support.wiring import rebuild_on_next_use
 from tools.seed_catalog import load_products, seed
 
 WEBHOOK_SECRET = "whsec_test_local"  # noqa: S105 - a test value for the local fake
 BUS = "tbs-test"
-HANDLER_MODULES = [
-    "order.wiring",
-    "order.handlers.api",
-    "order.handlers.payment_events",
-    "order.handlers.fulfilled_events",
-]
 
 
 @dataclass
@@ -38,13 +31,10 @@ class OrderWorld:
     orders: Any
     observed_queue_url: str
     sqs: Any
-    modules: dict[str, ModuleType]
 
     # --- storefront ---
     def call(self, method: str, path: str, **options: Any) -> tuple[int, Any]:
-        response = self.modules["order.handlers.api"].handler(
-            rest_event(method, path, **options), FakeContext()
-        )
+        response = api.handler(rest_event(method, path, **options), FakeContext())
         return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
 
     def create_order(self, items: list[dict[str, Any]], sub: str = "customer-1") -> dict[str, Any]:
@@ -73,17 +63,13 @@ class OrderWorld:
 
     def deliver_webhooks(self, *records: dict[str, Any]) -> list[str]:
         """Runs the payment-events consumer on one batch; returns the ids of failed records."""
-        response = self.modules["order.handlers.payment_events"].handler(
-            {"Records": list(records)}, FakeContext()
-        )
-        return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
+        response = payment_events.handler({"Records": list(records)}, lambda_context())
+        return [str(failure["itemIdentifier"]) for failure in response["batchItemFailures"]]
 
     def deliver_fulfilled(self, *bodies: str) -> list[str]:
         records = [sqs_record(body, 1764000000000) for body in bodies]
-        response = self.modules["order.handlers.fulfilled_events"].handler(
-            {"Records": records}, FakeContext()
-        )
-        return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
+        response = fulfilled_events.handler({"Records": records}, lambda_context())
+        return [str(failure["itemIdentifier"]) for failure in response["batchItemFailures"]]
 
     # --- what happened ---
     def order(self, order_id: str) -> dict[str, Any]:
@@ -177,8 +163,8 @@ def _empty(table: Any, *key_names: str) -> None:
 
 @pytest.fixture(scope="module")
 def _aws_world() -> Iterator[OrderWorld]:
-    """One moto account, fake Stripe and set of handler modules per test module (built once: each
-    `world` starts from empty tables instead, which keeps the suite fast)."""
+    """One moto account and fake Stripe per test module (built once: each `world` starts from empty
+    tables instead, which keeps the suite fast)."""
     with pytest.MonkeyPatch.context() as monkeypatch, mock_aws(), running() as (stripe, stripe_url):
         dynamodb = boto3.resource("dynamodb")
         orders, products, _ = _create_tables(dynamodb)
@@ -214,13 +200,10 @@ def _aws_world() -> Iterator[OrderWorld]:
             monkeypatch.setenv(name, value)
         settings.load.cache_clear()
         parameters.clear_caches()  # type: ignore[no-untyped-call]
-        # Module-level clients and idempotency layers bind at import: import fresh inside the mock.
-        modules = {}
-        for name in HANDLER_MODULES:
-            modules[name] = (
-                importlib.reload(sys.modules[name]) if name in sys.modules else importlib.import_module(name)
-            )
-        yield OrderWorld(stripe=stripe, orders=orders, observed_queue_url=observed, sqs=sqs, modules=modules)
+        # The handlers build their clients on first use: inside this mock, from this environment.
+        rebuild_on_next_use()
+        yield OrderWorld(stripe=stripe, orders=orders, observed_queue_url=observed, sqs=sqs)
+        rebuild_on_next_use()
         settings.load.cache_clear()
 
 

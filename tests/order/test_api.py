@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from order.handlers import api
 from tests.order.conftest import OrderWorld
 from tests.support.apigateway import rest_event
 from tests.support.lambda_context import FakeContext
@@ -79,7 +80,7 @@ def test_bad_orders_get_a_clear_4xx_and_change_nothing(
 def test_a_body_that_is_not_utf8_is_a_400_not_a_crash(world: OrderWorld) -> None:
     event = rest_event("POST", "/orders", body=base64.b64encode(b"\x9f\x80{").decode())
     event["isBase64Encoded"] = True
-    response = world.modules["order.handlers.api"].handler(event, FakeContext())
+    response = api.handler(event, FakeContext())
     assert response["statusCode"] == 400 and "UTF-8" in json.loads(response["body"])["message"]
 
 

@@ -11,6 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from order import wiring
+from order.handlers import api
 from tests.order.conftest import OrderWorld
 from tests.support.apigateway import rest_event
 from tests.support.lambda_context import FakeContext
@@ -36,7 +38,7 @@ def raw_call(
             event["body"], event["isBase64Encoded"] = body.decode(), False
         except UnicodeDecodeError:
             event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode(), True
-    response = world.modules["order.handlers.api"].handler(event, FakeContext())
+    response = api.handler(event, FakeContext())
     answered = {key.lower(): str(value) for key, value in (response.get("headers") or {}).items()}
     for key, values in (response.get("multiValueHeaders") or {}).items():
         answered[key.lower()] = ",".join(str(value) for value in values)
@@ -55,7 +57,7 @@ def test_a_cancel_retried_after_a_crash_between_refund_and_record_refunds_once(
     world: OrderWorld, paid_order: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     order = paid_order([TEE])
-    store = world.modules["order.wiring"].order_service().orders
+    store = wiring.api_service().orders
 
     def die(*args: Any) -> None:
         raise RuntimeError("injected: the function died after Stripe refunded, before recording it")
@@ -82,7 +84,7 @@ def test_a_cancel_retried_after_a_crash_between_refund_and_record_refunds_once(
 def test_the_same_key_while_the_first_create_runs_is_a_409_with_retry_after(
     world: OrderWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    service = world.modules["order.wiring"].order_service()
+    service = wiring.api_service()
     create = service.create
     headers = {"Idempotency-Key": "checkout-7"}
     body = json.dumps({"items": [TEE]}).encode()

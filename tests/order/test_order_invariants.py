@@ -26,14 +26,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fulfilment.domain import fulfilled_detail
-from order.domain import Conflict, Decision, Line, Product, check_payment, check_received
+from order.domain import Conflict, Decision, Line, Product
 from order.service import OrderService
+from reports.service import ReportsService
 from shared.events import DetailType, ItemKind, OrderSnapshot, OrderStatus
 from tests.support.fakes import (
     InjectedCrash,
+    InMemoryCatalog,
     InMemoryOrderStore,
     InMemoryPayments,
-    InMemoryReports,
+    InMemoryReportsStore,
     RecordingPublisher,
     bus_envelope,
 )
@@ -42,9 +44,11 @@ CUSTOMER = "customer-1"
 START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
 
-class FixedCatalog:
-    def products(self, product_ids: object) -> dict[str, Product]:
-        return {"mug": Product("mug", "Enamel camp mug", ItemKind.PHYSICAL, 2450, "nzd")}
+MUG = Product("mug", "Enamel camp mug", ItemKind.PHYSICAL, 2450, "nzd")
+
+
+def no_time_limit() -> float:
+    return 60.0
 
 
 @dataclass
@@ -54,7 +58,7 @@ class Shop:
     store: InMemoryOrderStore = field(default_factory=InMemoryOrderStore)
     payments: InMemoryPayments = field(default_factory=InMemoryPayments)
     bus: RecordingPublisher = field(default_factory=RecordingPublisher)
-    reports: InMemoryReports = field(default_factory=InMemoryReports)
+    reports: InMemoryReportsStore = field(default_factory=InMemoryReportsStore)
     delivered_to_reports: int = 0
     unfinished: list[Callable[[], None]] = field(default_factory=list)  # crashed steps, to be retried
     ticks: itertools.count[int] = field(default_factory=itertools.count)
@@ -63,7 +67,7 @@ class Shop:
         self.service = OrderService(
             orders=self.store,
             publish=self.bus,
-            catalog=FixedCatalog(),  # type: ignore[arg-type]
+            catalog=InMemoryCatalog({"mug": MUG}),
             payments=lambda: self.payments,
             tax_rate=Decimal("0.15"),
             currency="nzd",
@@ -72,6 +76,7 @@ class Shop:
         created, _ = self.service.create(CUSTOMER, None, [Line("mug", 2)])
         self.order_id = created.orderId
         self.intent_id = created.paymentIntentId or ""
+        self.reporting = ReportsService(self.reports)
 
     @property
     def order(self) -> OrderSnapshot:
@@ -96,24 +101,15 @@ class Shop:
             self.bus.fail_next = 0
             self.store.crash_before.clear()
 
-    def _payment(self, target: OrderStatus) -> None:
-        """A genuine Stripe webhook for the order's intent (the consumer's use case and checks)."""
-        intent = self.payments.intents[self.intent_id]
-
-        def matches(order: OrderSnapshot) -> None:
-            check_payment(
-                order, payment_intent_id=intent["id"], amount=intent["amount"], currency=intent["currency"]
-            )
-            if target is OrderStatus.PAID:
-                check_received(order, intent["amount"])
-
-        self.service.apply(self.order_id, target, check=matches)
+    def _payment(self, event_type: str) -> None:
+        """A genuine Stripe webhook for the order's intent, through the consumer's use case."""
+        self.service.record_payment(self.payments.event(event_type, self.intent_id))
 
     def pay(self, crash: str | None = None) -> None:
-        self._attempt(lambda: self._payment(OrderStatus.PAID), crash)
+        self._attempt(lambda: self._payment("payment_intent.succeeded"), crash)
 
     def fail(self, crash: str | None = None) -> None:
-        self._attempt(lambda: self._payment(OrderStatus.PAYMENT_FAILED), crash)
+        self._attempt(lambda: self._payment("payment_intent.payment_failed"), crash)
 
     def cancel(self, crash: str | None = None) -> None:
         """The customer cancels (a refusal is a 409 and ends there)."""
@@ -135,8 +131,9 @@ class Shop:
         confirmed = [detail for kind, detail in self.bus.published if kind is DetailType.ORDER_CONFIRMED]
         if not confirmed:
             return  # nothing confirmed: fulfilment has nothing to do
-        self.bus(DetailType.ORDER_FULFILLED, fulfilled_detail(confirmed[0].order, START + timedelta(days=1)))
-        self.service.apply(self.order_id, OrderStatus.FULFILLED)
+        fulfilled = fulfilled_detail(confirmed[0].order, START + timedelta(days=1))
+        self.bus(DetailType.ORDER_FULFILLED, fulfilled)
+        self.service.mark_fulfilled(bus_envelope(DetailType.ORDER_FULFILLED, fulfilled))
 
     def redeliver(self, index: int) -> None:
         """One published event delivered again to its order-service consumer (OrderFulfilled) and to the
@@ -145,14 +142,14 @@ class Shop:
             return
         kind, detail = self.bus.published[index % len(self.bus.published)]
         if kind is DetailType.ORDER_FULFILLED:
-            assert self.service.apply(self.order_id, OrderStatus.FULFILLED) in set(Decision)
-        self.reports.consume([bus_envelope(kind, detail)])
+            assert self.service.mark_fulfilled(bus_envelope(kind, detail)) in set(Decision)
+        self.reporting.ingest([bus_envelope(kind, detail)], no_time_limit)
 
     def deliver_to_reports(self, order: list[int]) -> None:
         """Every event not yet delivered, in the order given (indexes into them)."""
         pending = self.bus.published[self.delivered_to_reports :]
         for index in order:
-            self.reports.consume([bus_envelope(*pending[index])])
+            self.reporting.ingest([bus_envelope(*pending[index])], no_time_limit)
         self.delivered_to_reports = len(self.bus.published)
 
     # --- what must hold ----------------------------------------------------------------------------------
@@ -237,9 +234,10 @@ def test_every_permutation_of_the_order_events_agrees_everywhere(actions: list[s
         run(shop, action, None)
     published = list(shop.bus.published)
     for arrival in itertools.permutations(range(len(published))):
-        shop.reports = InMemoryReports()
+        shop.reports = InMemoryReportsStore()
+        shop.reporting = ReportsService(shop.reports)
         for index in arrival:
-            shop.reports.consume([bus_envelope(*published[index])])
+            shop.reporting.ingest([bus_envelope(*published[index])], no_time_limit)
         shop.check()
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from localcloud.fake_stripe import signature_header
+from order import wiring
 from order.domain import PaymentMismatch
 from tests.order.conftest import WEBHOOK_SECRET, OrderWorld
 
@@ -213,7 +214,7 @@ def test_a_crash_between_the_write_and_the_publish_loses_no_event(
 ) -> None:
     order = pending(world)
     record = world.webhook_record(succeeded(world, order), signed_at=NOW)
-    service = world.modules["order.wiring"].order_service()
+    service = wiring.payment_events_service()
     publish = service.publish
 
     def crash(*args: Any) -> None:

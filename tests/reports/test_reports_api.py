@@ -13,11 +13,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from moto import mock_aws
 
 from localcloud.data_api import DataApiEmulator
-from reports import data_api
+from reports import data_api, wiring
 from reports.data_api import DataApi
 from reports.domain import order_rows
 from reports.handlers import report_api
-from reports.store import ReportsRepository
+from reports.service import ReportsService
+from reports.store import ReportsDatabase
 from shared.events import OrderSnapshot, OrderStatus, parse_store_event
 from shared.http import origin_allowed
 from tests.reports.builders import envelope, snapshot
@@ -48,12 +49,20 @@ def call(event: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(autouse=True)
 def fixed_now(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(report_api, "utc_now", lambda: NOW)
+    """The route's use case, as wired for this test's environment, with its clock at NOW."""
+    build = wiring.report_api_service
+
+    def at_now() -> ReportsService:
+        service = build()
+        monkeypatch.setattr(service, "clock", lambda: NOW)
+        return service
+
+    monkeypatch.setattr(wiring, "report_api_service", at_now)
 
 
 def store(db: DataApi, *events: tuple[OrderSnapshot, datetime]) -> None:
     parsed = [parse_store_event(envelope(order, occurred)) for order, occurred in events]
-    ReportsRepository(db).upsert_orders(order_rows(parsed))
+    ReportsDatabase(db).upsert_orders(order_rows(parsed))
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from reports.domain import (
     CSV_COLUMNS,
     groups_of,
-    monthly_report,
     next_month,
     order_rows,
     report_csv,
+    report_lines,
     report_months,
 )
 from reports.schema import split_statements
@@ -86,7 +86,7 @@ def test_months_without_revenue_are_zero_lines() -> None:
     months = [date(2026, 2, 1), date(2026, 1, 1)]
     totals = {date(2026, 1, 1): {"order_count": 2, "net_amount": 300, "tax_amount": 45, "gross_amount": 345}}
 
-    report = monthly_report(months, totals, "nzd")
+    report = report_lines(months, totals, "nzd")
 
     assert [(line.month, line.orderCount, line.grossAmount) for line in report] == [
         ("2026-02", 0, 0),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
 from typing import Any, cast
 
 import boto3
@@ -23,11 +25,17 @@ LEDGER = "SELECT version FROM schema_migrations ORDER BY version"
 
 
 @pytest.fixture
-def empty_reports_db(new_database: DataApi, monkeypatch: pytest.MonkeyPatch) -> DataApi:
+def empty_reports_db(new_database: DataApi, monkeypatch: pytest.MonkeyPatch) -> Iterator[DataApi]:
+    """A new database, and the migrator's environment as the program sets it: the database, and an
+    empty secret for each function's login (inside a moto account that lasts the test)."""
     monkeypatch.setenv("DB_CLUSTER_ARN", new_database._target["resourceArn"])
     monkeypatch.setenv("DB_SECRET_ARN", new_database._target["secretArn"])
     monkeypatch.setenv("DB_NAME", new_database._target["database"])
-    return new_database
+    with mock_aws():
+        secrets = boto3.client("secretsmanager", region_name="ap-southeast-2")
+        for role, variable in ROLE_SECRETS.items():
+            monkeypatch.setenv(variable, secrets.create_secret(Name=role)["ARN"])
+        yield new_database
 
 
 @pytest.fixture
@@ -38,40 +46,32 @@ def context(monkeypatch: pytest.MonkeyPatch) -> FakeContext:
 
 
 def invoke(event: dict[str, Any], context: FakeContext) -> dict[str, Any]:
-    with mock_aws():
-        return migrate.handler(event, cast(LambdaContext, context))
+    return migrate.handler(event, cast(LambdaContext, context))
 
 
 def test_a_deploy_migrates_then_re_runs_as_a_no_op(empty_reports_db: DataApi, context: FakeContext) -> None:
     versions = [migration.version for migration in load_migrations()]
+    roles = sorted(ROLE_SECRETS)
 
     assert invoke({"action": "migrate"}, context) == {
         "applied": versions,
         "current": versions[-1],
-        "logins": [],
+        "logins": roles,
     }
-    assert invoke({"action": "migrate"}, context) == {"applied": [], "current": versions[-1], "logins": []}
+    assert invoke({"action": "migrate"}, context) == {"applied": [], "current": versions[-1], "logins": roles}
     assert [row["version"] for row in empty_reports_db.execute(LEDGER)] == versions
 
 
 def test_a_deploy_gives_each_function_role_its_password_from_its_own_secret(
-    empty_reports_db: DataApi, context: FakeContext, monkeypatch: pytest.MonkeyPatch
+    empty_reports_db: DataApi, context: FakeContext
 ) -> None:
-    with mock_aws():
-        secrets = boto3.client("secretsmanager", region_name="ap-southeast-2")
-        arns = {role: secrets.create_secret(Name=role)["ARN"] for role in ROLE_SECRETS}
-        for role, variable in ROLE_SECRETS.items():
-            monkeypatch.setenv(variable, arns[role])
-        migrate._secrets_client.cache_clear()
-        try:
-            result = migrate.handler({"action": "migrate"}, cast(LambdaContext, context))
-            stored = {
-                role: json.loads(secrets.get_secret_value(SecretId=arn)["SecretString"])
-                for role, arn in arns.items()
-            }
-        finally:
-            migrate._secrets_client.cache_clear()
+    result = invoke({"action": "migrate"}, context)
 
+    secrets = boto3.client("secretsmanager", region_name="ap-southeast-2")
+    stored = {
+        role: json.loads(secrets.get_secret_value(SecretId=os.environ[variable])["SecretString"])
+        for role, variable in ROLE_SECRETS.items()
+    }
     assert result["logins"] == sorted(ROLE_SECRETS)
     assert {role: value["username"] for role, value in stored.items()} == {
         role: role for role in ROLE_SECRETS

@@ -1,4 +1,5 @@
-"""The storefront REST API (stage /v1), behind the Cognito authorizer.
+"""The storefront REST API (stage /v1), behind the Cognito authorizer: each route parses its request,
+calls one use case of order.service and answers.
 
 POST /orders · GET /orders · GET /orders/{id} · POST /orders/{id}/cancel. Validation and the OpenAPI
 document come from Powertools' resolver (docs/openapi.json is generated from it)."""
@@ -11,11 +12,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import UnauthorizedError
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
@@ -23,11 +20,12 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
+from order import wiring
 from order.domain import MAX_LINES, MAX_QUANTITY, DomainError, Line
-from order.payments import PaymentProviderError
-from order.wiring import config, order_service
+from order.service import PaymentProviderError
 from shared.events import OrderSnapshot
 from shared.http import COMMON_ERRORS, error_response, json_response, rest_resolver, unsupported_media_type
+from shared.idempotency import IdempotentStep
 from shared.observability import logger, metrics, tracer
 
 app = rest_resolver()
@@ -41,7 +39,7 @@ CREATE_IDEMPOTENCY = IdempotencyConfig(
     payload_validation_jmespath="items",
     expires_after_seconds=24 * 3600,
 )
-persistence = DynamoDBPersistenceLayer(table_name=config().IDEMPOTENCY_TABLE)
+CREATE_ONCE = IdempotentStep("order.api.create_once", "request", CREATE_IDEMPOTENCY)
 
 
 # Strict: the JSON types the schema declares, no coercion ("2" and true are not a quantity of 2 and 1).
@@ -83,11 +81,8 @@ def caller() -> Caller:
     return Caller(sub=claims["sub"], email=claims.get("email"))
 
 
-@idempotent_function(
-    data_keyword_argument="request", config=CREATE_IDEMPOTENCY, persistence_store=persistence
-)
-def create_once(request: dict[str, Any]) -> dict[str, Any]:
-    order, intent = order_service().create(
+def create(request: dict[str, Any]) -> dict[str, Any]:
+    order, intent = wiring.api_service().create(
         request["customerId"], request["email"], [Line(**line) for line in request["items"]]
     )
     return CreatedOrderOut(
@@ -136,7 +131,10 @@ def create_order(
         "idempotencyKey": idempotency_key,
         "items": [line.model_dump() for line in body.items],
     }
-    created = create_once(request=request) if idempotency_key else create_once.__wrapped__(request=request)
+    if idempotency_key:
+        created = CREATE_ONCE.run(create, request, wiring.api_idempotency())
+    else:
+        created = create(request=request)
     metrics.add_metric(name="OrderCreated", unit="Count", value=1)
     return json_response(201, created)
 
@@ -155,7 +153,7 @@ def list_orders(
     limit: Annotated[int, Query(ge=1, le=50)] = 20,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> OrderPageOut:
-    page = order_service().recent_orders(caller().sub, limit, cursor)
+    page = wiring.api_service().recent_orders(caller().sub, limit, cursor)
     return OrderPageOut(orders=page.orders, cursor=page.cursor)
 
 
@@ -169,7 +167,7 @@ def list_orders(
     },
 )
 def get_order(order_id: str) -> OrderSnapshot:
-    return order_service().own_order(caller().sub, order_id)
+    return wiring.api_service().own_order(caller().sub, order_id)
 
 
 @app.post(
@@ -188,7 +186,7 @@ def get_order(order_id: str) -> OrderSnapshot:
     },
 )
 def cancel_order(order_id: str) -> OrderSnapshot:
-    return order_service().cancel(caller().sub, order_id)
+    return wiring.api_service().cancel(caller().sub, order_id)
 
 
 @app.exception_handler(DomainError)

@@ -1,14 +1,13 @@
-"""Stripe webhook consumer: SQS (fed by the WebhookQueue) → verified, idempotent order transitions.
+"""Stripe webhook consumer: SQS (fed by the WebhookQueue) → verified events → OrderService.record_payment.
 
-Per record: parse the queued request → verify the signature and its age against the queue's
-SentTimestamp → process once per Stripe event id (Powertools idempotency, 5 days) → PAID or
-PAYMENT_FAILED → OrderConfirmed / OrderPaymentFailed on the bus.
+Per record: read the queued request and verify its signature and age (order.webhooks) → record the
+payment once per Stripe event id (Powertools idempotency, 5 days) → count what it did.
 
-Rejections (decided in the issue note): a *replayed* delivery — genuinely signed, but long before it
-was queued — is dropped (acknowledged) with a metric: its original was queued when it was fresh. Any
-other rejection (missing or bad signature, malformed) fails the record, so after the queue's
-maxReceiveCount it rests in the DLQ with its reason in the logs: if our webhook secret is wrong or
-rotated, those are real payments, and the DLQ keeps them for a redrive once the secret is fixed."""
+Rejections: a *replayed* delivery — genuinely signed, but long before it was queued — is dropped
+(acknowledged) with a metric: its original was queued when it was fresh. Any other rejection (missing or
+bad signature, malformed) fails the record, so after the queue's maxReceiveCount it rests in the DLQ with
+its reason in the logs: if our webhook secret is wrong or rotated, those are real payments, and the DLQ
+keeps them for a redrive once the secret is fixed (docs/design.md, decision log: "Payments")."""
 
 from __future__ import annotations
 
@@ -16,17 +15,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 
-from order.domain import PaymentMismatch, check_payment, check_received
+from order import wiring
+from order.domain import PaymentMismatch
 from order.webhooks import (
     PAYMENT_MISMATCH_METRIC,
     WEBHOOK_REJECTED_METRIC,
@@ -35,20 +28,13 @@ from order.webhooks import (
     parse_message,
     verify,
 )
-from order.wiring import config, order_service, secret
-from shared.events import OrderSnapshot, OrderStatus
-from shared.observability import METRICS_NAMESPACE, logger, metrics, tracer
+from shared.batch import sqs_consumer
+from shared.idempotency import IdempotentStep
+from shared.observability import METRICS_NAMESPACE, logger
 
 # Stripe retries a webhook for up to 3 days; keep ids a little longer than any redelivery can arrive.
 STRIPE_EVENT_IDEMPOTENCY = IdempotencyConfig(event_key_jmespath="id", expires_after_seconds=5 * 24 * 3600)
-TARGET_OF = {
-    "payment_intent.succeeded": OrderStatus.PAID,
-    "payment_intent.payment_failed": OrderStatus.PAYMENT_FAILED,
-}
-
-# A wholly failed batch still answers with its failures (not an exception): SQS retries exactly those.
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-persistence = DynamoDBPersistenceLayer(table_name=config().IDEMPOTENCY_TABLE)
+PROCESS_ONCE = IdempotentStep("order.payment_events.process_stripe_event", "event", STRIPE_EVENT_IDEMPOTENCY)
 
 
 def count(metric: str, **dimensions: str) -> None:
@@ -57,36 +43,17 @@ def count(metric: str, **dimensions: str) -> None:
             single.add_dimension(name=name, value=value)
 
 
-@idempotent_function(
-    data_keyword_argument="event", config=STRIPE_EVENT_IDEMPOTENCY, persistence_store=persistence
-)
 def process_stripe_event(event: dict[str, Any]) -> dict[str, str]:
-    target = TARGET_OF.get(event["type"])
-    if target is None:
-        count("StripeEventIgnored", type=event["type"])
-        return {"outcome": "ignored"}
-    intent = event["data"]["object"]
-    order_id = (intent.get("metadata") or {}).get("orderId")
-    if not order_id:
-        count("StripeEventIgnored", type="no-order-metadata")
-        return {"outcome": "not-ours"}
-
-    def matches(order: OrderSnapshot) -> None:
-        check_payment(
-            order,
-            payment_intent_id=intent.get("id"),
-            amount=intent.get("amount"),
-            currency=intent.get("currency"),
+    recorded = wiring.payment_events_service().record_payment(event)
+    if recorded.ignored is not None:
+        count("StripeEventIgnored", type=recorded.ignored)
+    else:
+        count("PaymentEventApplied", outcome=recorded.outcome)
+        logger.info(
+            "payment event",
+            extra={"orderId": recorded.order_id, "type": event["type"], "decision": recorded.outcome},
         )
-        if target is OrderStatus.PAID:
-            check_received(order, intent.get("amount_received"))
-
-    decision = order_service().apply(order_id, target, check=matches)
-    count("PaymentEventApplied", outcome=decision.value)
-    logger.info(
-        "payment event", extra={"orderId": order_id, "type": event["type"], "decision": decision.value}
-    )
-    return {"outcome": decision.value}
+    return {"outcome": recorded.outcome}
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -96,7 +63,7 @@ def record_handler(record: SQSRecord) -> None:
         queued_at = message.received_at or datetime.fromtimestamp(
             int(record.attributes.sent_timestamp) / 1000, tz=UTC
         )
-        event = verify(message, secret(config().STRIPE_WEBHOOK_SECRET_ARN), queued_at)
+        event = verify(message, wiring.webhook_secret(), queued_at)
     except WebhookRejected as rejection:
         count(WEBHOOK_REJECTED_METRIC, reason=rejection.reason.value)
         logger.warning(
@@ -112,7 +79,7 @@ def record_handler(record: SQSRecord) -> None:
         raise
     logger.set_correlation_id(event["id"])
     try:
-        process_stripe_event(event=event)
+        PROCESS_ONCE.run(process_stripe_event, event, wiring.payment_events_idempotency())
     except PaymentMismatch as mismatch:
         # Money that does not match its order is never applied; the record goes to the DLQ, alarmed.
         count(PAYMENT_MISMATCH_METRIC)
@@ -122,11 +89,4 @@ def record_handler(record: SQSRecord) -> None:
         raise
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    STRIPE_EVENT_IDEMPOTENCY.register_lambda_context(context)
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+handler = sqs_consumer(record_handler, idempotency=STRIPE_EVENT_IDEMPOTENCY)

@@ -11,8 +11,7 @@ No `from __future__ import annotations` here: Powertools reads the route's param
 time, from the globals of the (tracer-wrapped) function, where string annotations do not resolve."""
 
 import json
-from datetime import UTC, datetime
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import ForbiddenError
@@ -23,10 +22,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
 
-from reports.data_api import DataApi, DatabaseSettings, is_resuming, wait_out_resume
-from reports.domain import MonthTotals, groups_of, monthly_report, report_csv, report_months
-from reports.store import ReportsRepository
-from shared import settings
+from reports import wiring
+from reports.data_api import is_resuming
+from reports.domain import MonthTotals, groups_of, report_csv
 from shared.http import COMMON_ERRORS, error_response, rest_resolver
 from shared.observability import logger, metrics, tracer
 
@@ -45,10 +43,6 @@ app = rest_resolver()
 class MonthlyReport(BaseModel):
     currency: str
     months: list[MonthTotals] = Field(description="One line per month, newest first, empty months included")
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def require_admin() -> None:
@@ -79,28 +73,26 @@ def monthly(
     months: Annotated[int, Query(ge=1, le=MAX_MONTHS, description="How many months, this one included")] = 12,
 ) -> Response[str]:
     require_admin()
-    currency = cast(DatabaseSettings, settings.load(DatabaseSettings)).CURRENCY
-    wanted = report_months(utc_now(), months)
-    repository = ReportsRepository(DataApi.from_environment())
     try:
-        totals = wait_out_resume(lambda: repository.monthly_totals(wanted, currency), seconds_left)
+        report = wiring.report_api_service().monthly_report(months, seconds_left)
     except ClientError as error:
         if not is_resuming(error):
             raise
         metrics.add_metric(name="MonthlyReportDatabaseResuming", unit=MetricUnit.Count, value=1)
         return database_resuming()
-    report = monthly_report(wanted, totals, currency)
     if CSV_TYPE in app.current_event.headers.get("Accept", ""):
         return Response(
             status_code=200,
             content_type=CSV_TYPE,
-            body=report_csv(report),
-            headers={"Content-Disposition": f'attachment; filename="monthly-report-{wanted[0]:%Y-%m}.csv"'},
+            body=report_csv(report.months),
+            headers={
+                "Content-Disposition": f'attachment; filename="monthly-report-{report.months[0].month}.csv"'
+            },
         )
     return Response(
         status_code=200,
         content_type=content_types.APPLICATION_JSON,
-        body=MonthlyReport(currency=currency, months=report).model_dump_json(),
+        body=MonthlyReport(currency=report.currency, months=report.months).model_dump_json(),
     )
 
 
