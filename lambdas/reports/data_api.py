@@ -1,4 +1,5 @@
-"""The one way the reports service talks to its database: the RDS Data API (boto3 `rds-data`).
+"""The one way the reports service talks to its database: the RDS Data API (a boto3 `rds-data` client,
+made by reports.wiring).
 
 Python values become typed parameters and typed result fields become Python values again, so the rest
 of the service sees plain dicts. The same SQL runs on Aurora and on the local emulator
@@ -12,10 +13,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
-from functools import cache
 from typing import Any, TypeVar
 
-import boto3
 from botocore.exceptions import ClientError
 
 SqlValue = None | bool | int | float | str | Decimal | dt.datetime | dt.date | dict[str, Any] | list[Any]
@@ -156,9 +155,3 @@ class DataApi:
     def _endpoint(self) -> dict[str, str]:
         # Commit and rollback name the cluster and secret, not the database.
         return {key: self._target[key] for key in ("resourceArn", "secretArn")}
-
-
-@cache
-def rds_data_client() -> Any:
-    """One client per execution environment: created at the first call, reused by warm invocations."""
-    return boto3.client("rds-data")

@@ -5,11 +5,12 @@ then reused by warm invocations. Nothing is built at import time."""
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 import boto3
 from pydantic import BaseModel
 
-from reports.data_api import DataApi, rds_data_client
+from reports.data_api import DataApi
 from reports.logins import ROLE_SECRETS
 from reports.schema import DatabaseSchema
 from reports.service import ReportsService
@@ -45,6 +46,13 @@ SETTINGS: dict[str, type[BaseModel]] = {
     "reports.handlers.report_api.handler": ReportApiSettings,
     "reports.handlers.migrate.handler": MigrateSettings,
 }
+
+
+@cache
+def rds_data_client() -> Any:
+    """One client per execution environment (boto3 reaches the local emulator through
+    AWS_ENDPOINT_URL_RDS_DATA)."""
+    return boto3.client("rds-data")
 
 
 def _database(settings: DatabaseSettings) -> DataApi:

@@ -11,7 +11,7 @@ import pytest
 
 from localcloud.data_api import DataApiEmulator, running_data_api
 from localcloud.postgres import PostgresAddress, running_postgres
-from reports import data_api
+from reports import wiring
 from reports.data_api import DataApi
 from reports.schema import apply_migrations, load_migrations
 from tests.support.wiring import rebuild_on_next_use
@@ -44,15 +44,15 @@ def emulator(postgres: PostgresAddress) -> Iterator[DataApiEmulator]:
         return
     with running_data_api(postgres) as running, pytest.MonkeyPatch.context() as patch:
         patch.setenv("AWS_ENDPOINT_URL_RDS_DATA", running.endpoint_url)
-        data_api.rds_data_client.cache_clear()  # a client made earlier would not know the endpoint
+        wiring.rds_data_client.cache_clear()  # a client made earlier would not know the endpoint
         _emulators[postgres] = running
         yield running
         del _emulators[postgres]
-    data_api.rds_data_client.cache_clear()
+    wiring.rds_data_client.cache_clear()
 
 
 def data_api_for(database: str) -> DataApi:
-    return DataApi(data_api.rds_data_client(), CLUSTER_ARN, SECRET_ARN, database)
+    return DataApi(wiring.rds_data_client(), CLUSTER_ARN, SECRET_ARN, database)
 
 
 @pytest.fixture

@@ -28,9 +28,9 @@ from reports.handlers import consumer
 from reports.service import ReportsService
 from reports.store import ReportsDatabase
 from shared.events import SOURCE_OF, DetailType, EventDetail, ItemKind, OrderSnapshot, OrderStatus
-from tests.reports.builders import sqs_event
 from tests.support.fakes import InMemoryReportsStore, bus_envelope
 from tests.support.lambda_context import FakeContext
+from tests.support.reports_builders import sqs_event
 
 CREATED = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 CATALOG = {"mug": Product("mug", "Enamel camp mug", ItemKind.PHYSICAL, 3900, "nzd")}

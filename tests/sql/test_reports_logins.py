@@ -18,14 +18,14 @@ from moto import mock_aws
 
 from localcloud.data_api import DataApiEmulator
 from localcloud.postgres import PostgresAddress
-from reports import data_api
+from reports import wiring
 from reports.data_api import DataApi
 from reports.domain import OrderRow, order_rows
 from reports.logins import ROLE_SECRETS, provision, scram_sha256_verifier
 from reports.store import ReportsDatabase
 from shared.events import parse_store_event
-from tests.reports.builders import envelope, snapshot
 from tests.sql.database_fixtures import CLUSTER_ARN, SECRET_ARN
+from tests.support.reports_builders import envelope, snapshot
 
 MASTER = "tbs_admin"
 REGION = "ap-southeast-2"
@@ -55,7 +55,7 @@ def logins(
 
 
 def as_role(reports_db: DataApi, secret_arn: str) -> DataApi:
-    return DataApi(data_api.rds_data_client(), CLUSTER_ARN, secret_arn, reports_db._target["database"])
+    return DataApi(wiring.rds_data_client(), CLUSTER_ARN, secret_arn, reports_db._target["database"])
 
 
 def rows() -> list[OrderRow]:

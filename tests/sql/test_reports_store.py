@@ -8,7 +8,7 @@ from reports.data_api import DataApi
 from reports.domain import order_rows
 from reports.store import ReportsDatabase
 from shared.events import ItemKind, OrderItem, OrderSnapshot, OrderStatus, parse_store_event
-from tests.reports.builders import T0, envelope, snapshot
+from tests.support.reports_builders import T0, envelope, snapshot
 
 ORDERS = "SELECT order_id, status, version, net_amount FROM orders ORDER BY order_id"
 ITEMS = "SELECT order_id, line_no, product_id, quantity FROM order_items ORDER BY order_id, line_no"

@@ -20,7 +20,7 @@ from reports.domain import (
 )
 from reports.schema import split_statements
 from shared.events import OrderStatus, StoreEvent, parse_store_event
-from tests.reports.builders import T0, envelope, snapshot
+from tests.support.reports_builders import T0, envelope, snapshot
 
 
 def event(order_id: str, status: OrderStatus, version: int, occurred: datetime) -> StoreEvent:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import boto3
 
-from tests.order.conftest import OrderWorld
+from tests.handlers.order_world import OrderWorld
 
 TEE = {"productId": "tee-organic-black", "quantity": 1}
 

@@ -23,7 +23,7 @@ from fulfilment.domain import (
     read_event,
 )
 from shared.events import ItemKind, OrderStatus
-from tests.fulfilment.world import confirmed, envelope, order
+from tests.support.fulfilment_builders import confirmed, envelope, order
 
 FULFILLED_AT = datetime(2026, 11, 24, 10, 5, tzinfo=UTC)
 

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.order.conftest import OrderWorld
+from tests.handlers.order_world import OrderWorld
 
 TEE = {"productId": "tee-organic-black", "quantity": 1}
 

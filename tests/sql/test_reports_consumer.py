@@ -16,8 +16,8 @@ from reports import data_api
 from reports.data_api import DataApi
 from reports.handlers import consumer
 from shared.events import OrderStatus
-from tests.reports.builders import T0, envelope, snapshot, sqs_event
 from tests.support.lambda_context import FakeContext
+from tests.support.reports_builders import T0, envelope, snapshot, sqs_event
 
 ORDERS = "SELECT order_id, status, version FROM orders ORDER BY order_id"
 NO_FAILURES: dict[str, Any] = {"batchItemFailures": []}

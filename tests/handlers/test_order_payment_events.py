@@ -10,7 +10,7 @@ import pytest
 from localcloud.fake_stripe import signature_header
 from order import wiring
 from order.domain import PaymentMismatch
-from tests.order.conftest import WEBHOOK_SECRET, OrderWorld
+from tests.handlers.order_world import WEBHOOK_SECRET, OrderWorld
 
 TEE = {"productId": "tee-organic-black", "quantity": 1}
 NOW = 1764000000  # signing time of the deliveries below (the queue receives them the same second)
@@ -155,7 +155,7 @@ def test_a_message_copied_by_a_redrive_still_verifies(world: OrderWorld) -> None
 
 
 def test_a_malformed_queue_message_fails_without_a_crash(world: OrderWorld) -> None:
-    from tests.order.conftest import sqs_record
+    from tests.handlers.order_world import sqs_record
 
     record = sqs_record("not json", NOW * 1000)
     assert world.deliver_webhooks(record) == [record["messageId"]]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from order import wiring
 from order.handlers import api
-from tests.order.conftest import OrderWorld
+from tests.handlers.order_world import OrderWorld
 from tests.support.apigateway import rest_event
 from tests.support.lambda_context import FakeContext
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from order.handlers import api
-from tests.order.conftest import OrderWorld
+from tests.handlers.order_world import OrderWorld
 from tests.support.apigateway import rest_event
 from tests.support.lambda_context import FakeContext
 

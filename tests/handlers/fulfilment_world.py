@@ -9,7 +9,6 @@ import logging
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -20,82 +19,18 @@ from fulfilment.handlers import consumer
 from shared.events import (
     DetailType,
     EventDetail,
-    ItemKind,
-    OrderItem,
-    OrderSnapshot,
-    OrderStatus,
     put_events_entry,
 )
 from shared.observability import logger
+from tests.support.fulfilment_builders import REGION
 from tests.support.lambda_context import lambda_context
 from tests.support.wiring import rebuild_on_next_use
 
-REGION = "ap-southeast-2"
 TABLE = "tbs-test-fulfilment-items"
 IDEMPOTENCY_TABLE = "tbs-test-fulfilment-consumer-idempotency"
 BUS = "tbs-test"
 # As services/fulfilment.py subscribes the consumer's queue to the bus.
 ORDER_EVENTS_PATTERN = {"source": ["tbs.order"], "detail-type": ["OrderConfirmed", "OrderCancelled"]}
-CONFIRMED_AT = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
-
-
-def order(order_id: str, *kinds: ItemKind, version: int = 2) -> OrderSnapshot:
-    """A confirmed (PAID) order with one line per kind given."""
-    items = [
-        OrderItem(
-            productId=f"product-{index}",
-            productName=f"{kind.value} product {index}",
-            kind=kind,
-            quantity=index + 1,
-            unitAmount=1000 * (index + 1),
-        )
-        for index, kind in enumerate(kinds)
-    ]
-    net = sum(item.quantity * item.unitAmount for item in items)
-    tax = (net * 15 + 50) // 100
-    return OrderSnapshot(
-        orderId=order_id,
-        customerId="customer-1",
-        receiptEmail="buyer@example.com",
-        items=items,
-        netAmount=net,
-        taxAmount=tax,
-        grossAmount=net + tax,
-        currency="nzd",
-        status=OrderStatus.PAID,
-        paymentIntentId=f"pi_{order_id}",
-        createdAt=CONFIRMED_AT,
-        updatedAt=CONFIRMED_AT,
-        version=version,
-    )
-
-
-def confirmed(snapshot: OrderSnapshot) -> EventDetail:
-    return EventDetail(eventId=f"{snapshot.orderId}:paid", occurredAt=CONFIRMED_AT, order=snapshot)
-
-
-def cancelled(snapshot: OrderSnapshot) -> EventDetail:
-    return EventDetail(
-        eventId=f"{snapshot.orderId}:cancelled",
-        occurredAt=CONFIRMED_AT,
-        order=snapshot.model_copy(update={"status": OrderStatus.CANCELLED, "version": snapshot.version + 1}),
-    )
-
-
-def envelope(detail_type: str, detail: dict[str, Any], source: str = "tbs.order") -> str:
-    """An EventBridge envelope as an SQS body, for events the bus would never route to the consumer."""
-    return json.dumps(
-        {
-            "version": "0",
-            "id": "envelope-1",
-            "detail-type": detail_type,
-            "source": source,
-            "time": "2026-11-24T10:00:00Z",
-            "region": REGION,
-            "resources": [],
-            "detail": detail,
-        }
-    )
 
 
 @dataclass
@@ -190,7 +125,7 @@ def _subscribe(events: Any, rule: str, pattern: dict[str, list[str]], queue_arn:
 
 
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[FulfilmentWorld]:
+def fulfilment_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[FulfilmentWorld]:
     for name, value in {
         "FULFILMENT_TABLE": TABLE,
         "IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
@@ -255,7 +190,7 @@ class FlakyEvents:
 
 
 @pytest.fixture
-def flaky_events(world: FulfilmentWorld, monkeypatch: pytest.MonkeyPatch) -> FlakyEvents:
+def flaky_events(fulfilment_world: FulfilmentWorld, monkeypatch: pytest.MonkeyPatch) -> FlakyEvents:
     """Script PutEvents failures of the consumer's EventBridge client (the test's own clients are real)."""
     real_client = boto3.client
     flaky = FlakyEvents(real_client("events", region_name=REGION))

@@ -21,9 +21,9 @@ from reports.service import ReportsService
 from reports.store import ReportsDatabase
 from shared.events import OrderSnapshot, OrderStatus, parse_store_event
 from shared.http import origin_allowed
-from tests.reports.builders import envelope, snapshot
 from tests.support.apigateway import rest_event
 from tests.support.lambda_context import FakeContext
+from tests.support.reports_builders import envelope, snapshot
 
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 ADMIN = {"sub": "user-1", "email": "admin@example.com", "cognito:groups": "admin"}
