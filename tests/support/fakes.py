@@ -5,7 +5,8 @@ uses the same fakes.
 
 order.service:
 - InMemoryOrderStore (OrderStore): conditional writes on status and version, as order.store does;
-  `crash_before` makes the named method raise once, as a function dying at that point would.
+  `crash_before` makes the named method raise once, as a function dying at that point would;
+  `writers_before_replace` run, one per replace, just before it: another writer winning the race.
 - InMemoryCatalog (Catalog): a fixed product list.
 - InMemoryPayments (PaymentGateway): Stripe as the order service uses it, honouring idempotency keys as
   Stripe does (the same key answers the first result), keyed by order.payments' own key functions; it
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -71,6 +72,7 @@ class InMemoryOrderStore(_Crashes, OrderStore):
         self.orders: dict[str, OrderSnapshot] = {}
         self.history: dict[str, list[OrderStatus]] = defaultdict(list)  # every status each order had
         self.crash_before = set()
+        self.writers_before_replace: list[Callable[[InMemoryOrderStore], None]] = []
 
     def create(self, order: OrderSnapshot) -> None:
         self._maybe_crash("create")
@@ -81,8 +83,15 @@ class InMemoryOrderStore(_Crashes, OrderStore):
     def get(self, order_id: str) -> OrderSnapshot | None:
         return self.orders.get(order_id)
 
+    def put(self, order: OrderSnapshot) -> None:
+        """Another writer's unconditional write (a test's race)."""
+        self.orders[order.orderId] = order
+        self.history[order.orderId].append(order.status)
+
     def replace(self, before: OrderSnapshot, after: OrderSnapshot) -> bool:
         self._maybe_crash("replace")
+        if self.writers_before_replace:
+            self.writers_before_replace.pop(0)(self)
         current = self.orders.get(before.orderId)
         if current is None or (current.status, current.version) != (before.status, before.version):
             return False
