@@ -27,19 +27,21 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from fulfilment.domain import DispatchLine, DispatchStatus, FulfilmentStatus, ItemStatus, OrderRecord
 from fulfilment.service import FulfilmentStore
 from order.domain import Product
 from order.payments import payment_intent_idempotency_key, refund_idempotency_key
-from order.service import Catalog, OrderStore, Page, PaymentGateway, PaymentIntent
+from order.service import Catalog, OrderService, OrderStore, Page, PaymentGateway, PaymentIntent
 from reports.domain import OrderRow, counts_as_revenue, supersedes
 from reports.service import ReportsStore
 from shared.events import (
     SOURCE_OF,
     DetailType,
     EventDetail,
+    ItemKind,
     OrderSnapshot,
     OrderStatus,
     StoreEvent,
@@ -193,6 +195,28 @@ class RecordingPublisher:
         for _, detail in self.published:
             seen[detail.eventId].add(detail.model_dump_json())
         return seen
+
+
+MUG = Product("mug", "Enamel camp mug", ItemKind.PHYSICAL, 2450, "nzd")
+
+
+def order_service_over(
+    store: InMemoryOrderStore,
+    payments: InMemoryPayments,
+    bus: RecordingPublisher,
+    clock: Callable[[], datetime],
+) -> OrderService:
+    """The order service as the API wires it (every port; nzd at 15 % tax), over in-memory adapters and a
+    catalog of one product, MUG."""
+    return OrderService(
+        orders=store,
+        publish=bus,
+        catalog=InMemoryCatalog({MUG.productId: MUG}),
+        payments=lambda: payments,
+        tax_rate=Decimal("0.15"),
+        currency="nzd",
+        clock=clock,
+    )
 
 
 def bus_envelope(detail_type: DetailType, detail: EventDetail) -> StoreEvent:

@@ -19,32 +19,27 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fulfilment.domain import fulfilled_detail
-from order.domain import Conflict, Decision, Line, Product
-from order.service import OrderService
+from order.domain import Conflict, Decision, Line
 from reports.service import ReportsService
-from shared.events import DetailType, ItemKind, OrderSnapshot, OrderStatus
+from shared.events import DetailType, OrderSnapshot, OrderStatus
 from tests.support.fakes import (
     InjectedCrash,
-    InMemoryCatalog,
     InMemoryOrderStore,
     InMemoryPayments,
     InMemoryReportsStore,
     RecordingPublisher,
     bus_envelope,
+    order_service_over,
 )
 
 CUSTOMER = "customer-1"
 START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
-
-
-MUG = Product("mug", "Enamel camp mug", ItemKind.PHYSICAL, 2450, "nzd")
 
 
 def no_time_limit() -> float:
@@ -64,14 +59,8 @@ class Shop:
     ticks: itertools.count[int] = field(default_factory=itertools.count)
 
     def __post_init__(self) -> None:
-        self.service = OrderService(
-            orders=self.store,
-            publish=self.bus,
-            catalog=InMemoryCatalog({"mug": MUG}),
-            payments=lambda: self.payments,
-            tax_rate=Decimal("0.15"),
-            currency="nzd",
-            clock=lambda: START + timedelta(seconds=next(self.ticks)),
+        self.service = order_service_over(
+            self.store, self.payments, self.bus, clock=lambda: START + timedelta(seconds=next(self.ticks))
         )
         created, _ = self.service.create(CUSTOMER, None, [Line("mug", 2)])
         self.order_id = created.orderId

@@ -5,25 +5,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from order.domain import Conflict, Decision, Line, OrderNotFound, PaymentMismatch, Product, transition
-from order.service import MAX_ATTEMPTS, ConcurrentUpdate, OrderService, UnexpectedEvent
-from shared.events import DetailType, ItemKind, OrderSnapshot, OrderStatus
+from order.domain import Conflict, Decision, Line, OrderNotFound, PaymentMismatch, transition
+from order.service import MAX_ATTEMPTS, ConcurrentUpdate, UnexpectedEvent
+from shared.events import DetailType, OrderSnapshot, OrderStatus
 from tests.support.fakes import (
-    InMemoryCatalog,
     InMemoryOrderStore,
     InMemoryPayments,
     RecordingPublisher,
     bus_envelope,
+    order_service_over,
 )
 
 CUSTOMER = "customer-1"
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
-MUG = Product("mug", "Enamel camp mug", ItemKind.PHYSICAL, 2450, "nzd")
 SUCCEEDED, FAILED = "payment_intent.succeeded", "payment_intent.payment_failed"
 
 
@@ -32,15 +30,7 @@ class Shop:
         self.store = InMemoryOrderStore()
         self.payments = InMemoryPayments()
         self.bus = RecordingPublisher()
-        self.service = OrderService(
-            orders=self.store,
-            publish=self.bus,
-            catalog=InMemoryCatalog({"mug": MUG}),
-            payments=lambda: self.payments,
-            tax_rate=Decimal("0.15"),
-            currency="nzd",
-            clock=lambda: NOW,
-        )
+        self.service = order_service_over(self.store, self.payments, self.bus, clock=lambda: NOW)
 
     def new_order(self) -> OrderSnapshot:
         order, _ = self.service.create(CUSTOMER, None, [Line("mug", 1)])
