@@ -1,6 +1,7 @@
 """How every queue consumer of the store takes its SQS batch: Powertools' BatchProcessor with partial
-batch responses, so SQS retries exactly the records that failed and the others are done ("Reporting
-batch item failures", https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html)."""
+batch responses, so SQS retries exactly the records that failed and the others are done ("Handling
+errors for an SQS event source in Lambda", section "Implementing partial batch responses",
+https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html)."""
 
 from __future__ import annotations
 
