@@ -14,7 +14,7 @@ UP_FLAGS = $(if $(CI),--yes,)
 CHAOS_ORDERS ?= 1000
 CHAOS_SEED ?= 7
 
-.PHONY: install test lint dev demo chaos fuzz preview snapshots docs seed package preflight policy deploy \
+.PHONY: install unit test lint dev demo chaos fuzz preview snapshots docs seed package preflight policy deploy \
 	clean ops diagram bench
 
 install: $(BIN)/.installed
@@ -25,6 +25,11 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt lambdas/requirements.tx
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install --disable-pip-version-check -r requirements-dev.txt
 	touch $@
+
+# The fast tier: domain rules and use cases over in-memory fakes; no AWS, no database, no local cloud.
+# Only the pytest plugin it uses is loaded (the others cost a second of start-up).
+unit: install
+	PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(BIN)/python -m pytest tests/unit -p hypothesispytest
 
 test: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile

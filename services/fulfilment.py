@@ -51,7 +51,7 @@ class FulfilmentService(pulumi.ComponentResource):
                     "fulfilment",
                     "consumer",
                     code=lambda_code("fulfilment", "shared"),
-                    handler="fulfilment.handler.handler",
+                    handler="fulfilment.handlers.consumer.handler",
                     description="Delivers digital items, requests dispatch of physical ones",
                     statements=[
                         allow(

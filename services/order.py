@@ -71,7 +71,7 @@ class OrderService(pulumi.ComponentResource):
                 "order",
                 "api",
                 code=code,
-                handler="order.api.handler",
+                handler="order.handlers.api.handler",
                 description="Storefront REST API: orders and cancellations",
                 statements=[
                     allow(
@@ -128,7 +128,7 @@ class OrderService(pulumi.ComponentResource):
                     "order",
                     "payment-events",
                     code=code,
-                    handler="order.payment_events.handler",
+                    handler="order.handlers.payment_events.handler",
                     description="Verifies Stripe webhooks and moves orders to PAID / PAYMENT_FAILED",
                     statements=[
                         orders_write,
@@ -166,7 +166,7 @@ class OrderService(pulumi.ComponentResource):
                     "order",
                     "fulfilled-events",
                     code=code,
-                    handler="order.fulfilled_events.handler",
+                    handler="order.handlers.fulfilled_events.handler",
                     description="Marks orders FULFILLED when fulfilment reports back",
                     statements=[orders_write],
                     environment={"ORDERS_TABLE": self.orders.name},

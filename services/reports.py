@@ -104,7 +104,7 @@ class ReportsService(pulumi.ComponentResource):
                 "reports",
                 "migrate",
                 code=code,
-                handler="reports.migrate.handler",
+                handler="reports.handlers.migrate.handler",
                 description="Applies the SQL migrations, sets the functions' database logins (every deploy)",
                 statements=[
                     *data_api(self.db.secret_arn),
@@ -154,7 +154,7 @@ class ReportsService(pulumi.ComponentResource):
                     "reports",
                     "consumer",
                     code=code,
-                    handler="reports.consumer.handler",
+                    handler="reports.handlers.consumer.handler",
                     description="Upserts a batch of order events in one Data API call",
                     statements=data_api(self.writer_login.arn),
                     environment=db_environment(self.writer_login.arn),
@@ -175,7 +175,7 @@ class ReportsService(pulumi.ComponentResource):
                 "reports",
                 "api",
                 code=code,
-                handler="reports.report_api.handler",
+                handler="reports.handlers.report_api.handler",
                 description="GET /reports/monthly for the admin group",
                 statements=data_api(self.reader_login.arn),
                 environment={

@@ -52,8 +52,8 @@ def openapi() -> str:
     sys.path.insert(0, str(ROOT / "lambdas"))
     from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
-    from order.api import app as orders
-    from reports.report_api import app as reports
+    from order.handlers.api import app as orders
+    from reports.handlers.report_api import app as reports
 
     schema = json.loads(
         orders.get_openapi_json_schema(

@@ -7,7 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from shared.events import DetailType, EventDetail, ItemKind, OrderItem, OrderSnapshot, OrderStatus, StoreEvent
+from shared.events import (
+    DetailType,
+    EventDetail,
+    InvalidStoreEvent,
+    ItemKind,
+    OrderItem,
+    OrderSnapshot,
+    OrderStatus,
+    StoreEvent,
+    parse_store_event,
+)
 
 
 class FulfilmentStatus(StrEnum):
@@ -74,11 +84,22 @@ class DispatchLine:
     item: OrderItem
 
 
-# The order status each handled event must carry (DESIGN.md §4): anything else is a producer bug.
+# The order status each handled event must carry (docs/design.md, "Events"): anything else is a producer bug.
 EXPECTED_STATUS: dict[DetailType, OrderStatus] = {
     DetailType.ORDER_CONFIRMED: OrderStatus.PAID,
     DetailType.ORDER_CANCELLED: OrderStatus.CANCELLED,
 }
+
+
+def read_event(body: str) -> StoreEvent:
+    """An SQS body → an event for this service, or a RejectedEvent with a short reason (without input
+    values: they hold customer data)."""
+    try:
+        event = parse_store_event(body)
+    except InvalidStoreEvent as error:
+        raise RejectedEvent(str(error)) from None
+    check_handled(event)
+    return event
 
 
 def check_handled(event: StoreEvent) -> OrderSnapshot:

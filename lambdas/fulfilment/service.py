@@ -1,4 +1,5 @@
-"""The fulfilment use cases over a store (adapter: store.py) and a publish function (shared.bus).
+"""The fulfilment use cases over two ports: the FulfilmentStore below (adapter: store.py) and a publish
+function (adapter: shared.bus), put together by wiring.py.
 
 Every step is a conditional write that is a no-op when already done, so an OrderConfirmed delivered again
 after a crash at any point resumes where the first attempt stopped and creates nothing twice:
@@ -11,10 +12,8 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
-
-from pydantic import ValidationError
 
 from fulfilment.domain import (
     DispatchLine,
@@ -22,7 +21,6 @@ from fulfilment.domain import (
     ItemStatus,
     OrderRecord,
     Outcome,
-    RejectedEvent,
     Step,
     all_processed,
     cancel_outcome,
@@ -31,7 +29,8 @@ from fulfilment.domain import (
     fulfilled_detail,
     next_step,
 )
-from shared.events import DetailType, EventDetail, ItemKind, OrderSnapshot, StoreEvent, parse_store_event
+from shared.clock import utc_now
+from shared.events import DetailType, EventDetail, ItemKind, OrderSnapshot, StoreEvent
 
 
 class FulfilmentStore(Protocol):
@@ -68,35 +67,11 @@ class IncompleteFulfilment(RuntimeError):
     """Items still pending after processing: the message is retried rather than the order fulfilled."""
 
 
-def _problems(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(part) for part in problem['loc']) or 'body'}: {problem['msg']}"
-        for problem in error.errors(include_url=False, include_input=False)
-    )
-
-
-def read_event(body: str) -> StoreEvent:
-    """An SQS body → an event for this service, or a RejectedEvent with a short reason (without input
-    values: they hold customer data)."""
-    try:
-        event = parse_store_event(body)
-    except ValidationError as error:
-        raise RejectedEvent(f"not a valid store event: {_problems(error)}") from None
-    except ValueError as error:  # well-formed, but from a source that may not publish it
-        raise RejectedEvent(f"not a valid store event: {error}") from None
-    check_handled(event)
-    return event
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def new_download_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-class Fulfilment:
+class FulfilmentService:
     def __init__(
         self,
         store: FulfilmentStore,

@@ -1,4 +1,5 @@
-"""The fulfilment table (DynamoDB: hash key `orderId`, range key `sk`), one partition per order.
+"""The fulfilment table (DynamoDB: hash key `orderId`, range key `sk`), one partition per order: the
+fulfilment service's FulfilmentStore (fulfilment.service).
 
     sk ORDER        fulfilment's record: status FULFILLING → FULFILLED, the confirmed snapshot (JSON),
                     fulfilledAt, publishedAt once OrderFulfilled is on the bus, cancelledAt once cancelled
@@ -20,12 +21,12 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from fulfilment.domain import DispatchLine, DispatchStatus, FulfilmentStatus, ItemStatus, OrderRecord
+from shared.dynamodb import CONDITION_FAILED, is_condition_failure
 from shared.events import OrderSnapshot
 
 ORDER_SK = "ORDER"
 DISPATCH_SK = "DISPATCH"
 ITEM_PREFIX = "ITEM#"
-CONDITION_FAILED = "ConditionalCheckFailed"
 _NAME = re.compile(r"#(\w+)")
 
 _serializer = TypeSerializer()
@@ -43,10 +44,6 @@ def _to_dynamo(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def _from_dynamo(item: Mapping[str, Any]) -> dict[str, Any]:
     return {name: _deserializer.deserialize(value) for name, value in item.items()}
-
-
-def _condition_failed(error: ClientError) -> bool:
-    return bool(error.response.get("Error", {}).get("Code") == f"{CONDITION_FAILED}Exception")
 
 
 def _order_record(item: Mapping[str, Any]) -> OrderRecord:
@@ -80,7 +77,7 @@ class FulfilmentTable:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            if not _condition_failed(error):
+            if not is_condition_failure(error):
                 raise
             return _from_dynamo(error.response.get("Item", {}))
         return None
@@ -194,25 +191,34 @@ class FulfilmentTable:
             raise
         return True
 
+    def _update_unless_done(
+        self, order_id: str, sk: str, expression: str, values: Mapping[str, Any], *, condition: str
+    ) -> dict[str, Any] | None:
+        """UpdateItem under `condition`; None when it was made, else the item as stored (the condition did
+        not hold: an earlier attempt or another writer got there first)."""
+        try:
+            self._update(order_id, sk, expression, values, condition=condition)
+        except ClientError as error:
+            if not is_condition_failure(error):
+                raise
+            return _from_dynamo(error.response.get("Item", {}))
+        return None
+
     def _process_item(self, order_id: str, index: int, now: datetime, extra: Mapping[str, Any]) -> None:
         assignments = "".join(f", #{name} = :{name}" for name in extra)
-        try:
-            self._update(
-                order_id,
-                item_sk(index),
-                f"SET #status = :processed, processedAt = :now{assignments}",
-                {
-                    ":processed": ItemStatus.PROCESSED.value,
-                    ":pending": ItemStatus.PENDING.value,
-                    ":now": now.isoformat(),
-                    **{f":{name}": value for name, value in extra.items()},
-                },
-                condition="#status = :pending",
-            )
-        except ClientError as error:
-            # Already processed by an earlier attempt: its delivery token stays the one already handed out.
-            if not _condition_failed(error):
-                raise
+        # Already processed by an earlier attempt: its delivery token stays the one already handed out.
+        self._update_unless_done(
+            order_id,
+            item_sk(index),
+            f"SET #status = :processed, processedAt = :now{assignments}",
+            {
+                ":processed": ItemStatus.PROCESSED.value,
+                ":pending": ItemStatus.PENDING.value,
+                ":now": now.isoformat(),
+                **{f":{name}": value for name, value in extra.items()},
+            },
+            condition="#status = :pending",
+        )
 
     def deliver(self, order_id: str, index: int, download_token: str, now: datetime) -> None:
         delivery = {"downloadToken": download_token, "deliveredAt": now.isoformat()}
@@ -271,21 +277,18 @@ class FulfilmentTable:
         return _order_record(before) if before else None
 
     def stop_dispatch(self, order_id: str, now: datetime) -> DispatchStatus | None:
-        try:
-            self._update(
-                order_id,
-                DISPATCH_SK,
-                "SET #status = :stopped, stoppedAt = :now",
-                {
-                    ":stopped": DispatchStatus.STOPPED.value,
-                    ":requested": DispatchStatus.REQUESTED.value,
-                    ":now": now.isoformat(),
-                },
-                condition="#status = :requested",
-            )
-        except ClientError as error:
-            if not _condition_failed(error):
-                raise
-            status = _from_dynamo(error.response.get("Item", {})).get("status")
-            return DispatchStatus(status) if status else None
-        return DispatchStatus.REQUESTED
+        stored = self._update_unless_done(
+            order_id,
+            DISPATCH_SK,
+            "SET #status = :stopped, stoppedAt = :now",
+            {
+                ":stopped": DispatchStatus.STOPPED.value,
+                ":requested": DispatchStatus.REQUESTED.value,
+                ":now": now.isoformat(),
+            },
+            condition="#status = :requested",
+        )
+        if stored is None:
+            return DispatchStatus.REQUESTED
+        status = stored.get("status")
+        return DispatchStatus(status) if status else None

@@ -1,6 +1,6 @@
 """The order domain: pricing in integer minor units and the status machine. Pure Python, no AWS.
 
-Status machine (DESIGN.md §4):
+Status machine (docs/design.md, "Order"):
     PENDING_PAYMENT → PAID → FULFILLED
     PENDING_PAYMENT → PAYMENT_FAILED → PAID   (a later success)
     PAID → CANCELLED                          (physical-only orders, refunded)
@@ -193,6 +193,19 @@ def check_payment(
             f"order {order.orderId} expects {order.grossAmount} {order.currency}, "
             f"the payment was {amount!r} {currency!r}"
         )
+
+
+def check_payment_event(order: OrderSnapshot, *, intent: Mapping[str, object], target: OrderStatus) -> None:
+    """The PaymentIntent of a Stripe event matches `order`; a success must also have received exactly
+    its total (the PaymentIntent object: https://docs.stripe.com/api/payment_intents/object)."""
+    check_payment(
+        order,
+        payment_intent_id=intent.get("id"),
+        amount=intent.get("amount"),
+        currency=intent.get("currency"),
+    )
+    if target is OrderStatus.PAID:
+        check_received(order, intent.get("amount_received"))
 
 
 def check_received(order: OrderSnapshot, amount_received: object) -> None:

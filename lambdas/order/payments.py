@@ -1,20 +1,9 @@
-"""Stripe behind a small interface: the API handler creates PaymentIntents and refunds through it,
-tests and the local cloud point the SDK at a local fake (STRIPE_API_BASE)."""
+"""Stripe as the order service's PaymentGateway (order.service): PaymentIntents and refunds, each
+idempotent per order. Tests and the local cloud point the SDK at a local fake (STRIPE_API_BASE)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
-
-
-class PaymentProviderError(RuntimeError):
-    """Stripe could not be reached or refused: the caller may retry (idempotency keys make it safe)."""
-
-
-@dataclass(frozen=True)
-class PaymentIntent:
-    id: str
-    client_secret: str
+from order.service import PaymentIntent, PaymentProviderError
 
 
 def payment_intent_idempotency_key(order_id: str) -> str:
@@ -26,14 +15,6 @@ def refund_idempotency_key(order_id: str) -> str:
     """One refund per order: derived from the order alone, never random, so a cancel retried after a
     crash between the refund and recording it gets Stripe's first answer instead of a second refund."""
     return f"refund-{order_id}"
-
-
-class PaymentGateway(Protocol):
-    def create_payment_intent(
-        self, *, order_id: str, customer_id: str, amount: int, currency: str, receipt_email: str | None
-    ) -> PaymentIntent: ...
-
-    def refund(self, *, order_id: str, payment_intent_id: str) -> str: ...
 
 
 class StripeGateway:

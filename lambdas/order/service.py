@@ -1,13 +1,16 @@
-"""The order service's use cases, over its ports (store, catalog, payments, publisher).
-
-Handlers only translate HTTP or queue messages into these calls."""
+"""The order service's use cases, over its ports: the orders store, the catalog, the payment provider
+and the bus. The ports are the Protocols below; their adapters are store.py (DynamoDB), payments.py
+(Stripe) and shared.bus (EventBridge), put together per function by wiring.py, and in-memory fakes in
+the unit tests. Handlers only translate HTTP requests and queue messages into these calls."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
+from typing import Any, Protocol
 
 from order.domain import (
     EVENT_OF,
@@ -15,7 +18,9 @@ from order.domain import (
     Decision,
     Line,
     OrderNotFound,
+    Product,
     cancel_refusal,
+    check_payment_event,
     decide,
     event_detail,
     new_order,
@@ -23,30 +28,101 @@ from order.domain import (
     totals,
     transition,
 )
-from order.payments import PaymentGateway, PaymentIntent
-from order.store import Catalog, OrderStore, Page
-from shared.events import DetailType, EventDetail, OrderSnapshot, OrderStatus
+from shared.clock import utc_now
+from shared.events import DetailType, EventDetail, OrderSnapshot, OrderStatus, StoreEvent
 from shared.ids import ulid, ulid_floor
 
 HISTORY = timedelta(days=183)  # "the last 6 months" of GET /orders
 MAX_ATTEMPTS = 3  # re-read and decide again when a concurrent writer got there first
 
-Publisher = Callable[[DetailType, EventDetail], None]
+# The Stripe events that move an order ("Event types", https://docs.stripe.com/api/events/types); the
+# store acts on no other type.
+TARGET_OF: Mapping[str, OrderStatus] = {
+    "payment_intent.succeeded": OrderStatus.PAID,
+    "payment_intent.payment_failed": OrderStatus.PAYMENT_FAILED,
+}
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+@dataclass(frozen=True)
+class Page:
+    orders: list[OrderSnapshot]
+    cursor: str | None
+
+
+@dataclass(frozen=True)
+class PaymentIntent:
+    id: str
+    client_secret: str
+
+
+class PaymentProviderError(RuntimeError):
+    """The payment provider could not be reached or refused: the caller may retry (idempotency keys
+    make it safe)."""
+
+
+class OrderStore(Protocol):
+    def create(self, order: OrderSnapshot) -> None: ...
+
+    def get(self, order_id: str) -> OrderSnapshot | None: ...
+
+    def replace(self, before: OrderSnapshot, after: OrderSnapshot) -> bool:
+        """Write `after` only if the stored order is still exactly `before` (status and version).
+        False means someone else changed it first: re-read and decide again."""
+
+    def record_refund(self, order_id: str, refund_id: str) -> None:
+        """Note the refund on a cancelled order, once: not a state change, so the version stays."""
+
+    def list_for_customer(
+        self, customer_id: str, since_order_id: str, limit: int, cursor: str | None
+    ) -> Page:
+        """The customer's orders with ids ≥ since_order_id (ULIDs: created since), newest first; the
+        cursor is opaque, and one of another customer is refused (InvalidOrder)."""
+
+
+class Catalog(Protocol):
+    def products(self, product_ids: Iterable[str]) -> dict[str, Product]:
+        """The active products among `product_ids` (unknown or inactive ones are absent)."""
+
+
+class PaymentGateway(Protocol):
+    """The payment provider. Both calls are idempotent per order (payments.py derives the keys), and
+    raise PaymentProviderError when the provider cannot be reached or refuses."""
+
+    def create_payment_intent(
+        self, *, order_id: str, customer_id: str, amount: int, currency: str, receipt_email: str | None
+    ) -> PaymentIntent: ...
+
+    def refund(self, *, order_id: str, payment_intent_id: str) -> str: ...
+
+
+# Puts one event on the bus; raises when the event was not accepted (shared.bus.publish).
+Publish = Callable[[DetailType, EventDetail], None]
 
 
 class ConcurrentUpdate(RuntimeError):
     """The order kept changing under us; the message is retried later."""
 
 
+class UnexpectedEvent(ValueError):
+    """An event this use case does not take: the message fails and ends in the DLQ, unchanged."""
+
+
+@dataclass(frozen=True)
+class PaymentRecorded:
+    """What a Stripe event did to the store: `ignored` says why nothing was looked up (the event's type
+    when the store does not act on it; "no-order-metadata" for a PaymentIntent the store did not make),
+    else `outcome` is the Decision taken for `order_id`."""
+
+    outcome: str
+    order_id: str | None = None
+    ignored: str | None = None
+
+
 @dataclass
 class OrderService:
     orders: OrderStore
-    publish: Publisher
-    catalog: Catalog | None = None
+    publish: Publish
+    catalog: Catalog | None = None  # only the API prices orders
     payments: Callable[[], PaymentGateway] | None = None  # lazy: only the API needs Stripe
     tax_rate: Decimal = Decimal("0.15")
     currency: str = "nzd"
@@ -121,7 +197,28 @@ class OrderService:
 
     # --- events ------------------------------------------------------------------------------------------
 
-    def apply(
+    def record_payment(self, event: Mapping[str, Any]) -> PaymentRecorded:
+        """A verified Stripe event: the order named in its PaymentIntent's metadata becomes PAID or
+        PAYMENT_FAILED, if the intent is that order's, for exactly its total (else PaymentMismatch, and
+        nothing changes). Events of other types, and intents the store did not make, are ignored."""
+        target = TARGET_OF.get(event["type"])
+        if target is None:
+            return PaymentRecorded(outcome="ignored", ignored=event["type"])
+        intent: Mapping[str, Any] = event["data"]["object"]
+        order_id = (intent.get("metadata") or {}).get("orderId")
+        if not order_id:
+            return PaymentRecorded(outcome="not-ours", ignored="no-order-metadata")
+        decision = self._apply(order_id, target, partial(check_payment_event, intent=intent, target=target))
+        return PaymentRecorded(outcome=decision.value, order_id=order_id)
+
+    def mark_fulfilled(self, event: StoreEvent) -> Decision:
+        """Fulfilment reports back: the order becomes FULFILLED, once (a late or repeated event after a
+        cancel or a first delivery changes nothing)."""
+        if event.detail_type is not DetailType.ORDER_FULFILLED:
+            raise UnexpectedEvent(f"unexpected {event.detail_type} on the fulfilled-events queue")
+        return self._apply(event.detail.order.orderId, OrderStatus.FULFILLED)
+
+    def _apply(
         self, order_id: str, target: OrderStatus, check: Callable[[OrderSnapshot], None] | None = None
     ) -> Decision:
         """Move the order to `target` if the status machine allows it, then announce the new state.

@@ -1,4 +1,5 @@
-"""DynamoDB adapters of the order service: orders (with the per-customer index) and the catalog."""
+"""DynamoDB adapters of the order service's ports (order.service): OrderTable is its OrderStore (orders,
+with the per-customer index), CatalogTable its Catalog."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import binascii
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from order.domain import InvalidOrder, Product
+from order.service import Page
+from shared.dynamodb import is_condition_failure
 from shared.events import ItemKind, OrderSnapshot
 
 CUSTOMER_INDEX = "byCustomer"
@@ -23,17 +25,7 @@ def _item(order: OrderSnapshot) -> dict[str, Any]:
     return {key: value for key, value in order.model_dump(mode="json").items() if value is not None}
 
 
-def _is_condition_failure(error: ClientError) -> bool:
-    return bool(error.response["Error"]["Code"] == "ConditionalCheckFailedException")
-
-
-@dataclass(frozen=True)
-class Page:
-    orders: list[OrderSnapshot]
-    cursor: str | None
-
-
-class OrderStore:
+class OrderTable:
     def __init__(self, table: Any) -> None:
         self._table = table
 
@@ -45,8 +37,6 @@ class OrderStore:
         return OrderSnapshot.model_validate(item) if item else None
 
     def replace(self, before: OrderSnapshot, after: OrderSnapshot) -> bool:
-        """Write `after` only if the stored order is still exactly `before` (status and version).
-        False means someone else changed it first: re-read and decide again."""
         try:
             self._table.put_item(
                 Item=_item(after),
@@ -55,13 +45,12 @@ class OrderStore:
                 ExpressionAttributeValues={":status": before.status.value, ":version": before.version},
             )
         except ClientError as error:
-            if _is_condition_failure(error):
+            if is_condition_failure(error):
                 return False
             raise
         return True
 
     def record_refund(self, order_id: str, refund_id: str) -> None:
-        """Note the refund on a cancelled order (once): not a state change, so the version stays."""
         try:
             self._table.update_item(
                 Key={"orderId": order_id},
@@ -71,13 +60,12 @@ class OrderStore:
                 ExpressionAttributeValues={":refund": refund_id, ":cancelled": "CANCELLED"},
             )
         except ClientError as error:
-            if not _is_condition_failure(error):
+            if not is_condition_failure(error):
                 raise
 
     def list_for_customer(
         self, customer_id: str, since_order_id: str, limit: int, cursor: str | None
     ) -> Page:
-        """The customer's orders with ids ≥ since_order_id (ULIDs: i.e. created since), newest first."""
         query: dict[str, Any] = {
             "IndexName": CUSTOMER_INDEX,
             "KeyConditionExpression": "customerId = :customer AND orderId >= :since",
@@ -116,7 +104,7 @@ def decode_cursor(cursor: str, customer_id: str) -> dict[str, Any]:
     return key
 
 
-class Catalog:
+class CatalogTable:
     def __init__(self, dynamodb: Any, table_name: str) -> None:
         self._dynamodb = dynamodb
         self._table_name = table_name

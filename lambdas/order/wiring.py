@@ -1,64 +1,105 @@
-"""Settings and adapters of the order service's functions, built once per cold start."""
+"""The order service's composition root: what each of its functions reads from its environment (one
+settings model per function, only the fields it needs), and the use cases and idempotency stores built
+from it on first use, then reused by warm invocations. Nothing is built at import time, so a function's
+clients bind to the endpoints and credentials of the environment it runs in (and a test's, in a test)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
-from functools import cache
-from typing import cast
+from functools import cache, partial
 
 import boto3
 from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from pydantic import BaseModel
 
-from order.payments import PaymentGateway, StripeGateway
-from order.service import OrderService
-from order.store import Catalog, OrderStore
-from shared import settings
+from order.payments import StripeGateway
+from order.service import OrderService, Publish
+from order.store import CatalogTable, OrderTable
 from shared.bus import publish
-from shared.events import DetailType, EventDetail
+from shared.settings import load
 
 SECRET_CACHE_SECONDS = 300  # a rotated secret is picked up within five minutes
 
 
-class OrderSettings(BaseModel):
+class ApiSettings(BaseModel):
+    ORDERS_TABLE: str
+    PRODUCTS_TABLE: str
+    IDEMPOTENCY_TABLE: str
+    EVENT_BUS_NAME: str
+    STRIPE_API_KEY_SECRET_ARN: str
+    CURRENCY: str
+    TAX_RATE: Decimal
+    STRIPE_API_BASE: str | None = None  # the local fake Stripe; unset in AWS
+
+
+class PaymentEventsSettings(BaseModel):
+    ORDERS_TABLE: str
+    IDEMPOTENCY_TABLE: str
+    EVENT_BUS_NAME: str
+    STRIPE_WEBHOOK_SECRET_ARN: str
+
+
+class FulfilledEventsSettings(BaseModel):
     ORDERS_TABLE: str
     EVENT_BUS_NAME: str
-    IDEMPOTENCY_TABLE: str
-    PRODUCTS_TABLE: str | None = None
-    STRIPE_API_KEY_SECRET_ARN: str | None = None
-    STRIPE_WEBHOOK_SECRET_ARN: str | None = None
-    STRIPE_API_BASE: str | None = None  # the local fake Stripe; unset in AWS
-    CURRENCY: str = "nzd"
-    TAX_RATE: Decimal = Decimal("0.15")
 
 
-def config() -> OrderSettings:
-    return cast(OrderSettings, settings.load(OrderSettings))
+# Handler string (as services/order.py deploys it) → what that function reads from its environment.
+SETTINGS: dict[str, type[BaseModel]] = {
+    "order.handlers.api.handler": ApiSettings,
+    "order.handlers.payment_events.handler": PaymentEventsSettings,
+    "order.handlers.fulfilled_events.handler": FulfilledEventsSettings,
+}
 
 
-def secret(arn: str | None) -> str:
-    if not arn:
-        raise settings.SettingsError("a Stripe secret ARN is not configured for this function")
+def secret(arn: str) -> str:
     return str(parameters.get_secret(arn, max_age=SECRET_CACHE_SECONDS))
 
 
+def _orders(table_name: str) -> OrderTable:
+    return OrderTable(boto3.resource("dynamodb").Table(table_name))
+
+
+def _bus(bus_name: str) -> Publish:
+    return partial(publish, boto3.client("events"), bus_name)
+
+
 @cache
-def order_service() -> OrderService:
-    env = config()
-    dynamodb = boto3.resource("dynamodb")
-    events = boto3.client("events")
-
-    def publish_event(detail_type: DetailType, detail: EventDetail) -> None:
-        publish(events, env.EVENT_BUS_NAME, detail_type, detail)
-
-    def payments() -> PaymentGateway:
-        return StripeGateway(secret(env.STRIPE_API_KEY_SECRET_ARN), env.STRIPE_API_BASE)
-
+def api_service() -> OrderService:
+    settings = load(ApiSettings)
     return OrderService(
-        orders=OrderStore(dynamodb.Table(env.ORDERS_TABLE)),
-        publish=publish_event,
-        catalog=Catalog(dynamodb, env.PRODUCTS_TABLE) if env.PRODUCTS_TABLE else None,
-        payments=payments,
-        tax_rate=env.TAX_RATE,
-        currency=env.CURRENCY,
+        orders=_orders(settings.ORDERS_TABLE),
+        publish=_bus(settings.EVENT_BUS_NAME),
+        catalog=CatalogTable(boto3.resource("dynamodb"), settings.PRODUCTS_TABLE),
+        # The key is read when Stripe is called (cached), so a rotated key needs no cold start.
+        payments=lambda: StripeGateway(secret(settings.STRIPE_API_KEY_SECRET_ARN), settings.STRIPE_API_BASE),
+        tax_rate=settings.TAX_RATE,
+        currency=settings.CURRENCY,
     )
+
+
+@cache
+def api_idempotency() -> DynamoDBPersistenceLayer:
+    return DynamoDBPersistenceLayer(table_name=load(ApiSettings).IDEMPOTENCY_TABLE)
+
+
+@cache
+def payment_events_service() -> OrderService:
+    settings = load(PaymentEventsSettings)
+    return OrderService(orders=_orders(settings.ORDERS_TABLE), publish=_bus(settings.EVENT_BUS_NAME))
+
+
+@cache
+def payment_events_idempotency() -> DynamoDBPersistenceLayer:
+    return DynamoDBPersistenceLayer(table_name=load(PaymentEventsSettings).IDEMPOTENCY_TABLE)
+
+
+def webhook_secret() -> str:
+    return secret(load(PaymentEventsSettings).STRIPE_WEBHOOK_SECRET_ARN)
+
+
+@cache
+def fulfilled_events_service() -> OrderService:
+    settings = load(FulfilledEventsSettings)
+    return OrderService(orders=_orders(settings.ORDERS_TABLE), publish=_bus(settings.EVENT_BUS_NAME))

@@ -1,4 +1,5 @@
-"""The one way the reports service talks to its database: the RDS Data API (boto3 `rds-data`).
+"""The one way the reports service talks to its database: the RDS Data API (a boto3 `rds-data` client,
+made by reports.wiring).
 
 Python values become typed parameters and typed result fields become Python values again, so the rest
 of the service sees plain dicts. The same SQL runs on Aurora and on the local emulator
@@ -12,14 +13,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
-from functools import cache
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
-import boto3
 from botocore.exceptions import ClientError
-from pydantic import BaseModel
-
-from shared import settings
 
 SqlValue = None | bool | int | float | str | Decimal | dt.datetime | dt.date | dict[str, Any] | list[Any]
 Row = dict[str, Any]
@@ -104,23 +100,10 @@ def wait_out_resume(call: Callable[[], T], seconds_left: Callable[[], float], de
         delay = min(delay * 2, 10.0)
 
 
-class DatabaseSettings(BaseModel):
-    DB_CLUSTER_ARN: str
-    DB_SECRET_ARN: str
-    DB_NAME: str
-    CURRENCY: str = "nzd"
-
-
 class DataApi:
     def __init__(self, client: Any, cluster_arn: str, secret_arn: str, database: str) -> None:
         self._client = client
         self._target = {"resourceArn": cluster_arn, "secretArn": secret_arn, "database": database}
-
-    @classmethod
-    def from_environment(cls) -> DataApi:
-        """Configured by the program (DatabaseSettings)."""
-        database = cast(DatabaseSettings, settings.load(DatabaseSettings))
-        return cls(_rds_data_client(), database.DB_CLUSTER_ARN, database.DB_SECRET_ARN, database.DB_NAME)
 
     def execute(
         self, sql: str, parameters: Mapping[str, SqlValue] | None = None, transaction_id: str | None = None
@@ -172,9 +155,3 @@ class DataApi:
     def _endpoint(self) -> dict[str, str]:
         # Commit and rollback name the cluster and secret, not the database.
         return {key: self._target[key] for key in ("resourceArn", "secretArn")}
-
-
-@cache
-def _rds_data_client() -> Any:
-    """One client per execution environment: created at the first call, reused by warm invocations."""
-    return boto3.client("rds-data")

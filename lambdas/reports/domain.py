@@ -1,14 +1,18 @@
-"""What the reports service counts, and how: pure Python, no AWS.
+"""What the reports service counts, and how: pure Python, no AWS. The one statement of the rules; the
+SQL (store.py) takes them as parameters and docs/reports.md points here.
 
-Revenue rule: an order counts once it has been paid and while it is not cancelled, i.e. the status
-the reports keep for it (`precedence`: a cancellation always wins) is PAID or FULFILLED; it counts in
-the UTC month it was confirmed (first seen paid). PENDING_PAYMENT and PAYMENT_FAILED orders are not
-revenue yet; CANCELLED orders were refunded.
+Revenue rule (`counts_as_revenue`): an order counts once it has been paid and while it is not
+cancelled, i.e. the status the reports keep for it (`precedence`: a cancellation always wins) is PAID or
+FULFILLED; it counts in the UTC month it was confirmed (first seen paid), in the store's currency.
+PENDING_PAYMENT and PAYMENT_FAILED orders are not revenue yet; CANCELLED orders were refunded.
 
 The confirmation time of an order is the earliest `occurredAt` of any of its events whose snapshot shows
 it paid or beyond (PAID, FULFILLED, CANCELLED: the status machine only reaches those through PAID). The
 OrderConfirmed event is the earliest such event, so once it has arrived the month is exact, whatever
-order the events arrived in; before it arrives, a later event's time stands in for it."""
+order the events arrived in; before it arrives, a later event's time stands in for it.
+
+`OrderRow` is the one definition of a reports row: the SQL's `jsonb_to_recordset` column list and the
+migrated tables are checked against it (tests/sql/test_reports_rows.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from shared.events import OrderStatus, StoreEvent
 
@@ -41,6 +45,39 @@ STATUS_RANK = {
 }
 
 
+def counts_as_revenue(status: str) -> bool:
+    """The revenue rule for the status the reports keep for an order (see the module's docstring)."""
+    return OrderStatus(status) in REVENUE_STATUSES
+
+
+class ItemRow(TypedDict):
+    """One line of an order, as the reports store it (table order_items, keyed by order and line)."""
+
+    product_id: str
+    product_name: str
+    kind: str
+    quantity: int
+    unit_amount: int
+
+
+class OrderRow(TypedDict):
+    """One order as the reports store it: the columns of table orders, the confirmation time (table
+    order_confirmations) and the lines (table order_items)."""
+
+    order_id: str
+    customer_id: str
+    status: str
+    net_amount: int
+    tax_amount: int
+    gross_amount: int
+    currency: str
+    created_at: str  # ISO 8601 with an offset (UTC)
+    updated_at: str
+    version: int
+    items: list[ItemRow]
+    confirmed_at: str | None  # None: not confirmed yet
+
+
 def precedence(status: str, version: int) -> tuple[bool, int, int]:
     return (OrderStatus(status) in ABSORBING_STATUSES, version, STATUS_RANK[OrderStatus(status)])
 
@@ -53,15 +90,15 @@ def precedence_rules() -> dict[str, Any]:
     }
 
 
-def supersedes(row: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+def supersedes(row: OrderRow, current: OrderRow) -> bool:
     """Whether `row` replaces the stored `current` row of the same order."""
     return precedence(row["status"], row["version"]) > precedence(current["status"], current["version"])
 
 
-def order_rows(events: Iterable[StoreEvent]) -> list[dict[str, Any]]:
+def order_rows(events: Iterable[StoreEvent]) -> list[OrderRow]:
     """One row per order for the batch upsert: the newest snapshot in the batch (a multi-row upsert
     may not touch a row twice), with the earliest confirmation time any of its events shows."""
-    newest: dict[str, dict[str, Any]] = {}
+    newest: dict[str, OrderRow] = {}
     confirmed_at: dict[str, datetime] = {}
     for event in events:
         order = event.detail.order
@@ -73,36 +110,36 @@ def order_rows(events: Iterable[StoreEvent]) -> list[dict[str, Any]]:
             seen = confirmed_at.get(order.orderId)
             occurred = event.detail.occurredAt
             confirmed_at[order.orderId] = occurred if seen is None else min(seen, occurred)
-    return [
-        {**row, "confirmed_at": None if order_id not in confirmed_at else _utc_text(confirmed_at[order_id])}
-        for order_id, row in newest.items()
-    ]
+    for order_id, row in newest.items():
+        row["confirmed_at"] = _utc_text(confirmed_at[order_id]) if order_id in confirmed_at else None
+    return list(newest.values())
 
 
-def _row(event: StoreEvent) -> dict[str, Any]:
+def _row(event: StoreEvent) -> OrderRow:
     order = event.detail.order
-    return {
-        "order_id": order.orderId,
-        "customer_id": order.customerId,
-        "status": order.status.value,
-        "net_amount": order.netAmount,
-        "tax_amount": order.taxAmount,
-        "gross_amount": order.grossAmount,
-        "currency": order.currency,
-        "created_at": _utc_text(order.createdAt),
-        "updated_at": _utc_text(order.updatedAt),
-        "version": order.version,
-        "items": [
-            {
-                "product_id": item.productId,
-                "product_name": item.productName,
-                "kind": item.kind.value,
-                "quantity": item.quantity,
-                "unit_amount": item.unitAmount,
-            }
+    return OrderRow(
+        order_id=order.orderId,
+        customer_id=order.customerId,
+        status=order.status.value,
+        net_amount=order.netAmount,
+        tax_amount=order.taxAmount,
+        gross_amount=order.grossAmount,
+        currency=order.currency,
+        created_at=_utc_text(order.createdAt),
+        updated_at=_utc_text(order.updatedAt),
+        version=order.version,
+        items=[
+            ItemRow(
+                product_id=item.productId,
+                product_name=item.productName,
+                kind=item.kind.value,
+                quantity=item.quantity,
+                unit_amount=item.unitAmount,
+            )
             for item in order.items
         ],
-    }
+        confirmed_at=None,  # the batch's earliest, set by order_rows
+    )
 
 
 def _utc_text(moment: datetime) -> str:
@@ -133,10 +170,16 @@ class MonthTotals:
     currency: str
 
 
+@dataclass(frozen=True)
+class Report:
+    currency: str
+    months: list[MonthTotals]  # newest first
+
+
 CSV_COLUMNS = ("month", "orderCount", "netAmount", "taxAmount", "grossAmount", "currency")
 
 
-def monthly_report(
+def report_lines(
     months: Sequence[date], totals_by_month: Mapping[date, Mapping[str, int]], currency: str
 ) -> list[MonthTotals]:
     """Every month asked for, newest first; a month without orders is all zeros."""

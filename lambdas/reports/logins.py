@@ -24,7 +24,7 @@ from reports.data_api import DataApi
 
 SCRAM_ITERATIONS = 4096  # PostgreSQL's own default (scram_iterations)
 ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
-# Role → the environment variable naming its secret (set by the program on the migrator).
+# Role → the migrator's setting (environment variable) naming its secret (reports.wiring.MigrateSettings).
 ROLE_SECRETS = {
     "tbs_reports_writer": "DB_WRITER_SECRET_ARN",
     "tbs_reports_reader": "DB_READER_SECRET_ARN",
@@ -80,9 +80,3 @@ def _stored_password(secrets_client: Any, secret_arn: str) -> str | None:
         return None  # the program created the secret without a value: this is the first deploy
     password = json.loads(value["SecretString"]).get("password")
     return str(password) if password else None
-
-
-def role_secrets_from_environment(environment: Mapping[str, str] = os.environ) -> dict[str, str]:
-    return {
-        role: environment[variable] for role, variable in ROLE_SECRETS.items() if environment.get(variable)
-    }

@@ -1,4 +1,5 @@
-"""Versioned SQL migrations: lambdas/reports/migrations/NNNN_name.sql, applied in version order.
+"""The reports database's schema as the migrator keeps it (DatabaseSchema: the reports service's Schema
+port). Versioned SQL migrations: lambdas/reports/migrations/NNNN_name.sql, applied in version order.
 
 Each applied migration is recorded in schema_migrations with its checksum. Applying is idempotent
 (applied versions are skipped) and serialised by an advisory lock, so two deploys racing each other
@@ -9,10 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from reports.data_api import DataApi
+from reports.logins import provision
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _FILE_NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
@@ -137,3 +141,23 @@ def check_unchanged(migrations: list[Migration], applied: dict[int, str]) -> Non
                 f"migration {migration.version:04d}_{migration.name} changed after it was applied: "
                 "restore it and put the change in a new migration"
             )
+
+
+class DatabaseSchema:
+    """The migrations on disk applied to `db`, and the functions' logins set from their secrets
+    (role → secret ARN, see reports.logins)."""
+
+    def __init__(self, db: DataApi, secrets_client: Any, role_secrets: Mapping[str, str]) -> None:
+        self._db = db
+        self._secrets_client = secrets_client
+        self._role_secrets = dict(role_secrets)
+        self._migrations = load_migrations()
+
+    def apply_pending(self) -> list[int]:
+        return apply_migrations(self._db, self._migrations)
+
+    def known_versions(self) -> list[int]:
+        return [migration.version for migration in self._migrations]
+
+    def set_logins(self) -> list[str]:
+        return provision(self._db, self._secrets_client, self._role_secrets)

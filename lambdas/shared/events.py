@@ -1,4 +1,4 @@
-"""The event contract between services (DESIGN.md §4): the single source of truth.
+"""The event contract between services: the single source of truth (docs/design.md, "Events").
 
 Events travel on the custom bus `tbs-<stack>` with `source` tbs.order | tbs.fulfilment and the detail
 types below; `detail` is an EventDetail. The JSON Schemas in docs/events/ are exported from these models
@@ -11,7 +11,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.validation import field_problems, summary
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -105,10 +107,22 @@ class StoreEvent(BaseModel):
             raise ValueError(f"{self.detail_type} may not come from {self.source}")
 
 
+class InvalidStoreEvent(ValueError):
+    """The message is not a store event, or not from the source that may publish it. The reason names
+    each problem but never the input (a body holds customer data)."""
+
+
 def parse_store_event(body: str | bytes) -> StoreEvent:
     """An SQS message body delivered by an EventSubscription → the validated event."""
-    event = StoreEvent.model_validate_json(body)
-    event.check_source()
+    try:
+        event = StoreEvent.model_validate_json(body)
+    except ValidationError as error:
+        problems = field_problems(error.errors(include_url=False, include_input=False))
+        raise InvalidStoreEvent(f"not a valid store event: {summary(problems)}") from None
+    try:
+        event.check_source()
+    except ValueError as error:  # well-formed, but from a source that may not publish it
+        raise InvalidStoreEvent(f"not a valid store event: {error}") from None
     return event
 
 

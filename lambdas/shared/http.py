@@ -26,6 +26,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, Field
 
 from shared.observability import logger
+from shared.validation import field_problems, summary
 
 CORS_ORIGINS_VARIABLE = "CORS_ALLOWED_ORIGINS"
 # Request headers the storefront sends besides Powertools' defaults (Authorization, Content-Type, …).
@@ -181,12 +182,9 @@ def register_error_handlers(app: APIGatewayRestResolver) -> None:
     def invalid_request(error: RequestValidationError) -> Response[Any]:
         if any(problem.get("type") == "json_invalid" for problem in error.errors()):
             return json_response(400, {"message": "the request body is not valid JSON"})
-        problems = [
-            {"field": ".".join(str(part) for part in problem["loc"][1:]), "message": problem["msg"]}
-            for problem in error.errors()
-        ]
-        summary = "; ".join(f"{problem['field'] or 'body'}: {problem['message']}" for problem in problems)
-        return json_response(422, {"message": f"invalid request: {summary}", "errors": problems})
+        # The first part of each location is where the value was ("body", "query", …).
+        problems = field_problems(error.errors(), skip=1)
+        return json_response(422, {"message": f"invalid request: {summary(problems)}", "errors": problems})
 
     @app.exception_handler(UnicodeDecodeError)
     def undecodable_body(error: UnicodeDecodeError) -> Response[Any]:

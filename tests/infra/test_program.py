@@ -231,7 +231,7 @@ def test_lambda_code_ships_code_only(tmp_path: Path) -> None:
     finally:
         (cache / "stray.cpython-311.pyc").unlink()
     names = sorted(archive.assets)
-    assert "order/api.py" in names and "shared/__init__.py" in names
+    assert "order/handlers/api.py" in names and "shared/__init__.py" in names
     assert not [
         name for name in names if "__pycache__" in name or not name.endswith((".py", ".sql", ".json"))
     ]

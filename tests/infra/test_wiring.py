@@ -1,15 +1,19 @@
-"""The program and the Lambda code agree: every function gets the environment its code reads, and the
-tables have the keys and indexes the code queries."""
+"""The program and the Lambda code agree: every function gets the environment its settings model
+requires (each service's wiring.SETTINGS: one model per function), and the tables have the keys and
+indexes the code queries."""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
+from pydantic import BaseModel
+
 from order.store import CUSTOMER_INDEX
-from order.wiring import OrderSettings
 from tools.recording import Recording
 
 FUNCTION = "aws:lambda/function:Function"
+SERVICES = ("order", "fulfilment", "reports")
 
 
 def environment_of(stack: Recording, handler: str) -> dict[str, Any]:
@@ -17,21 +21,39 @@ def environment_of(stack: Recording, handler: str) -> dict[str, Any]:
     return dict(function.outputs["environment"]["variables"])
 
 
-def required(model: type[Any]) -> set[str]:
+def required(model: type[BaseModel]) -> set[str]:
     return {name for name, field in model.model_fields.items() if field.is_required()}
 
 
-def test_order_functions_get_the_environment_their_code_reads(stack: Recording) -> None:
-    extra = {
-        "order.api.handler": {"PRODUCTS_TABLE", "STRIPE_API_KEY_SECRET_ARN", "CURRENCY", "TAX_RATE"},
-        "order.payment_events.handler": {"STRIPE_WEBHOOK_SECRET_ARN"},
-        "order.fulfilled_events.handler": set(),
-    }
-    for handler, needs in extra.items():
-        missing = (required(OrderSettings) | needs) - set(environment_of(stack, handler))
-        assert missing == set(), f"{handler} lacks {missing}"
-    api = environment_of(stack, "order.api.handler")
+def settings_of_every_handler() -> dict[str, type[BaseModel]]:
+    """Handler string → the settings model of that function, from each service's wiring."""
+    found: dict[str, type[BaseModel]] = {}
+    for service in SERVICES:
+        found |= importlib.import_module(f"{service}.wiring").SETTINGS
+    return found
+
+
+def test_every_function_gets_the_environment_its_settings_require(stack: Recording) -> None:
+    settings = settings_of_every_handler()
+    for function in stack.of_type(FUNCTION):
+        handler = function.outputs["handler"]
+        assert handler in settings, f"{handler}: no settings model in its service's wiring.SETTINGS"
+        environment = set(function.outputs["environment"]["variables"])
+        missing = required(settings[handler]) - environment
+        assert missing == set(), f"{handler} lacks {sorted(missing)}"
+
+
+def test_every_settings_model_belongs_to_a_deployed_function(stack: Recording) -> None:
+    deployed = {function.outputs["handler"] for function in stack.of_type(FUNCTION)}
+    assert set(settings_of_every_handler()) == deployed
+
+
+def test_the_store_settings_are_the_configured_ones(stack: Recording) -> None:
+    api = environment_of(stack, "order.handlers.api.handler")
     assert (api["CURRENCY"], api["TAX_RATE"]) == ("nzd", "0.15")
+    assert environment_of(stack, "reports.handlers.report_api.handler")["CURRENCY"] == "nzd"
+    for handler in ("consumer", "migrate", "report_api"):
+        assert environment_of(stack, f"reports.handlers.{handler}.handler")["DB_NAME"] == "reports"
 
 
 def test_the_orders_table_has_the_index_the_code_queries(stack: Recording) -> None:
@@ -43,23 +65,9 @@ def test_the_orders_table_has_the_index_the_code_queries(stack: Recording) -> No
     assert stack.named(f"tbs-{stack.stack}-order-products").outputs["hashKey"] == "productId"
 
 
-def test_the_fulfilment_consumer_gets_the_environment_its_code_reads(stack: Recording) -> None:
-    from fulfilment.handler import FulfilmentSettings
-
-    missing = required(FulfilmentSettings) - set(environment_of(stack, "fulfilment.handler.handler"))
-    assert missing == set()
+def test_the_fulfilment_table_has_the_keys_the_code_writes(stack: Recording) -> None:
     table = stack.named(f"tbs-{stack.stack}-fulfilment-items").outputs
     assert (table["hashKey"], table["rangeKey"]) == ("orderId", "sk")
-
-
-def test_reports_functions_get_the_database_their_code_reads(stack: Recording) -> None:
-    from reports.data_api import DatabaseSettings
-
-    for handler in ("reports.consumer.handler", "reports.migrate.handler", "reports.report_api.handler"):
-        environment = environment_of(stack, handler)
-        assert required(DatabaseSettings) - set(environment) == set(), handler
-        assert environment["DB_NAME"] == "reports"
-    assert environment_of(stack, "reports.report_api.handler")["CURRENCY"] == "nzd"
 
 
 def test_the_alarmed_business_metrics_are_the_ones_the_consumer_emits(stack: Recording) -> None:

@@ -11,9 +11,10 @@ import pytest
 
 from localcloud.data_api import DataApiEmulator, running_data_api
 from localcloud.postgres import PostgresAddress, running_postgres
-from reports import data_api
+from reports import wiring
 from reports.data_api import DataApi
 from reports.schema import apply_migrations, load_migrations
+from tests.support.wiring import rebuild_on_next_use
 
 CLUSTER_ARN = "arn:aws:rds:ap-southeast-2:123456789012:cluster:tbs-test-reports-db"
 SECRET_ARN = "arn:aws:secretsmanager:ap-southeast-2:123456789012:secret:rds!cluster-test-abc123"  # noqa: S105 - an ARN
@@ -43,15 +44,15 @@ def emulator(postgres: PostgresAddress) -> Iterator[DataApiEmulator]:
         return
     with running_data_api(postgres) as running, pytest.MonkeyPatch.context() as patch:
         patch.setenv("AWS_ENDPOINT_URL_RDS_DATA", running.endpoint_url)
-        data_api._rds_data_client.cache_clear()  # a client made earlier would not know the endpoint
+        wiring.rds_data_client.cache_clear()  # a client made earlier would not know the endpoint
         _emulators[postgres] = running
         yield running
         del _emulators[postgres]
-    data_api._rds_data_client.cache_clear()
+    wiring.rds_data_client.cache_clear()
 
 
 def data_api_for(database: str) -> DataApi:
-    return DataApi(data_api._rds_data_client(), CLUSTER_ARN, SECRET_ARN, database)
+    return DataApi(wiring.rds_data_client(), CLUSTER_ARN, SECRET_ARN, database)
 
 
 @pytest.fixture
@@ -59,6 +60,7 @@ def new_database(postgres: PostgresAddress, emulator: DataApiEmulator) -> DataAp
     """A Data API over a brand-new empty database."""
     name = f"empty_{next(_database_names)}"  # one counter per process, and one server per process
     postgres.create_database(name)
+    rebuild_on_next_use()  # the functions' use cases find this database in their environment
     return data_api_for(name)
 
 
@@ -98,4 +100,5 @@ def reports_db(
         "POWERTOOLS_SERVICE_NAME": "reports",
     }.items():
         monkeypatch.setenv(variable, value)
+    rebuild_on_next_use()
     return data_api_for(migrated_database)

@@ -12,6 +12,7 @@ Without the cancel (the fulfilment won), the order counts as revenue, whatever t
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
@@ -22,13 +23,14 @@ from moto import mock_aws
 
 from fulfilment.domain import fulfilled_detail
 from order.domain import Line, Product, event_detail, new_order, priced_items, transition
-from reports import consumer
 from reports.data_api import DataApi
-from reports.repository import ReportsRepository
+from reports.handlers import consumer
+from reports.service import ReportsService
+from reports.store import ReportsDatabase
 from shared.events import SOURCE_OF, DetailType, EventDetail, ItemKind, OrderSnapshot, OrderStatus
-from tests.reports.builders import sqs_event
-from tests.support.fakes import InMemoryReports, bus_envelope
+from tests.support.fakes import InMemoryReportsStore, bus_envelope
 from tests.support.lambda_context import FakeContext
+from tests.support.reports_builders import sqs_event
 
 CREATED = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 CATALOG = {"mug": Product("mug", "Enamel camp mug", ItemKind.PHYSICAL, 3900, "nzd")}
@@ -113,19 +115,21 @@ def test_every_arrival_order_ends_in_the_same_report(reports_db: DataApi, cancel
     confirmations = {row["confirmed_at"] for row in reports_db.execute(CONFIRMED)}
     assert confirmations == {CREATED + timedelta(minutes=2)}  # the OrderConfirmed's time, always
 
-    # The in-memory reports of the service-level tests follow the same rule as the SQL.
+    # The in-memory reports of the unit tests follow the same rules as the SQL: rows and totals.
+    memory = InMemoryReportsStore()
     for order_id, run in runs.items():
-        memory = InMemoryReports()
         for event in run:
-            memory.consume([bus_envelope(*event)])
+            ReportsService(memory).ingest([bus_envelope(*event)], lambda: 60.0)
         assert _picked(memory.rows[order_id]) == want, order_id
 
-    totals = ReportsRepository(reports_db).monthly_totals([date(2026, 3, 1)], "nzd")
+    march = [date(2026, 3, 1)]
+    totals = ReportsDatabase(reports_db).monthly_totals(march, "nzd")
     revenue = totals.get(date(2026, 3, 1), {}).get("gross_amount", 0)
     assert revenue == (0 if cancelled else truth.grossAmount * len(runs))
+    assert memory.monthly_totals(march, "nzd") == totals
 
 
-def _picked(row: dict[str, Any]) -> dict[str, Any]:
+def _picked(row: Mapping[str, Any]) -> dict[str, Any]:
     return {key: row[key] for key in ("status", "version", "gross_amount")}
 
 

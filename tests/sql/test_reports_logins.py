@@ -18,14 +18,14 @@ from moto import mock_aws
 
 from localcloud.data_api import DataApiEmulator
 from localcloud.postgres import PostgresAddress
-from reports import data_api
+from reports import wiring
 from reports.data_api import DataApi
-from reports.domain import order_rows
+from reports.domain import OrderRow, order_rows
 from reports.logins import ROLE_SECRETS, provision, scram_sha256_verifier
-from reports.repository import ReportsRepository
+from reports.store import ReportsDatabase
 from shared.events import parse_store_event
-from tests.reports.builders import envelope, snapshot
 from tests.sql.database_fixtures import CLUSTER_ARN, SECRET_ARN
+from tests.support.reports_builders import envelope, snapshot
 
 MASTER = "tbs_admin"
 REGION = "ap-southeast-2"
@@ -55,10 +55,10 @@ def logins(
 
 
 def as_role(reports_db: DataApi, secret_arn: str) -> DataApi:
-    return DataApi(data_api._rds_data_client(), CLUSTER_ARN, secret_arn, reports_db._target["database"])
+    return DataApi(wiring.rds_data_client(), CLUSTER_ARN, secret_arn, reports_db._target["database"])
 
 
-def rows() -> list[dict[str, Any]]:
+def rows() -> list[OrderRow]:
     return order_rows(
         [parse_store_event(envelope(snapshot("o-1", net=1000), datetime(2026, 3, 1, tzinfo=UTC)))]
     )
@@ -79,7 +79,7 @@ def rows() -> list[dict[str, Any]]:
 )
 def test_the_report_routes_role_cannot_write(logins: dict[str, str], reports_db: DataApi, sql: str) -> None:
     reader = as_role(reports_db, logins["tbs_reports_reader"])
-    ReportsRepository(reports_db).upsert_orders(rows())
+    ReportsDatabase(reports_db).upsert_orders(rows())
 
     if sql.startswith("SET"):
         reader.execute(sql)
@@ -92,9 +92,9 @@ def test_the_report_routes_role_cannot_write(logins: dict[str, str], reports_db:
 
 
 def test_the_report_routes_role_reads_the_report(logins: dict[str, str], reports_db: DataApi) -> None:
-    ReportsRepository(as_role(reports_db, logins["tbs_reports_writer"])).upsert_orders(rows())
+    ReportsDatabase(as_role(reports_db, logins["tbs_reports_writer"])).upsert_orders(rows())
 
-    totals = ReportsRepository(as_role(reports_db, logins["tbs_reports_reader"])).monthly_totals(
+    totals = ReportsDatabase(as_role(reports_db, logins["tbs_reports_reader"])).monthly_totals(
         [date(2026, 3, 1)], "nzd"
     )
 
@@ -106,7 +106,7 @@ def test_the_consumers_role_writes_rows_but_not_the_schema(
 ) -> None:
     writer = as_role(reports_db, logins["tbs_reports_writer"])
 
-    assert ReportsRepository(writer).upsert_orders(rows())
+    assert ReportsDatabase(writer).upsert_orders(rows())
     for sql in ("DROP TABLE orders", "CREATE TABLE sneaky (id int)", "SELECT * FROM schema_migrations"):
         with pytest.raises(ClientError, match=r"permission denied|must be owner"):
             writer.execute(sql)

@@ -6,9 +6,9 @@ from datetime import UTC, date, datetime, timedelta
 
 from reports.data_api import DataApi
 from reports.domain import order_rows
-from reports.repository import ReportsRepository
+from reports.store import ReportsDatabase
 from shared.events import ItemKind, OrderItem, OrderSnapshot, OrderStatus, parse_store_event
-from tests.reports.builders import T0, envelope, snapshot
+from tests.support.reports_builders import T0, envelope, snapshot
 
 ORDERS = "SELECT order_id, status, version, net_amount FROM orders ORDER BY order_id"
 ITEMS = "SELECT order_id, line_no, product_id, quantity FROM order_items ORDER BY order_id, line_no"
@@ -17,7 +17,7 @@ CONFIRMED = "SELECT order_id, confirmed_at FROM order_confirmations ORDER BY ord
 
 def store(db: DataApi, *events: tuple[OrderSnapshot, datetime | None]) -> dict[str, int]:
     parsed = [parse_store_event(envelope(order, occurred)) for order, occurred in events]
-    return ReportsRepository(db).upsert_orders(order_rows(parsed))
+    return ReportsDatabase(db).upsert_orders(order_rows(parsed))
 
 
 def test_a_new_order_is_stored_with_its_items_and_confirmation(reports_db: DataApi) -> None:
@@ -117,7 +117,7 @@ def test_monthly_totals_count_revenue_in_its_utc_confirmation_month(reports_db: 
         (snapshot("mar-paid", net=32000), datetime(2026, 3, 1, tzinfo=UTC)),
     )
 
-    totals = ReportsRepository(reports_db).monthly_totals([date(2026, 1, 1), date(2026, 2, 1)], "nzd")
+    totals = ReportsDatabase(reports_db).monthly_totals([date(2026, 1, 1), date(2026, 2, 1)], "nzd")
 
     assert totals == {
         date(2026, 1, 1): {"order_count": 1, "net_amount": 1000, "tax_amount": 150, "gross_amount": 1150},

@@ -1,29 +1,52 @@
-"""In-memory adapters of the order service's ports, for tests of the domain + service layer without AWS.
+"""In-memory adapters of the services' ports, for the unit tests of domain + use cases without AWS: one
+fake per port (each a Protocol next to its service's use cases), with the semantics of the real adapter
+that the use cases rely on, so every test that drives a service (property tests, crash-and-retry tests)
+uses the same fakes.
 
-One place for them, so every test that drives OrderService (property tests, crash-and-retry tests) uses
-the same fakes:
-
-- InMemoryOrderStore: the orders table, with the same conditional-write semantics as order.store;
-  `crash_before` makes the named method raise once, as a function dying at that point would.
-- InMemoryPayments: Stripe as the order service uses it, honouring idempotency keys as Stripe does (the
-  same key answers the first result), keyed by order.payments' own key functions.
-- RecordingPublisher: the bus; keeps every (detail type, detail) published, in order.
-- InMemoryReports: the reports database, merging order rows with reports.domain's rule, as the SQL does.
+order.service:
+- InMemoryOrderStore (OrderStore): conditional writes on status and version, as order.store does;
+  `crash_before` makes the named method raise once, as a function dying at that point would;
+  `writers_before_replace` run, one per replace, just before it: another writer winning the race.
+- InMemoryCatalog (Catalog): a fixed product list.
+- InMemoryPayments (PaymentGateway): Stripe as the order service uses it, honouring idempotency keys as
+  Stripe does (the same key answers the first result), keyed by order.payments' own key functions; it
+  also renders the Stripe events a payment sends.
+- RecordingPublisher (Publish): the bus; keeps every (detail type, detail) published, in order.
+fulfilment.service:
+- InMemoryFulfilmentStore (FulfilmentStore): every write conditional and a no-op when done, as
+  fulfilment.store's are; `crash_before` as above.
+reports.service:
+- InMemoryReportsStore (ReportsStore): rows merged by reports.domain's precedence and totals by its
+  revenue rule, as the SQL does (tests/sql/test_reports_event_order.py holds the SQL to the same result).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
-from order.payments import PaymentIntent, payment_intent_idempotency_key, refund_idempotency_key
-from order.store import OrderStore, Page
-from reports.domain import REVENUE_STATUSES, order_rows, supersedes
-from shared.events import DetailType, EventDetail, OrderSnapshot, OrderStatus, StoreEvent, parse_store_event
+from fulfilment.domain import DispatchLine, DispatchStatus, FulfilmentStatus, ItemStatus, OrderRecord
+from fulfilment.service import FulfilmentStore
+from order.domain import Product
+from order.payments import payment_intent_idempotency_key, refund_idempotency_key
+from order.service import Catalog, OrderService, OrderStore, Page, PaymentGateway, PaymentIntent
+from reports.domain import OrderRow, counts_as_revenue, supersedes
+from reports.service import ReportsStore
+from shared.events import (
+    SOURCE_OF,
+    DetailType,
+    EventDetail,
+    ItemKind,
+    OrderSnapshot,
+    OrderStatus,
+    StoreEvent,
+    parse_store_event,
+)
 
 
 def at_epoch(seconds: int) -> datetime:
@@ -34,16 +57,24 @@ class InjectedCrash(RuntimeError):
     """The function died here (injected by a test)."""
 
 
-class InMemoryOrderStore(OrderStore):
-    def __init__(self) -> None:  # no table: everything lives in `orders`
-        self.orders: dict[str, OrderSnapshot] = {}
-        self.history: dict[str, list[OrderStatus]] = defaultdict(list)  # every status each order had
-        self.crash_before: set[str] = set()
+class _Crashes:
+    crash_before: set[str]
 
     def _maybe_crash(self, operation: str) -> None:
         if operation in self.crash_before:
             self.crash_before.discard(operation)
             raise InjectedCrash(f"injected: the function died before {operation}")
+
+
+# --- order ----------------------------------------------------------------------------------------------
+
+
+class InMemoryOrderStore(_Crashes, OrderStore):
+    def __init__(self) -> None:
+        self.orders: dict[str, OrderSnapshot] = {}
+        self.history: dict[str, list[OrderStatus]] = defaultdict(list)  # every status each order had
+        self.crash_before = set()
+        self.writers_before_replace: list[Callable[[InMemoryOrderStore], None]] = []
 
     def create(self, order: OrderSnapshot) -> None:
         self._maybe_crash("create")
@@ -54,8 +85,15 @@ class InMemoryOrderStore(OrderStore):
     def get(self, order_id: str) -> OrderSnapshot | None:
         return self.orders.get(order_id)
 
+    def put(self, order: OrderSnapshot) -> None:
+        """Another writer's unconditional write (a test's race)."""
+        self.orders[order.orderId] = order
+        self.history[order.orderId].append(order.status)
+
     def replace(self, before: OrderSnapshot, after: OrderSnapshot) -> bool:
         self._maybe_crash("replace")
+        if self.writers_before_replace:
+            self.writers_before_replace.pop(0)(self)
         current = self.orders.get(before.orderId)
         if current is None or (current.status, current.version) != (before.status, before.version):
             return False
@@ -81,7 +119,15 @@ class InMemoryOrderStore(OrderStore):
 
 
 @dataclass
-class InMemoryPayments:
+class InMemoryCatalog(Catalog):
+    items: dict[str, Product] = field(default_factory=dict)
+
+    def products(self, product_ids: Iterable[str]) -> dict[str, Product]:
+        return {product_id: self.items[product_id] for product_id in product_ids if product_id in self.items}
+
+
+@dataclass
+class InMemoryPayments(PaymentGateway):
     """Stripe's PaymentIntents and Refunds; a request with a key already used answers the first result."""
 
     intents: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -98,7 +144,13 @@ class InMemoryPayments:
         key = payment_intent_idempotency_key(order_id)
         if key not in self._answered:
             intent_id = self._next("pi")
-            self.intents[intent_id] = {"id": intent_id, "amount": amount, "currency": currency}
+            self.intents[intent_id] = {
+                "id": intent_id,
+                "object": "payment_intent",
+                "amount": amount,
+                "currency": currency,
+                "metadata": {"orderId": order_id, "customerId": customer_id},
+            }
             self._answered[key] = intent_id
         intent_id = self._answered[key]
         return PaymentIntent(id=intent_id, client_secret=f"{intent_id}_secret")
@@ -113,6 +165,18 @@ class InMemoryPayments:
 
     def refunds_of(self, payment_intent_id: str) -> int:
         return sum(refund["payment_intent"] == payment_intent_id for refund in self.refunds.values())
+
+    def event(self, event_type: str, intent_id: str, **changes: Any) -> dict[str, Any]:
+        """The Stripe event `event_type` of the intent, as the webhook consumer verifies it: the intent
+        with `amount_received` as Stripe reports it (the whole amount on success), and `changes`."""
+        intent = self.intents[intent_id]
+        received = intent["amount"] if event_type == "payment_intent.succeeded" else 0
+        return {
+            "id": self._next("evt"),
+            "object": "event",
+            "type": event_type,
+            "data": {"object": {**intent, "amount_received": received, **changes}},
+        }
 
 
 @dataclass
@@ -133,28 +197,30 @@ class RecordingPublisher:
         return seen
 
 
-@dataclass
-class InMemoryReports:
-    """The reports database's orders: one row per order, merged as reports.queries.UPSERT_ORDERS merges
-    them (tests/sql/test_reports_event_order.py holds the SQL to the same rule)."""
+MUG = Product("mug", "Enamel camp mug", ItemKind.PHYSICAL, 2450, "nzd")
 
-    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def consume(self, batch: Iterable[StoreEvent]) -> None:
-        for row in order_rows(batch):
-            current = self.rows.get(row["order_id"])
-            if current is None or supersedes(row, current):
-                self.rows[row["order_id"]] = row
-
-    def revenue(self) -> int:
-        counted = {status.value for status in REVENUE_STATUSES}
-        return sum(row["gross_amount"] for row in self.rows.values() if row["status"] in counted)
+def order_service_over(
+    store: InMemoryOrderStore,
+    payments: InMemoryPayments,
+    bus: RecordingPublisher,
+    clock: Callable[[], datetime],
+) -> OrderService:
+    """The order service as the API wires it (every port; nzd at 15 % tax), over in-memory adapters and a
+    catalog of one product, MUG."""
+    return OrderService(
+        orders=store,
+        publish=bus,
+        catalog=InMemoryCatalog({MUG.productId: MUG}),
+        payments=lambda: payments,
+        tax_rate=Decimal("0.15"),
+        currency="nzd",
+        clock=clock,
+    )
 
 
 def bus_envelope(detail_type: DetailType, detail: EventDetail) -> StoreEvent:
-    """The event as a subscriber's queue delivers it."""
-    from shared.events import SOURCE_OF
-
+    """The event as a subscriber's queue delivers it (through its JSON, as the consumers read it)."""
     return parse_store_event(
         StoreEvent.model_validate(
             {
@@ -166,3 +232,144 @@ def bus_envelope(detail_type: DetailType, detail: EventDetail) -> StoreEvent:
             }
         ).model_dump_json(by_alias=True)
     )
+
+
+# --- fulfilment -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _StoredOrder:
+    status: FulfilmentStatus
+    snapshot: OrderSnapshot | None = None
+    fulfilled_at: datetime | None = None
+    published: bool = False
+    cancelled: bool = False
+
+    def record(self, order_id: str) -> OrderRecord:
+        return OrderRecord(
+            order_id, self.status, self.snapshot, self.fulfilled_at, self.published, self.cancelled
+        )
+
+
+@dataclass
+class StoredItem:
+    status: ItemStatus
+    delivery: str | None = None  # the download token of a digital line
+    dispatch: bool = False  # a physical line, part of the dispatch request
+
+
+@dataclass
+class InMemoryFulfilmentStore(_Crashes, FulfilmentStore):
+    orders: dict[str, _StoredOrder] = field(default_factory=dict)
+    items: dict[str, dict[int, StoredItem]] = field(default_factory=lambda: defaultdict(dict))
+    dispatches: dict[str, DispatchStatus] = field(default_factory=dict)
+    crash_before: set[str] = field(default_factory=set)
+
+    def begin(self, order: OrderSnapshot, now: datetime) -> OrderRecord | None:
+        self._maybe_crash("begin")
+        if order.orderId in self.orders:
+            return self.orders[order.orderId].record(order.orderId)
+        self.orders[order.orderId] = _StoredOrder(FulfilmentStatus.FULFILLING, snapshot=order)
+        return None
+
+    def add_items(self, order: OrderSnapshot, now: datetime) -> None:
+        self._maybe_crash("add_items")
+        for index in range(len(order.items)):
+            self.items[order.orderId].setdefault(index, StoredItem(ItemStatus.PENDING))
+
+    def request_dispatch(self, order_id: str, lines: Sequence[DispatchLine], now: datetime) -> bool:
+        self._maybe_crash("request_dispatch")
+        stored = self.orders.get(order_id)
+        if stored is None or stored.cancelled:
+            return False
+        self.dispatches.setdefault(order_id, DispatchStatus.REQUESTED)
+        return True
+
+    def _process(self, order_id: str, index: int, **done: Any) -> None:
+        item = self.items[order_id][index]
+        if item.status is ItemStatus.PENDING:
+            self.items[order_id][index] = StoredItem(ItemStatus.PROCESSED, **done)
+
+    def deliver(self, order_id: str, index: int, download_token: str, now: datetime) -> None:
+        self._maybe_crash("deliver")
+        self._process(order_id, index, delivery=download_token)
+
+    def mark_dispatch_requested(self, order_id: str, index: int, now: datetime) -> None:
+        self._maybe_crash("mark_dispatch_requested")
+        self._process(order_id, index, dispatch=True)
+
+    def item_statuses(self, order_id: str) -> dict[int, ItemStatus]:
+        return {index: item.status for index, item in self.items[order_id].items()}
+
+    def mark_fulfilled(self, order_id: str, now: datetime) -> OrderRecord:
+        self._maybe_crash("mark_fulfilled")
+        stored = self.orders[order_id]
+        stored.status = FulfilmentStatus.FULFILLED
+        stored.fulfilled_at = stored.fulfilled_at or now
+        return stored.record(order_id)
+
+    def mark_published(self, order_id: str, now: datetime) -> None:
+        self._maybe_crash("mark_published")
+        self.orders[order_id].published = True
+
+    def mark_cancelled(self, order_id: str, version: int, now: datetime) -> OrderRecord | None:
+        self._maybe_crash("mark_cancelled")
+        before = self.orders.get(order_id)
+        before_record = before.record(order_id) if before is not None else None
+        if before is None:
+            self.orders[order_id] = _StoredOrder(FulfilmentStatus.CANCELLED, cancelled=True)
+        else:
+            before.cancelled = True
+        return before_record
+
+    def stop_dispatch(self, order_id: str, now: datetime) -> DispatchStatus | None:
+        self._maybe_crash("stop_dispatch")
+        status = self.dispatches.get(order_id)
+        if status is DispatchStatus.REQUESTED:
+            self.dispatches[order_id] = DispatchStatus.STOPPED
+        return status
+
+
+# --- reports --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class InMemoryReportsStore(ReportsStore):
+    """The reports database's orders: one row per order, merged as store.UPSERT_ORDERS merges them (the
+    row of highest precedence; a confirmation time only moves earlier)."""
+
+    rows: dict[str, OrderRow] = field(default_factory=dict)
+    confirmed_at: dict[str, datetime] = field(default_factory=dict)
+
+    def upsert_orders(self, rows: Sequence[OrderRow]) -> dict[str, int]:
+        changed = 0
+        for row in rows:
+            current = self.rows.get(row["order_id"])
+            if current is None or supersedes(row, current):
+                self.rows[row["order_id"]] = row
+                changed += 1
+            if row["confirmed_at"] is not None:
+                confirmed = datetime.fromisoformat(row["confirmed_at"])
+                earlier = self.confirmed_at.get(row["order_id"], confirmed)
+                self.confirmed_at[row["order_id"]] = min(earlier, confirmed)
+        return {"received": len(rows), "changed": changed}
+
+    def monthly_totals(self, months: Sequence[date], currency: str) -> dict[date, dict[str, int]]:
+        totals: dict[date, dict[str, int]] = {}
+        for order_id, row in self.rows.items():
+            confirmed = self.confirmed_at.get(order_id)
+            if confirmed is None or row["currency"] != currency or not counts_as_revenue(row["status"]):
+                continue
+            month = confirmed.astimezone(UTC).date().replace(day=1)
+            if not min(months) <= month <= max(months):
+                continue
+            line = totals.setdefault(
+                month, {"order_count": 0, "net_amount": 0, "tax_amount": 0, "gross_amount": 0}
+            )
+            line["order_count"] += 1
+            for amount in ("net_amount", "tax_amount", "gross_amount"):
+                line[amount] += row[amount]
+        return totals
+
+    def revenue(self) -> int:
+        return sum(row["gross_amount"] for row in self.rows.values() if counts_as_revenue(row["status"]))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 @dataclass
@@ -23,3 +26,8 @@ class FakeContext:
         """Stands in for time.sleep: the time passes for the function, not for the test."""
         self.slept.append(seconds)
         self.remaining_seconds -= seconds
+
+
+def lambda_context() -> LambdaContext:
+    """A FakeContext, typed as the handlers take it."""
+    return cast(LambdaContext, FakeContext())

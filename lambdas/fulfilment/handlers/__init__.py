@@ -1,0 +1,1 @@
+"""The fulfilment service's Lambda handlers: one module per function, each thin."""

@@ -1,0 +1,48 @@
+"""The fulfilment service's composition root: what its consumer reads from its environment, and the use
+cases and idempotency store built from it on first use, then reused by warm invocations. Nothing is
+built at import time, so the clients bind to the endpoints and credentials the function runs with."""
+
+from __future__ import annotations
+
+from functools import cache, partial
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+from pydantic import BaseModel
+
+from fulfilment.service import FulfilmentService
+from fulfilment.store import FulfilmentTable
+from shared.bus import publish
+from shared.settings import load
+
+
+class ConsumerSettings(BaseModel):
+    FULFILMENT_TABLE: str
+    IDEMPOTENCY_TABLE: str
+    EVENT_BUS_NAME: str
+
+
+# Handler string (as services/fulfilment.py deploys it) → what that function reads from its environment.
+SETTINGS: dict[str, type[BaseModel]] = {"fulfilment.handlers.consumer.handler": ConsumerSettings}
+
+
+@cache
+def _dynamodb() -> Any:
+    return boto3.client("dynamodb")
+
+
+@cache
+def fulfilment_service() -> FulfilmentService:
+    settings = load(ConsumerSettings)
+    return FulfilmentService(
+        FulfilmentTable(_dynamodb(), settings.FULFILMENT_TABLE),
+        partial(publish, boto3.client("events"), settings.EVENT_BUS_NAME),
+    )
+
+
+@cache
+def idempotency() -> DynamoDBPersistenceLayer:
+    return DynamoDBPersistenceLayer(
+        table_name=load(ConsumerSettings).IDEMPOTENCY_TABLE, boto3_client=_dynamodb()
+    )

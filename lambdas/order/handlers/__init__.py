@@ -1,0 +1,1 @@
+"""The order service's Lambda handlers: one module per function, each thin."""

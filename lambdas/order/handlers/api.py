@@ -1,0 +1,227 @@
+"""The storefront REST API (stage /v1), behind the Cognito authorizer: each route parses its request,
+calls one use case of order.service and answers.
+
+POST /orders · GET /orders · GET /orders/{id} · POST /orders/{id}/cancel. Validation and the OpenAPI
+document come from Powertools' resolver (docs/openapi.json is generated from it)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import UnauthorizedError
+from aws_lambda_powertools.event_handler.openapi.params import Header, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
+
+from order import wiring
+from order.domain import MAX_LINES, MAX_QUANTITY, DomainError, Line
+from order.service import PaymentProviderError
+from shared.events import OrderSnapshot
+from shared.http import COMMON_ERRORS, error_response, json_response, rest_resolver, unsupported_media_type
+from shared.idempotency import IdempotentStep
+from shared.observability import logger, metrics, tracer
+
+app = rest_resolver()
+# How long a client waits before retrying a create whose Idempotency-Key is still in use: a create
+# takes well under a second (one Stripe call, one write).
+RETRY_AFTER_SECONDS = 1
+
+# A retried POST /orders with the same Idempotency-Key returns the first answer for a day.
+CREATE_IDEMPOTENCY = IdempotencyConfig(
+    event_key_jmespath="[customerId, idempotencyKey]",
+    payload_validation_jmespath="items",
+    expires_after_seconds=24 * 3600,
+)
+CREATE_ONCE = IdempotentStep("order.api.create_once", "request", CREATE_IDEMPOTENCY)
+
+
+# Strict: the JSON types the schema declares, no coercion ("2" and true are not a quantity of 2 and 1).
+class LineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    productId: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+
+
+class CreateOrderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    items: list[LineIn] = Field(min_length=1, max_length=MAX_LINES)
+
+
+class PaymentIntentOut(BaseModel):
+    id: str
+    clientSecret: str
+
+
+class CreatedOrderOut(BaseModel):
+    order: OrderSnapshot
+    paymentIntent: PaymentIntentOut
+
+
+class OrderPageOut(BaseModel):
+    orders: list[OrderSnapshot]
+    cursor: str | None = Field(description="Pass as ?cursor= for the next page; absent on the last page")
+
+
+class Caller(BaseModel):
+    sub: str
+    email: str | None = None
+
+
+def caller() -> Caller:
+    claims: dict[str, Any] = app.current_event.request_context.authorizer.claims or {}
+    if not claims.get("sub"):
+        raise UnauthorizedError("no authenticated customer")
+    return Caller(sub=claims["sub"], email=claims.get("email"))
+
+
+def create(request: dict[str, Any]) -> dict[str, Any]:
+    order, intent = wiring.api_service().create(
+        request["customerId"], request["email"], [Line(**line) for line in request["items"]]
+    )
+    return CreatedOrderOut(
+        order=order, paymentIntent=PaymentIntentOut(id=intent.id, clientSecret=intent.client_secret)
+    ).model_dump(mode="json")
+
+
+NOT_JSON = error_response("The body is not declared application/json")
+NOT_FOUND = error_response("No such order of the caller's (another customer's order is not found either)")
+PAYMENT_PROVIDER_DOWN = error_response("Stripe is unavailable; retry (with the same Idempotency-Key)")
+
+
+@app.post(
+    "/orders",
+    summary="Create an order and its Stripe PaymentIntent",
+    responses={
+        201: {
+            "description": "The order and its PaymentIntent",
+            "content": {"application/json": {"model": CreatedOrderOut}},
+        },
+        400: error_response(
+            "The body is not JSON, or the order cannot be priced (unknown or repeated product)"
+        ),
+        409: error_response(
+            "A request with this Idempotency-Key is still in progress; retry after Retry-After"
+        ),
+        415: NOT_JSON,
+        422: error_response(
+            "The body does not match the schema, or the Idempotency-Key was used with another body"
+        ),
+        502: PAYMENT_PROVIDER_DOWN,
+        **COMMON_ERRORS,
+    },
+)
+def create_order(
+    body: CreateOrderIn,
+    idempotency_key: Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", max_length=128, description="Retry safely with the same key"),
+    ] = None,
+) -> Response[CreatedOrderOut]:
+    who = caller()
+    request = {
+        "customerId": who.sub,
+        "email": who.email,
+        "idempotencyKey": idempotency_key,
+        "items": [line.model_dump() for line in body.items],
+    }
+    if idempotency_key:
+        created = CREATE_ONCE.run(create, request, wiring.api_idempotency())
+    else:
+        created = create(request=request)
+    metrics.add_metric(name="OrderCreated", unit="Count", value=1)
+    return json_response(201, created)
+
+
+@app.get(
+    "/orders",
+    summary="The caller's orders of the last 6 months, newest first",
+    responses={
+        200: {"description": "One page of orders", "content": {"application/json": {"model": OrderPageOut}}},
+        400: error_response("The cursor is not one this customer was given"),
+        422: error_response("limit or cursor out of range"),
+        **COMMON_ERRORS,
+    },
+)
+def list_orders(
+    limit: Annotated[int, Query(ge=1, le=50)] = 20,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> OrderPageOut:
+    page = wiring.api_service().recent_orders(caller().sub, limit, cursor)
+    return OrderPageOut(orders=page.orders, cursor=page.cursor)
+
+
+@app.get(
+    "/orders/<order_id>",
+    summary="One of the caller's orders",
+    responses={
+        200: {"description": "The order", "content": {"application/json": {"model": OrderSnapshot}}},
+        404: NOT_FOUND,
+        **COMMON_ERRORS,
+    },
+)
+def get_order(order_id: str) -> OrderSnapshot:
+    return wiring.api_service().own_order(caller().sub, order_id)
+
+
+@app.post(
+    "/orders/<order_id>/cancel",
+    summary="Cancel a paid, physical-only order and refund it",
+    responses={
+        200: {
+            "description": "The cancelled order, with its refund",
+            "content": {"application/json": {"model": OrderSnapshot}},
+        },
+        404: NOT_FOUND,
+        409: error_response("The order cannot be cancelled (not paid, fulfilled, or with digital items)"),
+        415: NOT_JSON,
+        502: PAYMENT_PROVIDER_DOWN,
+        **COMMON_ERRORS,
+    },
+)
+def cancel_order(order_id: str) -> OrderSnapshot:
+    return wiring.api_service().cancel(caller().sub, order_id)
+
+
+@app.exception_handler(DomainError)
+def refused(error: DomainError) -> Response[Any]:
+    return json_response(error.status_code, {"message": error.message})
+
+
+@app.exception_handler(IdempotencyValidationError)
+def reused_key(error: IdempotencyValidationError) -> Response[Any]:
+    return json_response(422, {"message": "this Idempotency-Key was already used with a different order"})
+
+
+@app.exception_handler(IdempotencyAlreadyInProgressError)
+def key_in_use(error: IdempotencyAlreadyInProgressError) -> Response[Any]:
+    # As Stripe answers a key whose first request is still running ("Idempotent requests",
+    # https://docs.stripe.com/api/idempotent_requests): a conflict, safe to retry, nothing created twice.
+    return Response(
+        status_code=409,
+        content_type=content_types.APPLICATION_JSON,
+        body={"message": "a request with this Idempotency-Key is still in progress; retry shortly"},
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+@app.exception_handler(PaymentProviderError)
+def payment_provider_down(error: PaymentProviderError) -> Response[Any]:
+    logger.warning("payment provider failed", extra={"error": str(error)})
+    return json_response(
+        502, {"message": "the payment provider is unavailable; retry with the same Idempotency-Key"}
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    CREATE_IDEMPOTENCY.register_lambda_context(context)
+    return unsupported_media_type(event) or app.resolve(event, context)

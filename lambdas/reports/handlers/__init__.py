@@ -1,0 +1,1 @@
+"""The reports service's Lambda handlers: one module per function, each thin."""

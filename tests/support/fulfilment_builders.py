@@ -1,0 +1,72 @@
+"""Order events as fulfilment receives them: confirmed (PAID) snapshots, their OrderConfirmed and
+OrderCancelled details, and raw envelopes for events the bus would never route to the consumer."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.events import EventDetail, ItemKind, OrderItem, OrderSnapshot, OrderStatus
+
+REGION = "ap-southeast-2"
+CONFIRMED_AT = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+
+
+def order(order_id: str, *kinds: ItemKind, version: int = 2) -> OrderSnapshot:
+    """A confirmed (PAID) order with one line per kind given."""
+    items = [
+        OrderItem(
+            productId=f"product-{index}",
+            productName=f"{kind.value} product {index}",
+            kind=kind,
+            quantity=index + 1,
+            unitAmount=1000 * (index + 1),
+        )
+        for index, kind in enumerate(kinds)
+    ]
+    net = sum(item.quantity * item.unitAmount for item in items)
+    tax = (net * 15 + 50) // 100
+    return OrderSnapshot(
+        orderId=order_id,
+        customerId="customer-1",
+        receiptEmail="buyer@example.com",
+        items=items,
+        netAmount=net,
+        taxAmount=tax,
+        grossAmount=net + tax,
+        currency="nzd",
+        status=OrderStatus.PAID,
+        paymentIntentId=f"pi_{order_id}",
+        createdAt=CONFIRMED_AT,
+        updatedAt=CONFIRMED_AT,
+        version=version,
+    )
+
+
+def confirmed(snapshot: OrderSnapshot) -> EventDetail:
+    return EventDetail(eventId=f"{snapshot.orderId}:paid", occurredAt=CONFIRMED_AT, order=snapshot)
+
+
+def cancelled(snapshot: OrderSnapshot) -> EventDetail:
+    return EventDetail(
+        eventId=f"{snapshot.orderId}:cancelled",
+        occurredAt=CONFIRMED_AT,
+        order=snapshot.model_copy(update={"status": OrderStatus.CANCELLED, "version": snapshot.version + 1}),
+    )
+
+
+def envelope(detail_type: str, detail: dict[str, Any], source: str = "tbs.order") -> str:
+    """An EventBridge envelope as an SQS body, for events the bus would never route to the consumer."""
+    return json.dumps(
+        {
+            "version": "0",
+            "id": "envelope-1",
+            "detail-type": detail_type,
+            "source": source,
+            "time": "2026-11-24T10:00:00Z",
+            "region": REGION,
+            "resources": [],
+            "detail": detail,
+        }
+    )
