@@ -5,18 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
 
 from components.alarms import function_alarms
 from components.iam import Statement, allow, service_role
+from project_paths import LAMBDAS_DIR
 
 LAMBDA_RUNTIME = "python3.13"
 LAMBDA_ARCHITECTURE = "arm64"
 METRICS_NAMESPACE = "TheBetterStore"
-LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
 # What a handler package may ship: code, SQL migrations and data files. Never caches or tests.
 _SHIPPED_SUFFIXES = {".py", ".sql", ".json"}
 

@@ -13,10 +13,9 @@ import pulumi_aws as aws
 from components.function import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, FunctionArgs
 from components.iam import Statement, allow, assume_role_policy
 from components.rest_api import RestApi, RestApiArgs, Throttle
+from project_paths import LAYER_ZIP
 from services.config import StackConfig
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-LAYER_ZIP = PROJECT_ROOT / "build" / "layer.zip"  # written by `make package`
 EVENT_SOURCES = ["tbs.order", "tbs.fulfilment"]
 API_GATEWAY_LOGS_POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
 

@@ -10,7 +10,7 @@ import pulumi_aws as aws
 
 from components.dashboard import DashboardBuilder
 from components.event_subscription import EventSubscription, EventSubscriptionArgs
-from components.function import LAMBDAS_DIR, ServiceFunction, lambda_code
+from components.function import ServiceFunction, lambda_code
 from components.iam import Statement, allow
 from components.idempotent_consumer import (
     IdempotentConsumer,
@@ -19,11 +19,11 @@ from components.idempotent_consumer import (
 )
 from components.rest_api import STAGE_NAME
 from components.serverless_db import ServerlessDb, ServerlessDbArgs
+from project_paths import MIGRATIONS_DIR
 from services.config import StackConfig
 from services.platform import Platform
 
 CONSUMER_TIMEOUT_SECONDS = 60
-MIGRATIONS_DIR = LAMBDAS_DIR / "reports" / "migrations"
 # An Aurora resume takes seconds to a minute; at 6 × 60 s visibility per receive, 10 receives give a
 # paused cluster ~1 hour to answer before a batch could dead-letter.
 REPORTS_MAX_RECEIVE_COUNT = 10

@@ -9,7 +9,7 @@ import moto  # noqa: F401
 import pulumi
 import pytest
 
-from tools.recording import RecordingMocks
+from runtimes.recording import RecordingMocks
 
 # Never let a test reach real AWS: fake credentials and a region, set before boto3 is imported anywhere.
 for variable, value in {
@@ -25,7 +25,7 @@ for variable, value in {
 os.environ.pop("AWS_PROFILE", None)
 
 # Mocks first: a resource constructed before set_mocks would talk to no engine and check nothing.
-# Each recording (tools.recording.record) then installs its own fresh mocks and root stack.
+# Each recording (runtimes.recording.record) then installs its own fresh mocks and root stack.
 pulumi.runtime.set_mocks(RecordingMocks("ap-southeast-2"), project="tbs", stack="test", preview=True)
 
 

@@ -1,4 +1,4 @@
-"""The architecture diagram, generated from the recorded resource graph (tools/recording.py), never drawn.
+"""The architecture diagram, generated from the recorded resource graph (runtimes/recording.py), never drawn.
 
     python -m tools.diagram            rewrite docs/architecture.md (Mermaid)
     python -m tools.diagram --svg      … and render docs/architecture.svg with Graphviz (`make diagram`)
@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 
 from policy import rules
 from policy.rules import Graph, dead_letter_queue_arns
-from tools.recording import PROJECT_ROOT, Recorded, Recording, record
+from project_paths import DOCS_DIR
+from runtimes.recording import Recorded, Recording, record
 
 DIAGRAM_STACK = "dev"
-DOCS = PROJECT_ROOT / "docs"
-MARKDOWN_FILE = DOCS / "architecture.md"
-SVG_FILE = DOCS / "architecture.svg"
+MARKDOWN_FILE = DOCS_DIR / "architecture.md"
+SVG_FILE = DOCS_DIR / "architecture.svg"
 
 EVENT_BUS = "aws:cloudwatch/eventBus:EventBus"
 EVENT_RULE = "aws:cloudwatch/eventRule:EventRule"

@@ -22,10 +22,10 @@ import pulumi
 from pulumi.output import Unknown
 
 from policy.rules import RULES, Graph
+from project_paths import PROJECT_ROOT, SNAPSHOT_DIR
+from runtimes.recording import Recorded, Recording, known_stacks, record
 from services.config import CONFIG_KEYS, ConfigError
-from tools.recording import PROJECT_ROOT, Recorded, Recording, known_stacks, record
 
-SNAPSHOT_DIR = PROJECT_ROOT / "tests" / "infra" / "snapshots"
 SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"  # noqa: S105 - Pulumi marks secrets with it
 DIGEST_ONLY = {"dashboardBody"}  # machine-made and long: a digest still shows that it changed
 

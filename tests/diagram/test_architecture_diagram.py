@@ -9,8 +9,8 @@ import copy
 import pytest
 
 from policy import rules
+from runtimes.recording import Recording, record
 from tools import diagram
-from tools.recording import Recording, record
 
 
 @pytest.fixture(scope="module")

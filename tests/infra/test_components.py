@@ -17,9 +17,9 @@ from components.rest_api import RestApi, RestApiArgs, Throttle
 from components.serverless_db import ServerlessDb, ServerlessDbArgs
 from components.webhook_queue import WebhookQueue, WebhookQueueArgs
 from policy.rules import RULES, Graph, check
+from runtimes.recording import ACCOUNT_ID, Recorded, Recording, record
 from tests.infra.components_fixtures import TOPIC_ARN, function_args, program, source_queue
 from tests.support.apigateway import webhook_message_body
-from tools.recording import ACCOUNT_ID, Recorded, Recording, record
 
 
 def statements_of(recording: Recording) -> list[dict[str, Any]]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from runtimes.recording import Recording, known_stacks
 from tools.preview import render, snapshot_path
-from tools.recording import Recording, known_stacks
 
 
 def test_every_stack_file_has_a_snapshot() -> None:
@@ -27,7 +27,7 @@ def test_snapshot_is_current(recordings: dict[str, Recording], name: str) -> Non
 
 
 def test_render_is_deterministic(recordings: dict[str, Recording]) -> None:
-    from tools.recording import record
+    from runtimes.recording import record
 
     assert render(record("dev")) == render(recordings["dev"])
 

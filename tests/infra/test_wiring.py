@@ -7,7 +7,7 @@ from typing import Any
 
 from order.store import CUSTOMER_INDEX
 from order.wiring import OrderSettings
-from tools.recording import Recording
+from runtimes.recording import Recording
 
 FUNCTION = "aws:lambda/function:Function"
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from runtimes.recording import OFFLINE_SECRETS
 from tests.support.fake_pulumi import (
     CLI_VERSION,
     EXIT_AUTHENTICATION,
@@ -16,7 +17,6 @@ from tests.support.fake_pulumi import (
     FakePulumi,
 )
 from tools import preflight
-from tools.recording import OFFLINE_SECRETS
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = "acme/tbs/dev"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from localcloud import bench
 from localcloud.worker import COUNT_AWS_CALLS_ENV
-from tools import bench
 
 ROOT = Path(__file__).resolve().parents[2]
 # A handler that makes one AWS call to a closed loopback port (it fails fast; the call still counts).

@@ -1,6 +1,7 @@
-"""Runtime 2 of DESIGN.md §2: the real program under Pulumi mocks that record every resource.
+"""The recording mocks (docs/design.md §2): the real program under Pulumi mocks that record every resource.
 
-Used by the infra tests (invariants, snapshots) and by `make preview` (the offline preview). Each run
+Used by the infra tests (invariants, snapshots), the policy pack's tests, `make preview` (the offline
+preview), `make diagram`, and, through the materialising mocks (materialize.py), the local cloud. Each run
 starts a fresh root stack, config and monitor, so stacks never leak into each other."""
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -17,7 +17,8 @@ import yaml
 from pulumi.runtime import settings
 from pulumi.runtime.mocks import MockMonitor
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from project_paths import PROJECT_ROOT, stack_file
+
 PROJECT = "tbs"
 ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "ap-southeast-2"
@@ -222,7 +223,7 @@ class RecordingMonitor(MockMonitor):
 
 def stack_config(stack: str) -> dict[str, str]:
     """The stack file's config as the engine passes it to a program: every value a string."""
-    path = PROJECT_ROOT / f"Pulumi.{stack}.yaml"
+    path = stack_file(stack)
     if not path.is_file():
         raise FileNotFoundError(f"no stack file {path.name}: known stacks are {known_stacks()}")
     document = yaml.safe_load(path.read_text()) or {}
