@@ -55,10 +55,14 @@ class FunctionArgs:
     description: str = ""
 
 
-class ServiceFunction(pulumi.ComponentResource):
+class Function(pulumi.ComponentResource):
     function: aws.lambda_.Function
+    function_name: pulumi.Output[str]
+    function_arn: pulumi.Output[str]
     log_group: aws.cloudwatch.LogGroup
     role: aws.iam.Role
+    alarms: list[aws.cloudwatch.MetricAlarm]
+    timeout_seconds: int
 
     def __init__(self, name: str, args: FunctionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("tbs:components:Function", name, None, opts)
@@ -111,5 +115,6 @@ class ServiceFunction(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[execution_role.policy]),
         )
-        self.alarms = function_alarms(name, self.function.name, args.alarm_topic_arn, parent=self)
-        self.register_outputs({"functionName": self.function.name, "functionArn": self.function.arn})
+        self.function_name, self.function_arn = self.function.name, self.function.arn
+        self.alarms = function_alarms(name, self.function_name, args.alarm_topic_arn, parent=self)
+        self.register_outputs({"functionName": self.function_name, "functionArn": self.function_arn})

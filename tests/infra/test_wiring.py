@@ -23,8 +23,14 @@ def required(model: type[Any]) -> set[str]:
 
 def test_order_functions_get_the_environment_their_code_reads(stack: Recording) -> None:
     extra = {
-        "order.api.handler": {"PRODUCTS_TABLE", "STRIPE_API_KEY_SECRET_ARN", "CURRENCY", "TAX_RATE"},
-        "order.payment_events.handler": {"STRIPE_WEBHOOK_SECRET_ARN"},
+        "order.api.handler": {
+            "PRODUCTS_TABLE",
+            "STRIPE_API_KEY_SECRET_ARN",
+            "CURRENCY",
+            "TAX_RATE",
+            "IDEMPOTENCY_TABLE",
+        },
+        "order.payment_events.handler": {"STRIPE_WEBHOOK_SECRET_ARN", "IDEMPOTENCY_TABLE"},
         "order.fulfilled_events.handler": set(),
     }
     for handler, needs in extra.items():
