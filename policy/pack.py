@@ -48,8 +48,8 @@ from policy.rules import RULES, Graph, Rule
 from project_paths import PROJECT_ROOT
 
 PACK_NAME = "tbs-invariants"
-# Rules whose findings about a resource depend on that resource alone (tests/policy proves it on both
-# stacks, with each kind of resource removed or emptied): they hold before apply.
+# Rules whose findings about a resource depend on that resource alone (tests/infra/test_policy_pack.py proves
+# it on both stacks, with each kind of resource removed or emptied): they hold before apply.
 RESOURCE_RULES = frozenset(
     {
         "aurora_scales_to_zero_behind_the_data_api",

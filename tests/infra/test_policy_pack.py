@@ -24,12 +24,7 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown
 
 from policy import pack, rules
 from project_paths import PROJECT_ROOT
-from runtimes.recording import Recorded, Recording, record
-
-
-@pytest.fixture(scope="module")
-def recordings() -> dict[str, Recording]:
-    return {stack: record(stack) for stack in ("dev", "prod")}
+from runtimes.recording import Recorded, Recording
 
 
 def preview_args(resources: list[Recorded]) -> StackValidationArgs:
