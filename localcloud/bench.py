@@ -49,7 +49,7 @@ IMPORT_TIMER = (
     "print(elapsed, ','.join(m for m in {heavy!r} if m in sys.modules))\n"
 )
 
-# What one order's life needs at the least, by design (DESIGN.md §4: conditional writes on the order's
+# What one order's life needs at the least, by design (docs/design.md §4: conditional writes on the order's
 # version, payment events idempotent by Stripe event id, fulfilment's dispatch request in one transaction,
 # one Data API round trip per reports batch), per function and call, on warm containers: a cold container
 # also reads its secret once (order-api, order-payment-events), then caches it.
