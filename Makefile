@@ -103,7 +103,7 @@ diagram: install
 
 # Performance figures (a few minutes; not part of `make test`): printed and written to docs/performance.md.
 bench: install
-	$(BIN)/python -m tools.bench
+	$(BIN)/python -m localcloud.bench
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,6 @@
 """`make bench`: the project's performance figures, printed and written to docs/performance.md.
 
-    python -m tools.bench [--runs 7] [--orders 10] [--skip-tests]
+    python -m localcloud.bench [--runs 7] [--orders 10] [--skip-tests]
 
 Cold imports (each handler module vs a bare `import boto3, pydantic`, median of --runs fresh interpreters),
 package sizes (each service's code zip as the program builds it, the dependency layer), the test-suite
@@ -31,11 +31,10 @@ from typing import Any
 from unittest import mock
 
 from policy import rules
-from tools.recording import PROJECT_ROOT, Recorded, record
+from project_paths import DOCS_DIR, LAMBDAS_DIR, LAYER_ZIP, PROJECT_ROOT
+from runtimes.recording import Recorded, record
 
-PERFORMANCE_FILE = PROJECT_ROOT / "docs" / "performance.md"
-LAYER_ZIP = PROJECT_ROOT / "build" / "layer.zip"
-LAMBDAS_DIR = PROJECT_ROOT / "lambdas"
+PERFORMANCE_FILE = DOCS_DIR / "performance.md"
 BASELINE_IMPORT = "boto3, pydantic"
 HEAVY_MODULES = ("stripe",)  # imported lazily where a path does not need them
 TEST_COMMAND = [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadfile", "-q"]  # as `make test`
@@ -397,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     command = (
         "make bench"
         if os.environ.get("MAKELEVEL")
-        else "python -m tools.bench " + " ".join(argv or sys.argv[1:])
+        else "python -m localcloud.bench " + " ".join(argv or sys.argv[1:])
     )
     figures = Figures(started=datetime.now(UTC))
     steps: list[tuple[str, Callable[[], None]]] = [
