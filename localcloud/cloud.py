@@ -1,8 +1,10 @@
 """The local cloud: the Pulumi program's stack, running on this machine (loopback only).
 
 Start order: moto (a server process), the embedded PostgreSQL with the Data API emulator, the fake
-Stripe; then the real program under MaterializingMocks (creating tables, queues, bus, rules …); then a
-worker per function, the migration invocation, a poller per event source mapping, and the gateway."""
+Stripe; then the real program under MaterializingMocks (creating tables, queues, bus, rules, roles and
+their policies …); then credentials for each function's role (STS AssumeRole) and IAM enforcement on;
+then a pool of workers per function, the migration invocation, the pollers of each event source
+mapping, and the gateway."""
 
 from __future__ import annotations
 
@@ -17,45 +19,64 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 from components.serverless_db import MASTER_USERNAME
 from localcloud.data_api import DataApiEmulator
 from localcloud.fake_stripe import CONTROL_VERBS, ControlError, FakeStripe, signature_header
 from localcloud.fake_stripe import running as running_stripe
 from localcloud.gateway import Answer, LocalGateway, json_answer
-from localcloud.materialize import LocalModel, MaterializingMocks
-from localcloud.moto_process import running_moto
+from localcloud.iam import OPERATOR_ACCESS_KEY_ID, OPERATOR_SECRET_ACCESS_KEY, Principal, Principals
+from localcloud.materialize import UNSET_MAXIMUM_CONCURRENCY, LocalFunction, LocalModel, MaterializingMocks
+from localcloud.moto_process import enforce_iam, running_moto
 from localcloud.postgres import running_postgres
-from localcloud.runtime import Fault, FunctionRunner, Poller, worker_environment
+from localcloud.runtime import (
+    FAITHFUL,
+    LOCAL_DEFAULT_CONCURRENCY,
+    Credentials,
+    Fault,
+    FunctionPool,
+    Poller,
+    Retries,
+    worker_environment,
+)
 from localcloud.tokens import DevIssuer
 from tools.recording import DEFAULT_REGION, record, stack_config
 from tools.seed_catalog import load_products, seed
 
 WEBHOOK_SECRET = "whsec_local"  # noqa: S105 - the local fake Stripe's, nothing real
-# moto accepts any credentials; these never leave loopback.
 OPENAPI_FILE = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
 # Swagger UI from its public CDN (the browser loads it; this process fetches nothing).
 SWAGGER_PAGE = """<!doctype html><html><head><title>The Better Store API (local)</title>
 <link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5/swagger-ui.css"></head>
 <body><div id="ui"></div><script src="https://unpkg.com/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
 <script>SwaggerUIBundle({url: "/_local/openapi.json", dom_id: "#ui"})</script></body></html>"""
-LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+# The operator's credentials (tests, `make ops --local`, the chaos checker): the account's root user,
+# signed like any other and never limited by policies; functions get their own role's instead.
+LOCAL_CREDENTIALS = {"aws_access_key_id": OPERATOR_ACCESS_KEY_ID, "aws_secret_access_key": OPERATOR_SECRET_ACCESS_KEY}
+# Many threads share a client (a poller's batches): no "connection pool is full" churn.
+CLIENT_CONFIG = Config(max_pool_connections=50)
 
 
 @dataclass
 class LocalCloud:
     stack: str = "dev"
     log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="tbs-localcloud-")))
-    retry_delay_seconds: int = 1
+    # When a failed message is received again: FAITHFUL (the queue's visibility timeout) or quick(n).
+    retries: Retries = FAITHFUL
     quiet: bool = False
     overrides: dict[str, str] = field(default_factory=dict)  # stack config, e.g. a shorter batching window
     seed: int = 0  # of the random fault injector (fault_rate)
+    enforce_iam: bool = True
+    # Called once the program is materialised, before credentials are issued and IAM is enforced: the
+    # place to change what was deployed (e.g. remove a grant from a role, to see what fails).
+    before_start: Callable[[LocalCloud], None] | None = None
 
     def __post_init__(self) -> None:
         self.region = stack_config(self.stack).get("aws:region", DEFAULT_REGION)
@@ -66,9 +87,16 @@ class LocalCloud:
         self.fault_rate = 0.0
         self._fault_random = random.Random(self.seed)  # noqa: S311 - seeded to repeat a run
         self._fault_lock = threading.Lock()
-        self.runners: dict[str, FunctionRunner] = {}
+        self.runners: dict[str, FunctionPool] = {}
         self.pollers: list[Poller] = []
         self.model = LocalModel()
+        self.principals = Principals()  # who may call the Data API emulator, by access key
+        self.principals.add(
+            OPERATOR_ACCESS_KEY_ID,
+            Principal("arn:aws:iam::123456789012:root", OPERATOR_SECRET_ACCESS_KEY, root=True),
+        )
+        self.role_credentials: dict[str, Credentials] = {}  # role ARN → its session's keys
+        self._role_clients: dict[tuple[str, str], Any] = {}
         self._exit = contextlib.ExitStack()
         self._log_lock = threading.Lock()
 
@@ -86,6 +114,11 @@ class LocalCloud:
         try:
             self._start_services()
             self._run_program()
+            if self.before_start is not None:
+                self.before_start(self)
+            self._issue_credentials()
+            if self.enforce_iam:
+                enforce_iam(self.aws_endpoint)
             self._start_functions()
         except BaseException:
             self.stop()
@@ -109,18 +142,31 @@ class LocalCloud:
             postgres,
             secret_values=lambda arn: str(secrets.get_secret_value(SecretId=arn)["SecretString"]),
             master_username=MASTER_USERNAME,
+            principals=self.principals if self.enforce_iam else None,
         ).start()
         self._exit.callback(self.data_api.stop)
         self.stripe, self.stripe_url = self._exit.enter_context(running_stripe(FakeStripe()))
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, credentials: Credentials | None = None) -> Any:
+        """A client of the local `service`: the operator's, or signed with `credentials` (a role's)."""
         endpoint = self.data_api.endpoint_url if service == "rds-data" else self.aws_endpoint
-        return boto3.client(
-            service,
-            endpoint_url=endpoint,
-            region_name=self.region,
-            **LOCAL_CREDENTIALS,
+        keys = (
+            {
+                "aws_access_key_id": credentials.access_key_id,
+                "aws_secret_access_key": credentials.secret_access_key,
+                "aws_session_token": credentials.session_token,
+            }
+            if credentials is not None
+            else LOCAL_CREDENTIALS
         )
+        return boto3.client(service, endpoint_url=endpoint, region_name=self.region, config=CLIENT_CONFIG, **keys)
+
+    def role_client(self, service: str, role_arn: str) -> Any:
+        """A client signed with the session of `role_arn` the cloud assumed (one per role and service)."""
+        key = (service, role_arn)
+        if key not in self._role_clients:
+            self._role_clients[key] = self.client(service, self.role_credentials[role_arn])
+        return self._role_clients[key]
 
     def _injected_fault(self, function_name: str) -> Fault | None:
         if function_name in self.faults:
@@ -165,19 +211,72 @@ class LocalCloud:
         self.model = mocks.model
         self.model.exports = recording.exports
 
+    def _role_policies(self, role_name: str) -> tuple[str, ...]:
+        """The policy documents of a role as moto has them (inline and attached), as JSON texts."""
+        iam = self.client("iam")
+        documents = [
+            json.dumps(iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"])
+            for name in iam.list_role_policies(RoleName=role_name)["PolicyNames"]
+        ]
+        for attached in iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"]:
+            policy = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]
+            version = iam.get_policy_version(PolicyArn=attached["PolicyArn"], VersionId=policy["DefaultVersionId"])
+            documents.append(json.dumps(version["PolicyVersion"]["Document"]))
+        return tuple(documents)
+
+    def _issue_credentials(self) -> None:
+        """A session of each role a function or an integration runs with (STS AssumeRole, as Lambda and
+        API Gateway assume them), its keys known to the Data API emulator with the role's policies."""
+        sts = self.client("sts")
+        sessions = {function.role_arn: function.name for function in self.model.functions.values()}
+        for route in self.model.routes.values():
+            if route.integration.get("credentials"):
+                sessions[str(route.integration["credentials"])] = "apigateway"
+        for role_arn, session_name in sessions.items():
+            keys = sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name)["Credentials"]
+            credentials = Credentials(keys["AccessKeyId"], keys["SecretAccessKey"], keys["SessionToken"])
+            self.role_credentials[role_arn] = credentials
+            role_name = role_arn.rsplit("/", 1)[1]
+            self.principals.add(
+                credentials.access_key_id,
+                Principal(
+                    f"arn:aws:sts::{role_arn.split(':')[4]}:assumed-role/{role_name}/{session_name}",
+                    credentials.secret_access_key,
+                    credentials.session_token,
+                    self._role_policies(role_name),
+                ),
+            )
+
+    def concurrency(self, function: LocalFunction) -> int:
+        """How many workers a function may run: its mappings' maximum concurrency (summed when several
+        queues feed it), else the local default; never above its reserved concurrency."""
+        mappings = [
+            mapping.maximum_concurrency or LOCAL_DEFAULT_CONCURRENCY
+            for mapping in self.model.mappings
+            if self.model.function_by_name_or_arn(mapping.function_name).name == function.name
+        ]
+        limit = sum(mappings) if mappings else LOCAL_DEFAULT_CONCURRENCY
+        if function.reserved_concurrency is not None:
+            limit = min(limit, function.reserved_concurrency)
+        return max(1, limit)
+
     def _start_functions(self) -> None:
         endpoints = {
             "AWS_ENDPOINT_URL": self.aws_endpoint,
             "AWS_ENDPOINT_URL_RDS_DATA": self.data_api.endpoint_url,
             "STRIPE_API_BASE": self.stripe_url,
         }
+        for mapping in self.model.mappings:
+            if mapping.maximum_concurrency == UNSET_MAXIMUM_CONCURRENCY:
+                mapping.maximum_concurrency = LOCAL_DEFAULT_CONCURRENCY
         for function in self.model.functions.values():
-            self.runners[function.name] = FunctionRunner(
+            self.runners[function.name] = FunctionPool(
                 function,
-                worker_environment(function, endpoints, self.region),
+                worker_environment(function, endpoints, self.region, self.role_credentials.get(function.role_arn)),
                 self.log_dir,
                 self.log,
                 self._injected_fault,
+                max_concurrency=self.concurrency(function),
             )
         for runner in self.runners.values():
             self._exit.callback(runner.stop)
@@ -187,16 +286,16 @@ class LocalCloud:
             )
             if not outcome.ok:
                 raise RuntimeError(f"the deploy-time invocation of {function_name} failed: {outcome.error}")
-        sqs = self.client("sqs")
         for mapping in self.model.mappings:
             runner = self.runners[self.model.function_by_name_or_arn(mapping.function_name).name]
             poller = Poller(
                 mapping,
                 self.model.queue_urls[mapping.queue_arn],
                 runner,
-                sqs,
+                # The event source mapping reads the queue with the function's execution role.
+                self.role_client("sqs", runner.function.role_arn),
                 self.region,
-                self.retry_delay_seconds,
+                self.retries,
             )
             poller.start()
             self.pollers.append(poller)
@@ -205,7 +304,8 @@ class LocalCloud:
             self.model,
             self.runners,
             self.issuer,
-            sqs,
+            lambda role_arn: self.role_client("sqs", role_arn),
+            log=self.log,
             extra_routes={
                 **{
                     ("POST", f"/_local/{verb}"): functools.partial(self._stripe_verb, verb)
@@ -246,8 +346,13 @@ class LocalCloud:
                 f"  AWS (moto)       {self.aws_endpoint}   Data API {self.data_api.endpoint_url}",
                 f"  fake Stripe      {self.stripe_url}",
                 f"  Swagger UI       {self.swagger_url}   (paste a token into Authorize)",
-                f"  functions        {len(self.runners)}, pollers {len(self.pollers)}, "
-                f"tables/queues/rules on moto",
+                f"  functions        {len(self.runners)} (up to "
+                + ", ".join(f"{pool.max_concurrency} {name.removeprefix(f'tbs-{self.stack}-')}" for name, pool in self.runners.items())
+                + " at once)",
+                f"  queues           {len(self.pollers)} event source mappings; failed messages come back "
+                f"{'after the visibility timeout' if self.retries.quick_seconds is None else f'after {self.retries.quick_seconds} s'} "
+                f"({self.retries.mode})",
+                f"  IAM              {'enforced: each function has its role' if self.enforce_iam else 'off'}",
                 f"  logs             {self.log_dir} (one file per function, localcloud.log for invocations)",
                 f"  customer token   {customer}",
                 f"  admin token      {admin}",
