@@ -54,9 +54,11 @@ def running_moto(log_file: Path) -> Iterator[str]:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while True:
             try:
-                with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=1):  # noqa: S310 - loopback
+                # Listening means ready: the server binds only once moto is imported and patched. (Not
+                # /moto-api/data.json: it serialises every backend, AWS's managed policies included.)
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
                     break
-            except OSError:  # not listening yet, or too busy starting to answer within the second
+            except OSError:  # not listening yet
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"moto did not start: see {log_file}") from None
                 time.sleep(0.05)
