@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,13 +129,20 @@ class LocalCloud:
 
     def _start_services(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.aws_endpoint = self._exit.enter_context(running_moto(self.log_dir / "moto.log"))
         # The embedded server runs as its own system user: its directory must be reachable by it
         # (pytest's and mkdtemp's directories are private to us).
         database_dir = Path(tempfile.mkdtemp(prefix="tbs-localcloud-db-"))
         database_dir.chmod(0o755)
         self._exit.callback(shutil.rmtree, database_dir, ignore_errors=True)
-        postgres = self._exit.enter_context(running_postgres(database_dir / "data"))
+        # PostgreSQL starts while moto does, and the program's modules load meanwhile: none needs another.
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="start") as starting:
+            postgres_context = running_postgres(database_dir / "data")
+            postgres_started = starting.submit(postgres_context.__enter__)
+            self._exit.callback(_leave_when_entered, postgres_context, postgres_started)
+            program_loaded = starting.submit(_load_program_modules)
+            self.aws_endpoint = self._exit.enter_context(running_moto(self.log_dir / "moto.log"))
+            postgres = postgres_started.result()
+            program_loaded.result()
         postgres.create_database("reports")
         # The emulator logs in as the role each request's secret names, reading the secret from moto.
         secrets = self.client("secretsmanager")
@@ -299,7 +307,7 @@ class LocalCloud:
             )
             poller.start()
             self.pollers.append(poller)
-            self._exit.callback(poller.stop)
+        self._exit.callback(self._stop_pollers)
         self.gateway = LocalGateway(
             self.model,
             self.runners,
@@ -320,6 +328,13 @@ class LocalCloud:
         self._exit.callback(self.gateway.stop)
         # Stripe's side of the wiring: the fake delivers its events to our webhook route, signed.
         self.stripe.add_webhook_endpoint(self.webhook_url, WEBHOOK_SECRET)
+
+    def _stop_pollers(self) -> None:
+        """All at once: each waits for its long poll and its batches in flight."""
+        for poller in self.pollers:
+            poller.signal_stop()
+        for poller in self.pollers:
+            poller.stop()
 
     def stop(self) -> None:
         self._exit.close()
@@ -416,6 +431,38 @@ class LocalCloud:
                 return int(response.status)
         except urllib.error.HTTPError as error:  # the gateway's answer, as Stripe would see it
             return int(error.code)
+
+
+def _leave_when_entered(context: contextlib.AbstractContextManager[Any], entered: Future[Any]) -> None:
+    """Leave a context entered on another thread, once (and if) its entry finished."""
+    if entered.exception() is None:
+        context.__exit__(None, None, None)
+
+
+def _load_program_modules() -> None:
+    """Import what running the program imports (pulumi_aws loads a module per service on first use)."""
+    import pulumi_aws
+
+    import services.program  # noqa: F401
+
+    for service in PROGRAM_SERVICES:
+        getattr(pulumi_aws, service)
+
+
+# The pulumi_aws modules the program declares resources with.
+PROGRAM_SERVICES = (
+    "apigateway",
+    "cloudwatch",
+    "cognito",
+    "dynamodb",
+    "ec2",
+    "iam",
+    "lambda_",
+    "rds",
+    "secretsmanager",
+    "sns",
+    "sqs",
+)
 
 
 @contextlib.contextmanager

@@ -35,13 +35,13 @@ POST /_emulator/resuming {"calls": n}. `operations` lists the Data API calls it 
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import datetime as dt
 import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -227,6 +227,8 @@ class DataApiEmulator:
         self.operations: list[str] = []
         self._resuming_answers = 0
         self._transactions: dict[str, _Transaction] = {}
+        # Idle autocommit connections by login and database, reused as the Data API reuses its own.
+        self._idle: dict[tuple[PostgresAddress, str | None], list[Any]] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
@@ -249,8 +251,11 @@ class DataApiEmulator:
         self._server.server_close()
         with self._lock:
             transactions, self._transactions = list(self._transactions.values()), {}
-        for transaction in transactions:
-            transaction.connection.close()
+            idle = [connection for connections in self._idle.values() for connection in connections]
+            self._idle = {}
+        for connection in [transaction.connection for transaction in transactions] + idle:
+            with contextlib.suppress(pg8000.native.InterfaceError, OSError):  # the server may be gone first
+                connection.close()
 
     def answer_resuming(self, calls: int) -> None:
         """The next `calls` requests fail with DatabaseResumingException, as a paused cluster's do."""
@@ -394,15 +399,26 @@ class DataApiEmulator:
         status = "Transaction Committed" if command == "COMMIT" else "Rollback Complete"
         return {"transactionStatus": status}
 
-    @contextmanager
+    @contextlib.contextmanager
     def _connection(self, request: Mapping[str, Any]) -> Iterator[Any]:
         transaction_id = request.get("transactionId")
         if not transaction_id:
-            connection = self._connect(request.get("database"), request.get("secretArn"))
+            key = (self._login(request.get("secretArn")), request.get("database"))
+            with self._lock:
+                idle = self._idle.get(key)
+                connection = idle.pop() if idle else None
+            if connection is None:
+                connection = self._connect(request.get("database"), request.get("secretArn"))
             try:
                 yield connection
-            finally:
-                connection.close()
+                # What a call set on its session (SET …) does not reach the next call.
+                connection.run("DISCARD ALL")
+                connection.run("SET TIME ZONE 'UTC'")
+            except BaseException:
+                connection.close()  # whatever state it is in, it is not handed out again
+                raise
+            with self._lock:
+                self._idle.setdefault(key, []).append(connection)
             return
         with self._lock:
             transaction = self._transactions.get(transaction_id)
@@ -520,7 +536,7 @@ def _handler_for(emulator: DataApiEmulator) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@contextmanager
+@contextlib.contextmanager
 def running_data_api(postgres: PostgresAddress) -> Iterator[DataApiEmulator]:
     emulator = DataApiEmulator(postgres).start()
     try:

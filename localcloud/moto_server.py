@@ -16,7 +16,8 @@ Before moto starts, three kinds of change are installed in this process (moto it
    loses no message, so each DynamoDB call runs under one lock and each SQS call under its queue's lock.
 3. **Costs that grow with the data**, which made a long chaos run slow down as it went (each receive
    read every queue attribute once per message; each transaction deep-copied its whole table; every
-   request listed moto's package directory and wrote an access-log line). Each replacement computes the
+   request listed moto's package directory and its response class's methods; Werkzeug's server opened a
+   connection and a thread per call). Each replacement computes the
    same answer as moto does.
 
 And one fidelity fix: EventBridge delivers an event to an SQS target with its `account`
@@ -25,16 +26,16 @@ moto 5.2.5 leaves it out."""
 
 from __future__ import annotations
 
+import argparse
 import copy
 import datetime as dt
 import functools
 import json
-import logging
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -51,6 +52,7 @@ from localcloud.iam import (
 )
 
 PATCHED_MOTO_VERSION = "5.2.5"
+SERVER_THREADS = 48
 ACCOUNT_ID = "123456789012"  # moto's default account: the one the program's ARNs name
 
 
@@ -332,13 +334,54 @@ def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> No
         raise TransactionCanceledException(errors)
 
 
+class _QueueAttributes(Mapping[str, Any]):
+    """moto's Queue.attributes, each value computed when read: the message counts scan the queue, and
+    moto reads this mapping for one flag on every send (and three times per name asked for)."""
+
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue
+        names = list(queue.BASE_ATTRIBUTES)
+        if queue.fifo_queue:
+            names += queue.FIFO_ATTRIBUTES
+        if queue.kms_master_key_id:
+            names += queue.KMS_ATTRIBUTES
+        if queue.policy:
+            names.append("Policy")
+        if queue.redrive_policy:
+            names.append("RedrivePolicy")
+        self._names = list(dict.fromkeys(names))
+
+    def __getitem__(self, name: str) -> Any:
+        from moto.core.utils import camelcase_to_underscores
+
+        if name not in self._names:
+            raise KeyError(name)
+        if name == "Policy":
+            return self._queue.policy or None
+        if name == "RedrivePolicy":
+            return json.dumps(self._queue.redrive_policy) if self._queue.redrive_policy else None
+        value = getattr(self._queue, camelcase_to_underscores(name))
+        return str(value).lower() if isinstance(value, bool) else value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
 def _install_costs() -> None:
+    from jsonpath_ng import ext as jsonpath_ext
     from moto import backends
+    from moto.core import responses as core_responses
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
     from moto.sqs import models as sqs_models
 
     modules = tuple(backends.list_of_moto_modules())
     backends.list_of_moto_modules = lambda: modules  # the package does not change while we run
+    # Every call listed its response class's methods (inspect.getmembers); a class does not change.
+    core_responses.method_names_from_class = functools.cache(core_responses.method_names_from_class)
 
     sqs_models.unix_time = _unix_time  # type: ignore[assignment]
     sqs_models.unix_time_millis = _unix_time_millis  # type: ignore[assignment]
@@ -356,12 +399,26 @@ def _install_costs() -> None:
 
     sqs_models.Message.had_receipt_handle = had_receipt_handle  # type: ignore[method-assign]
     DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access-log line per request
-    from moto.moto_server.werkzeug_app import MotoRequestHandler
+    sqs_models.Queue.attributes = property(_QueueAttributes)  # type: ignore[assignment,method-assign]
 
-    # Headers and body leave in two writes: with Nagle's algorithm the second waits for the client's
-    # delayed ACK (~40 ms a call on loopback).
-    MotoRequestHandler.disable_nagle_algorithm = True
+    table_query = Table.query
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        """A query of the table itself reads only its partition (moto sorts every item of the table to
+        find it). Safe to narrow `items` for the call: every DynamoDB call holds the DynamoDB lock."""
+        if kwargs.get("index_name") or hash_key is None or len(args) > 6 and args[6]:
+            return table_query(self, hash_key, *args, **kwargs)
+        everything = self.items
+        self.items = {hash_key: everything[hash_key]} if hash_key in everything else {}
+        try:
+            return table_query(self, hash_key, *args, **kwargs)
+        finally:
+            self.items = everything
+
+    Table.query = query  # type: ignore[method-assign]
+    # EventBridge's archive target renders an input template per event, compiling the same JSONPath
+    # expressions each time; a compiled expression is immutable.
+    jsonpath_ext.parse = functools.lru_cache(maxsize=256)(jsonpath_ext.parse)
 
 
 # --- the EventBridge envelope --------------------------------------------------------------------------
@@ -411,12 +468,30 @@ def _load_managed_policies() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m localcloud.moto_server", description=__doc__.splitlines()[0])
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, required=True)
+    args = parser.parse_args(argv)
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    os.environ["MOTO_PORT"] = str(args.port)
     install()
     threading.Thread(target=_load_managed_policies, daemon=True).start()
-    from moto.server import main as moto_main
+    import waitress
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    moto_main(argv if argv is not None else sys.argv[1:])
+    # moto's own entry point serves with Werkzeug's development server, which closes the connection
+    # after every response (a new connection and thread per call); waitress keeps connections alive and
+    # serves from a pool of threads: a third less CPU a call here and on the caller's side. The threads
+    # cover the long polls of every poller at once.
+    waitress.serve(
+        DomainDispatcherApplication(create_backend_app),
+        host=args.host,
+        port=args.port,
+        threads=SERVER_THREADS,
+        connection_limit=1000,
+        channel_timeout=600,
+        _quiet=True,
+    )
 
 
 if __name__ == "__main__":

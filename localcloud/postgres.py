@@ -58,6 +58,9 @@ class PostgresAddress:
             host=self.host,
             port=self.port,
             unix_sock=self.unix_socket,
+            # No TLS over a local socket (pg8000 would build a TLS context, loading the system's CA
+            # certificates, for every connection); a server reached by host negotiates as usual.
+            ssl_context=False if self.unix_socket else None,
         )
 
     def create_database(self, name: str) -> None:

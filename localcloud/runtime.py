@@ -34,6 +34,7 @@ LOCAL_DEFAULT_CONCURRENCY = 4
 # https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html). Short, so a stop is prompt.
 LONG_POLL_SECONDS = 2
 CODE_VERSION_TTL_SECONDS = 1.0
+WINDOW_POLL_SECONDS = 0.2  # between short polls in a batching window's last second
 
 LogLine = Callable[[str], None]
 
@@ -372,6 +373,9 @@ class Poller(threading.Thread):
         self.batches_in_flight = 0
         self.peak_batches = 0
 
+    def signal_stop(self) -> None:
+        self._stopping.set()
+
     def stop(self) -> None:
         self._stopping.set()
         if self.is_alive():
@@ -391,6 +395,8 @@ class Poller(threading.Thread):
         return received
 
     def _batch(self) -> list[dict[str, Any]]:
+        """Messages for one invocation: a long poll for the first, then, within the batching window,
+        more until the batch is full (long polls too, whole seconds being all SQS takes)."""
         messages = self._receive(self.mapping.batch_size, LONG_POLL_SECONDS)
         if not messages:
             return messages
@@ -399,10 +405,10 @@ class Poller(threading.Thread):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            more = self._receive(self.mapping.batch_size - len(messages), 0)
+            more = self._receive(self.mapping.batch_size - len(messages), int(remaining))
             messages += more
-            if not more:
-                time.sleep(min(0.05, remaining))
+            if not more and remaining < 1:
+                time.sleep(min(WINDOW_POLL_SECONDS, remaining))
         return messages
 
     def run(self) -> None:
