@@ -380,6 +380,17 @@ def _install_costs() -> None:
 
     modules = tuple(backends.list_of_moto_modules())
     backends.list_of_moto_modules = lambda: modules  # the package does not change while we run
+    # Every call looked its access key up in every partition's IAM (creating, and loading AWS's managed
+    # policies into, the IAM of aws-cn, aws-us-gov, …); the local cloud is one account in partition aws.
+    from moto.iam import models as iam_models
+
+    def get_account_id_from(access_key: str) -> str:
+        for account_id, account in list(iam_models.iam_backends.items()):
+            if access_key in account["aws"].access_keys:
+                return str(account_id)
+        return str(iam_models.DEFAULT_ACCOUNT_ID)
+
+    iam_models.get_account_id_from = get_account_id_from
     # Every call listed its response class's methods (inspect.getmembers); a class does not change.
     core_responses.method_names_from_class = functools.cache(core_responses.method_names_from_class)
 
