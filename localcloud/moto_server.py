@@ -40,7 +40,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import moto
-from moto.core.exceptions import JsonRESTError
+from moto.core.exceptions import InvalidClientTokenIdError, JsonRESTError, SignatureDoesNotMatchError
 
 from localcloud.iam import (
     OPERATOR_ACCESS_KEY_ID,
@@ -61,6 +61,10 @@ ACCOUNT_ID = "123456789012"  # moto's default account: the one the program's ARN
 
 class _AccessDenied(JsonRESTError):
     code = 403
+
+
+class _Unauthenticated(JsonRESTError):
+    code = 400
 
 
 class _QueryAccessDenied(JsonRESTError):
@@ -153,16 +157,24 @@ def _install_iam() -> None:
         if self.headers.get("X-Amz-Target") in ActionAuthenticatorMixin.PUBLIC_OPERATIONS:
             return
         path = self.raw_path + (f"?{self.uri.split('?', 1)[1]}" if "?" in self.uri else "")
-        request = access_control.IAMRequest(
-            account_id=self.current_account,
-            method=self.method,
-            path=path,
-            data=self.data,
-            body=self.raw_body,
-            headers=self.headers,
-            action=self._get_action(),
-        )
-        request.check_signature()  # a wrong secret or session token is refused here, as AWS does
+        json_protocol = bool(self.headers.get("X-Amz-Target")) or "json" in str(self.headers.get("Content-Type", ""))
+        try:
+            request = access_control.IAMRequest(
+                account_id=self.current_account,
+                method=self.method,
+                path=path,
+                data=self.data,
+                body=self.raw_body,
+                headers=self.headers,
+                action=self._get_action(),
+            )
+            request.check_signature()  # a wrong secret or session token is refused here, as AWS does
+        except (InvalidClientTokenIdError, SignatureDoesNotMatchError) as error:
+            if not json_protocol:
+                raise
+            # What the JSON-protocol services answer ("Common Errors", DynamoDB's "Error handling").
+            code = "UnrecognizedClientException" if isinstance(error, InvalidClientTokenIdError) else "InvalidSignatureException"
+            raise _Unauthenticated(code, error.message) from error
         key = request._access_key
         if isinstance(key, _OperatorKey) or request._action == "sts:GetCallerIdentity":
             return
@@ -179,7 +191,7 @@ def _install_iam() -> None:
         if denied is None:
             return
         message = denial_message(key.arn, *denied)
-        if self.headers.get("X-Amz-Target") or "json" in str(self.headers.get("Content-Type", "")):
+        if json_protocol:
             raise _AccessDenied("AccessDeniedException", message)
         raise _QueryAccessDenied(message)
 
