@@ -19,7 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +60,10 @@ SWAGGER_PAGE = """<!doctype html><html><head><title>The Better Store API (local)
 <script>SwaggerUIBundle({url: "/_local/openapi.json", dom_id: "#ui"})</script></body></html>"""
 # The operator's credentials (tests, `make ops --local`, the chaos checker): the account's root user,
 # signed like any other and never limited by policies; functions get their own role's instead.
-LOCAL_CREDENTIALS = {"aws_access_key_id": OPERATOR_ACCESS_KEY_ID, "aws_secret_access_key": OPERATOR_SECRET_ACCESS_KEY}
+LOCAL_CREDENTIALS = {
+    "aws_access_key_id": OPERATOR_ACCESS_KEY_ID,
+    "aws_secret_access_key": OPERATOR_SECRET_ACCESS_KEY,
+}
 # Many threads share a client (a poller's batches): no "connection pool is full" churn.
 CLIENT_CONFIG = Config(max_pool_connections=50)
 
@@ -75,9 +78,6 @@ class LocalCloud:
     overrides: dict[str, str] = field(default_factory=dict)  # stack config, e.g. a shorter batching window
     seed: int = 0  # of the random fault injector (fault_rate)
     enforce_iam: bool = True
-    # Called once the program is materialised, before credentials are issued and IAM is enforced: the
-    # place to change what was deployed (e.g. remove a grant from a role, to see what fails).
-    before_start: Callable[[LocalCloud], None] | None = None
 
     def __post_init__(self) -> None:
         self.region = stack_config(self.stack).get("aws:region", DEFAULT_REGION)
@@ -115,8 +115,6 @@ class LocalCloud:
         try:
             self._start_services()
             self._run_program()
-            if self.before_start is not None:
-                self.before_start(self)
             self._issue_credentials()
             if self.enforce_iam:
                 enforce_iam(self.aws_endpoint)
@@ -167,7 +165,9 @@ class LocalCloud:
             if credentials is not None
             else LOCAL_CREDENTIALS
         )
-        return boto3.client(service, endpoint_url=endpoint, region_name=self.region, config=CLIENT_CONFIG, **keys)
+        return boto3.client(
+            service, endpoint_url=endpoint, region_name=self.region, config=CLIENT_CONFIG, **keys
+        )
 
     def role_client(self, service: str, role_arn: str) -> Any:
         """A client signed with the session of `role_arn` the cloud assumed (one per role and service)."""
@@ -228,7 +228,9 @@ class LocalCloud:
         ]
         for attached in iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"]:
             policy = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]
-            version = iam.get_policy_version(PolicyArn=attached["PolicyArn"], VersionId=policy["DefaultVersionId"])
+            version = iam.get_policy_version(
+                PolicyArn=attached["PolicyArn"], VersionId=policy["DefaultVersionId"]
+            )
             documents.append(json.dumps(version["PolicyVersion"]["Document"]))
         return tuple(documents)
 
@@ -280,7 +282,9 @@ class LocalCloud:
         for function in self.model.functions.values():
             self.runners[function.name] = FunctionPool(
                 function,
-                worker_environment(function, endpoints, self.region, self.role_credentials.get(function.role_arn)),
+                worker_environment(
+                    function, endpoints, self.region, self.role_credentials.get(function.role_arn)
+                ),
                 self.log_dir,
                 self.log,
                 self._injected_fault,
@@ -352,6 +356,8 @@ class LocalCloud:
     def summary(self) -> str:
         customer = self.issuer.token("local-customer", "customer@example.com")
         admin = self.issuer.token("local-admin", "admin@example.com", groups=["admin"])
+        quick_seconds = self.retries.quick_seconds
+        comeback = "after the visibility timeout" if quick_seconds is None else f"after {quick_seconds} s"
         return "\n".join(
             [
                 f"The Better Store local cloud ({self.stack}) is up in {self.startup_seconds:.1f} s, "
@@ -362,11 +368,13 @@ class LocalCloud:
                 f"  fake Stripe      {self.stripe_url}",
                 f"  Swagger UI       {self.swagger_url}   (paste a token into Authorize)",
                 f"  functions        {len(self.runners)} (up to "
-                + ", ".join(f"{pool.max_concurrency} {name.removeprefix(f'tbs-{self.stack}-')}" for name, pool in self.runners.items())
+                + ", ".join(
+                    f"{pool.max_concurrency} {name.removeprefix(f'tbs-{self.stack}-')}"
+                    for name, pool in self.runners.items()
+                )
                 + " at once)",
                 f"  queues           {len(self.pollers)} event source mappings; failed messages come back "
-                f"{'after the visibility timeout' if self.retries.quick_seconds is None else f'after {self.retries.quick_seconds} s'} "
-                f"({self.retries.mode})",
+                f"{comeback} ({self.retries.mode})",
                 f"  IAM              {'enforced: each function has its role' if self.enforce_iam else 'off'}",
                 f"  logs             {self.log_dir} (one file per function, localcloud.log for invocations)",
                 f"  customer token   {customer}",
@@ -440,28 +448,29 @@ def _leave_when_entered(context: contextlib.AbstractContextManager[Any], entered
 
 
 def _load_program_modules() -> None:
-    """Import what running the program imports (pulumi_aws loads a module per service on first use)."""
+    """Import what running the program imports: pulumi_aws loads a service's modules (seconds for
+    them all) the first time one of its resource classes is used."""
     import pulumi_aws
 
     import services.program  # noqa: F401
 
-    for service in PROGRAM_SERVICES:
-        getattr(pulumi_aws, service)
+    for service, resource in PROGRAM_RESOURCES:
+        getattr(getattr(pulumi_aws, service), resource)
 
 
-# The pulumi_aws modules the program declares resources with.
-PROGRAM_SERVICES = (
-    "apigateway",
-    "cloudwatch",
-    "cognito",
-    "dynamodb",
-    "ec2",
-    "iam",
-    "lambda_",
-    "rds",
-    "secretsmanager",
-    "sns",
-    "sqs",
+# One resource class of each pulumi_aws service the program declares resources of.
+PROGRAM_RESOURCES = (
+    ("apigateway", "RestApi"),
+    ("cloudwatch", "LogGroup"),
+    ("cognito", "UserPool"),
+    ("dynamodb", "Table"),
+    ("ec2", "Vpc"),
+    ("iam", "Role"),
+    ("lambda_", "Function"),
+    ("rds", "Cluster"),
+    ("secretsmanager", "Secret"),
+    ("sns", "Topic"),
+    ("sqs", "Queue"),
 )
 
 
