@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from localcloud.materialize import LocalFunction, LocalMapping
 
@@ -186,10 +186,14 @@ class Worker:
             self.stop()  # as Lambda does: a timed-out or crashed environment is not reused
             if exit_code is not None:
                 return Invocation(False, None, f"Runtime.ExitError: exited with code {exit_code}", duration)
-            return Invocation(False, None, f"Task timed out after {self.function.timeout_seconds} s", duration)
+            return Invocation(
+                False, None, f"Task timed out after {self.function.timeout_seconds} s", duration
+            )
         answer = json.loads(line)
         if "error" in answer:
-            return Invocation(False, None, f"{answer['error']['type']}: {answer['error']['message']}", duration)
+            return Invocation(
+                False, None, f"{answer['error']['type']}: {answer['error']['message']}", duration
+            )
         return Invocation(True, answer["result"], None, duration)
 
     def stop(self) -> None:
@@ -291,7 +295,9 @@ class FunctionPool:
                 init_ms = worker.start()
             except (WorkerFailed, OSError) as error:
                 # As Lambda reports an init failure: the invocation failed (its batch is retried).
-                return Invocation(False, None, f"Runtime.ExitError: {error}", (time.monotonic() - started) * 1000)
+                return Invocation(
+                    False, None, f"Runtime.ExitError: {error}", (time.monotonic() - started) * 1000
+                )
         injected = self._fault(self.function.name) if self._fault else None
         if injected is None:
             outcome = worker.invoke(event, started)
@@ -299,7 +305,9 @@ class FunctionPool:
             # "After": the work is done, then the invocation dies before answering — the case that
             # makes at-least-once delivery hand a consumer work it has already done.
             ran = worker.invoke(event, started) if injected.after_running else None
-            outcome = Invocation(False, None, f"injected fault: {injected.reason}", ran.duration_ms if ran else 0.0)
+            outcome = Invocation(
+                False, None, f"injected fault: {injected.reason}", ran.duration_ms if ran else 0.0
+            )
         return Invocation(outcome.ok, outcome.result, outcome.error, outcome.duration_ms, init_ms)
 
     def stop(self) -> None:
@@ -449,7 +457,9 @@ class Poller(threading.Thread):
             return every
         if not self.mapping.report_batch_item_failures:
             return set()
-        reported = (outcome.result or {}).get("batchItemFailures", []) if isinstance(outcome.result, dict) else []
+        reported = (
+            (outcome.result or {}).get("batchItemFailures", []) if isinstance(outcome.result, dict) else []
+        )
         identifiers = {str(failure.get("itemIdentifier") or "") for failure in reported}
         return every if identifiers - every else identifiers
 
@@ -473,7 +483,11 @@ class Poller(threading.Thread):
             if self._retries.quick_seconds is None:
                 continue  # faithful: visible again when the visibility timeout set at receive runs out
             retry = [
-                {"Id": str(index), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": self._retries.quick_seconds}
+                {
+                    "Id": str(index),
+                    "ReceiptHandle": m["ReceiptHandle"],
+                    "VisibilityTimeout": self._retries.quick_seconds,
+                }
                 for index, m in enumerate(chunk)
                 if m["MessageId"] in failed
             ]

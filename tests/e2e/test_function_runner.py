@@ -73,7 +73,9 @@ def test_a_cold_start_then_warm_ones_one_line_each_and_a_new_worker_after_a_code
             os.utime(source, (stat.st_atime, stat.st_mtime))
     finally:
         runner.stop()
-    assert len(lines) == 3 and all("probe" in line and "GET /x" in line and line.endswith("ok") for line in lines)
+    assert len(lines) == 3 and all(
+        "probe" in line and "GET /x" in line and line.endswith("ok") for line in lines
+    )
     assert "#1" in lines[0] and "cold (init" in lines[0]
     assert "#1" in lines[1] and "warm" in lines[1]
     assert "#2" in lines[2] and "cold (init" in lines[2]
@@ -131,9 +133,9 @@ def sqs() -> Iterator[Any]:
 
 
 def queue(sqs: Any, visibility_timeout: int = 300) -> tuple[str, str]:
-    url = sqs.create_queue(QueueName="probe-queue", Attributes={"VisibilityTimeout": str(visibility_timeout)})[
-        "QueueUrl"
-    ]
+    url = sqs.create_queue(
+        QueueName="probe-queue", Attributes={"VisibilityTimeout": str(visibility_timeout)}
+    )["QueueUrl"]
     return url, sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 
 
