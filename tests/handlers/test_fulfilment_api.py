@@ -249,3 +249,10 @@ def test_an_expired_download_link_is_410(fulfilment_world: FulfilmentWorld) -> N
     status, answer, _ = fulfilment_world.call("GET", f"/downloads/{token}", sub="customer-1")
 
     assert status == 410 and "expired" in answer["message"]
+
+
+def test_a_body_that_is_not_json_is_400(fulfilment_world: FulfilmentWorld) -> None:
+    """Found by the API fuzzer: the refusal was right, but the document did not list it."""
+    confirm(fulfilment_world, order("order-garbled", PHYSICAL))
+    status, answer = dispatch(fulfilment_world, "order-garbled", "{not json")
+    assert (status, answer["message"]) == (400, "the request body is not valid JSON")

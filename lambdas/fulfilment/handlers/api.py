@@ -120,6 +120,7 @@ def dispatch_out(dispatch: Dispatch) -> DispatchOut:
 
 
 FORBIDDEN = error_response("The caller is not in the warehouse group")
+NOT_JSON = error_response("The body is not JSON (or not UTF-8)")
 NO_REQUEST = error_response("No dispatch request for this order (unknown, or nothing physical to dispatch)")
 CLOSED = error_response(
     "The request is closed otherwise (dispatched with other details, failed) or withdrawn (order cancelled)"
@@ -157,6 +158,7 @@ def list_dispatches(
     summary="Mark an order's dispatch request dispatched (warehouse group only): the order is fulfilled",
     responses={
         200: MARKED,
+        400: NOT_JSON,
         403: FORBIDDEN,
         404: NO_REQUEST,
         409: CLOSED,
@@ -177,6 +179,7 @@ def mark_dispatched(order_id: str, body: DispatchIn) -> DispatchOut:
     summary="Mark an order's dispatch request failed, with the reason (warehouse group only)",
     responses={
         200: MARKED,
+        400: NOT_JSON,
         403: FORBIDDEN,
         404: NO_REQUEST,
         409: CLOSED,
