@@ -37,6 +37,7 @@ from shared.events import (
     StoreEvent,
     parse_store_event,
 )
+from shared.refusal import Refusal
 
 # How long a download link works after delivery.
 DOWNLOAD_TTL = timedelta(days=30)
@@ -106,14 +107,8 @@ class RejectedEvent(ValueError):
     """An event this consumer must not act on; the message fails and ends in the DLQ, unchanged."""
 
 
-class FulfilmentError(Exception):
+class FulfilmentError(Refusal):
     """A refusal of the warehouse or download routes, with the HTTP status and the caller's message."""
-
-    status_code = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class NotFound(FulfilmentError):

@@ -30,6 +30,7 @@ from shared.events import (
     OrderSnapshot,
     OrderStatus,
 )
+from shared.refusal import Refusal
 
 MAX_LINES = 50
 MAX_QUANTITY = 99
@@ -49,14 +50,8 @@ EVENT_OF: Mapping[OrderStatus, DetailType] = {
 }
 
 
-class DomainError(Exception):
-    """An expected refusal, with the HTTP status and the message the caller sees."""
-
-    status_code = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class DomainError(Refusal):
+    """An expected refusal of an order use case, with the HTTP status and the message the caller sees."""
 
 
 class InvalidOrder(DomainError):

@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field
 
 from shared.identity import Caller, caller_of
 from shared.observability import logger
+from shared.refusal import Refusal
 from shared.validation import field_problems, summary
 
 CORS_ORIGINS_VARIABLE = "CORS_ALLOWED_ORIGINS"
@@ -239,6 +240,10 @@ def register_error_handlers(app: APIGatewayRestResolver) -> None:
         # The first part of each location is where the value was ("body", "query", …).
         problems = field_problems(error.errors(), skip=1)
         return json_response(422, {"message": f"invalid request: {summary(problems)}", "errors": problems})
+
+    @app.exception_handler(Refusal)
+    def refused(error: Refusal) -> Response[Any]:
+        return json_response(error.status_code, {"message": error.message})
 
     @app.exception_handler(UnicodeDecodeError)
     def undecodable_body(error: UnicodeDecodeError) -> Response[Any]:

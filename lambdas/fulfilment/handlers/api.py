@@ -25,7 +25,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from fulfilment import wiring
-from fulfilment.domain import Closing, Dispatch, DispatchStatus, FulfilmentError
+from fulfilment.domain import Closing, Dispatch, DispatchStatus
 from shared.cursors import InvalidCursor
 from shared.events import MAX_REASON, MAX_SHIPMENT_TEXT
 from shared.http import (
@@ -222,11 +222,6 @@ def download(token: Annotated[str, Path(max_length=128)]) -> Response[Any]:
         body=body,
         headers={"Cache-Control": "no-store"},
     )
-
-
-@app.exception_handler(FulfilmentError)
-def refused(error: FulfilmentError) -> Response[Any]:
-    return json_response(error.status_code, {"message": error.message})
 
 
 @app.exception_handler(InvalidCursor)

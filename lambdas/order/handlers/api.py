@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from order import wiring
-from order.domain import MAX_LINES, MAX_QUANTITY, DomainError, Line, Product
+from order.domain import MAX_LINES, MAX_QUANTITY, Line, Product
 from order.service import PaymentProviderError
 from shared.cursors import InvalidCursor
 from shared.events import ItemKind, OrderSnapshot
@@ -290,11 +290,6 @@ def get_order(order_id: str) -> OrderSnapshot:
 )
 def cancel_order(order_id: str) -> OrderSnapshot:
     return wiring.api_service().cancel(caller(app).sub, order_id)
-
-
-@app.exception_handler(DomainError)
-def refused(error: DomainError) -> Response[Any]:
-    return json_response(error.status_code, {"message": error.message})
 
 
 @app.exception_handler(InvalidCursor)
