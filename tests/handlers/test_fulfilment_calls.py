@@ -6,6 +6,7 @@ fulfilment's share in `make test`, so a return to per-item writes fails here."""
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -46,12 +47,16 @@ DISPATCH_CALLS = Counter(
 
 @pytest.fixture
 def counted(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[], Any]], Counter[str]]:
-    """The AWS calls `action` makes, on any client (also those built before the test)."""
+    """The AWS calls `action` makes on this thread, on any client (also those built before the test)."""
     calls: Counter[str] = Counter()
     make_api_call = botocore.client.BaseClient._make_api_call
 
+    test_thread = threading.get_ident()
+
     def counting(client: Any, operation: str, params: Any) -> Any:
-        calls[f"{client.meta.service_model.endpoint_prefix}:{operation}"] += 1
+        # Only this test's thread: a poller another test left running (SQS) is not the handler's call.
+        if threading.get_ident() == test_thread:
+            calls[f"{client.meta.service_model.endpoint_prefix}:{operation}"] += 1
         return make_api_call(client, operation, params)
 
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", counting)
