@@ -69,9 +69,10 @@ snapshots: install
 docs: install
 	$(BIN)/python -m tools.export_docs
 
-# Load data/products.json into a deployed stack's catalog (TABLE=<name> for any other table).
+# Load data/products.json into a deployed stack's catalog and data/downloads/ into its downloads bucket
+# (TABLE=<name> [BUCKET=<name>] for any other table and bucket).
 seed: install
-	$(BIN)/python -m tools.seed_catalog $(if $(TABLE),--table $(TABLE),--stack $(STACK))
+	$(BIN)/python -m tools.seed_catalog $(if $(TABLE),--table $(TABLE) $(if $(BUCKET),--bucket $(BUCKET)),--stack $(STACK))
 
 # The dependency layer for Lambda (arm64, python3.13), byte-for-byte reproducible.
 package: install

@@ -50,9 +50,12 @@ IMPORT_TIMER = (
 )
 
 # What one order's life needs at the least, by design (docs/design.md, "Contracts": conditional writes on
-# the order's version, payment events idempotent by Stripe event id, fulfilment's dispatch request in one
-# transaction, one Data API round trip per reports batch), per function and call, on warm containers: a
-# cold container also reads its secret once (order-api, order-payment-events), then caches it.
+# the order's version, payment events idempotent by Stripe event id, a confirmed order's fulfilment records
+# in one transaction, the warehouse's dispatch in another, each announcement marked published so a repeat
+# publishes nothing, line states kept on the order without a read, one Data API round trip per reports
+# batch), per function and call, on warm containers: a cold container also reads its secret once
+# (order-api, order-payment-events), then caches it. The life is a mixed order (a tee and an ebook): the
+# ebook delivered at once, the tee dispatched by the warehouse through its route.
 MINIMUM_CALLS: dict[str, dict[str, tuple[int, str]]] = {
     "order-api": {
         "secretsmanager:GetSecretValue": (0, "the Stripe key: once per container, then cached"),
@@ -62,22 +65,37 @@ MINIMUM_CALLS: dict[str, dict[str, tuple[int, str]]] = {
     "order-payment-events": {
         "secretsmanager:GetSecretValue": (0, "the webhook secret: once per container, then cached"),
         "dynamodb:GetItem": (1, "the order's current version"),
-        "dynamodb:PutItem": (2, "the PAID version (conditional) + the idempotency record (Stripe event id)"),
-        "dynamodb:UpdateItem": (1, "the idempotency record completed"),
+        "dynamodb:PutItem": (1, "the idempotency record (Stripe event id)"),
+        "dynamodb:UpdateItem": (2, "the PAID version (conditional) + the idempotency record completed"),
         "events:PutEvents": (1, "OrderConfirmed"),
     },
     "fulfilment-consumer": {
-        "dynamodb:PutItem": (2, "the fulfilment record + the idempotency record"),
-        "dynamodb:UpdateItem": (1, "the idempotency record completed"),
-        "dynamodb:TransactWriteItems": (1, "the dispatch request, only if not cancelled"),
-        "events:PutEvents": (1, "OrderFulfilled"),
+        "dynamodb:PutItem": (1, "the idempotency record (event id)"),
+        "dynamodb:TransactWriteItems": (
+            1,
+            "the order's record, its lines and the dispatch request, unless cancelled",
+        ),
+        "events:PutEvents": (1, "FulfilmentUpdated: the ebook delivered, the tee awaiting dispatch"),
+        "dynamodb:UpdateItem": (2, "the announcement marked published + the idempotency record completed"),
+    },
+    "fulfilment-api": {
+        "dynamodb:Query": (1, "the order's fulfilment records (the snapshot and delivery the event carries)"),
+        "dynamodb:TransactWriteItems": (1, "dispatched + the order fulfilled, unless cancelled"),
+        "events:PutEvents": (1, "OrderFulfilled, with the tracking"),
+        "dynamodb:UpdateItem": (
+            1,
+            "the announcement marked published (a repeated request publishes nothing)",
+        ),
     },
     "order-fulfilled-events": {
-        "dynamodb:GetItem": (1, "the order's current version"),
-        "dynamodb:PutItem": (1, "the FULFILLED version, conditional (a duplicate changes nothing)"),
+        "dynamodb:GetItem": (1, "the order's current version (OrderFulfilled)"),
+        "dynamodb:UpdateItem": (
+            2,
+            "FulfilmentUpdated's line states (no read) + FULFILLED with its lines, conditional",
+        ),
     },
     "reports-consumer": {
-        "rds-data:ExecuteStatement": (1, "one INSERT … ON CONFLICT for the whole batch"),
+        "rds-data:ExecuteStatement": (1, "one INSERT … ON CONFLICT per batch (both events may share one)"),
     },
 }
 
@@ -220,14 +238,17 @@ def _wait(probe: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
 
 
 class OrderLife:
-    """One order from checkout to the monthly report, watched without calling the functions (the bench
-    reads the tables and the runners directly, so only the order's own calls are counted)."""
+    """One order from checkout through the warehouse's dispatch to the monthly report, watched without
+    calling the functions (the bench reads the tables and the runners directly, so only the order's own
+    calls are counted)."""
 
     def __init__(self, local: Any) -> None:
         from localcloud.client import StoreClient
 
         self.local = local
         self.customer = StoreClient(local.api_url, local.issuer.token("bench-customer", "bench@example.com"))
+        self.warehouse = StoreClient(local.api_url, local.warehouse_token())
+        self.requests = local.resource("dynamodb").Table(local.model.exports["fulfilmentTable"])
         self.orders = local.resource("dynamodb").Table(local.model.exports["ordersTable"])
         self.reports = next(runner for name, runner in local.runners.items() if "reports-consumer" in name)
 
@@ -240,10 +261,19 @@ class OrderLife:
             raise RuntimeError(f"create failed: {created.status} {created.body}")
         order_id = created.body["order"]["orderId"]
         self.customer.control("pay", order_id)
+        _wait(lambda: self._dispatch_requested(order_id), f"the dispatch request of {order_id}")
+        parcel = {"carrier": "NZ Post", "trackingNumber": f"BENCH{order_id[-9:]}"}
+        dispatched = self.warehouse.call("POST", f"/fulfilment/dispatches/{order_id}/dispatch", parcel)
+        if dispatched.status != 200:
+            raise RuntimeError(f"dispatch failed: {dispatched.status} {dispatched.body}")
         _wait(lambda: self._status(order_id) == "FULFILLED", f"order {order_id} to be fulfilled")
-        # OrderCreated, OrderConfirmed and OrderFulfilled may land in one batch or several.
+        # OrderConfirmed and OrderFulfilled may land in one batch or two.
         _wait(lambda: self.reports.invocations > reported_before and self._reports_queue_empty(), "reports")
         return time.monotonic() - started
+
+    def _dispatch_requested(self, order_id: str) -> bool:
+        key = {"orderId": order_id, "sk": "DISPATCH"}
+        return "Item" in self.requests.get_item(Key=key, ConsistentRead=True)
 
     def _status(self, order_id: str) -> str | None:
         item = self.orders.get_item(Key={"orderId": order_id}, ConsistentRead=True).get("Item")
@@ -363,7 +393,8 @@ def _calls_section(figures: Figures) -> list[str]:
     lines = [
         "## AWS API calls for one order's life",
         "",
-        "create → paid → fulfilled → reported, counted in the λ workers by botocore `before-call` hooks "
+        "create → paid → dispatched by the warehouse → fulfilled → reported, counted in the λ workers by "
+        "botocore `before-call` hooks "
         "(`TBS_COUNT_AWS_CALLS_DIR`). Cold = the first order (fresh containers), warm = the second. "
         "The minimum is what the design needs on warm containers.",
         "",

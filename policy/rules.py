@@ -38,6 +38,13 @@ ROLE = "aws:iam/role:Role"
 DB_SUBNET_GROUP = "aws:rds/subnetGroup:SubnetGroup"
 SUBNET = "aws:ec2/subnet:Subnet"
 RANDOM_ID = "random:index/randomId:RandomId"
+BUCKET = "aws:s3/bucket:Bucket"
+BUCKET_PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+BUCKET_OWNERSHIP = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
+BUCKET_ENCRYPTION = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+BUCKET_VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
+BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+PUBLIC_ACCESS_BLOCKS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
 
 MIN_PYTHON = (3, 12)
 VISIBILITY_TIMEOUT_FACTOR = 6
@@ -409,6 +416,40 @@ def every_table_queue_and_database_is_encrypted(graph: Graph) -> list[str]:
         for cluster in graph.of_type(CLUSTER)
         if not cluster.props.get("storageEncrypted")
     ]
+    return problems
+
+
+@rule
+def every_bucket_is_private_and_encrypted(graph: Graph) -> list[str]:
+    """Every bucket blocks all four kinds of public access, is owned by its owner alone (ACLs off), is
+    encrypted by default, has no bucket policy (it is reached only through the functions' roles and the
+    URLs they presign), and in production keeps every version of its objects (components/bucket.py says
+    where AWS documents each setting)."""
+    problems = []
+    for bucket in graph.of_type(BUCKET):
+        name = bucket.props.get("bucket")
+        blocks = graph.by_prop(BUCKET_PUBLIC_ACCESS_BLOCK, "bucket", name)
+        if not any(all(block.props.get(flag) is True for flag in PUBLIC_ACCESS_BLOCKS) for block in blocks):
+            problems.append(f"{_label(bucket)}: public access not blocked in all four ways")
+        ownership = [
+            _get(controls.props, "rule", "objectOwnership")
+            for controls in graph.of_type(BUCKET_OWNERSHIP)
+            if controls.props.get("bucket") == name
+        ]
+        if "BucketOwnerEnforced" not in ownership:
+            problems.append(
+                f"{_label(bucket)}: ACLs not disabled (object ownership is not BucketOwnerEnforced)"
+            )
+        if not graph.by_prop(BUCKET_ENCRYPTION, "bucket", name):
+            problems.append(f"{_label(bucket)}: no default encryption")
+        if graph.by_prop(BUCKET_POLICY, "bucket", name):
+            problems.append(f"{_label(bucket)}: a bucket policy (buckets are reached through roles only)")
+        versioning = [
+            _get(v.props, "versioningConfiguration", "status")
+            for v in graph.by_prop(BUCKET_VERSIONING, "bucket", name)
+        ]
+        if graph.production and "Enabled" not in versioning:
+            problems.append(f"{_label(bucket)}: production keeps object versions, and this bucket does not")
     return problems
 
 

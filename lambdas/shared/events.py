@@ -1,17 +1,19 @@
 """The event contract between services: the single source of truth (docs/design.md, "Events").
 
 Events travel on the custom bus `tbs-<stack>` with `source` tbs.order | tbs.fulfilment and the detail
-types below; `detail` is an EventDetail. The JSON Schemas in docs/events/ are exported from these models
-and a test fails when they drift."""
+types below. The `Order*` detail types carry an EventDetail (an order snapshot); FulfilmentUpdated
+carries a FulfilmentDetail (fulfilment's state of some of an order's lines, which the order service keeps
+on its order so the customer sees it: event-carried state, no service reads another's table). The JSON
+Schemas in docs/events/ are exported from these models and a test fails when they drift."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared.validation import field_problems, summary
 
@@ -36,6 +38,7 @@ class DetailType(StrEnum):
     ORDER_PAYMENT_FAILED = "OrderPaymentFailed"
     ORDER_CANCELLED = "OrderCancelled"
     ORDER_FULFILLED = "OrderFulfilled"
+    FULFILMENT_UPDATED = "FulfilmentUpdated"
 
 
 class Source(StrEnum):
@@ -49,7 +52,18 @@ SOURCE_OF: dict[DetailType, Source] = {
     DetailType.ORDER_PAYMENT_FAILED: Source.ORDER,
     DetailType.ORDER_CANCELLED: Source.ORDER,
     DetailType.ORDER_FULFILLED: Source.FULFILMENT,
+    DetailType.FULFILMENT_UPDATED: Source.FULFILMENT,
 }
+# The detail types whose detail is an order snapshot (EventDetail); the reports take exactly these (their
+# subscription matches the prefix "Order"). FulfilmentUpdated carries a FulfilmentDetail.
+ORDER_DETAIL_TYPES = frozenset(
+    {
+        DetailType.ORDER_CONFIRMED,
+        DetailType.ORDER_PAYMENT_FAILED,
+        DetailType.ORDER_CANCELLED,
+        DetailType.ORDER_FULFILLED,
+    }
+)
 
 MinorUnits = Annotated[int, Field(ge=0, description="Integer minor units (cents)")]
 
@@ -59,12 +73,85 @@ class _Contract(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Carrier names and tracking numbers, as the warehouse enters them.
+MAX_SHIPMENT_TEXT = 100
+MAX_REASON = 500
+
+
+class LineState(StrEnum):
+    """Where fulfilment is with one order line."""
+
+    DELIVERED = "DELIVERED"  # digital: downloadable through its link
+    AWAITING_DISPATCH = "AWAITING_DISPATCH"  # physical: the warehouse has the dispatch request
+    DISPATCHED = "DISPATCHED"  # physical: handed to the carrier
+    DISPATCH_FAILED = "DISPATCH_FAILED"  # physical: the warehouse could not dispatch it
+    WITHDRAWN = "WITHDRAWN"  # physical: the order was cancelled before dispatch
+
+
+# A line leaves AWAITING_DISPATCH once, for exactly one of the other states, and never moves again: so a
+# consumer may apply line states in any order (a final state always wins, the first one only if none is
+# stored yet).
+FINAL_LINE_STATES = frozenset(LineState) - {LineState.AWAITING_DISPATCH}
+DIGITAL_LINE_STATES = frozenset({LineState.DELIVERED})
+
+
+class Download(_Contract):
+    href: str = Field(
+        pattern=r"^/downloads/[A-Za-z0-9_-]{32,128}$",
+        description="Below the API's base URL (the stage, …/v1): GET it with the customer's token",
+    )
+    expiresAt: datetime = Field(description="The link works until then")
+
+
+class Shipment(_Contract):
+    carrier: str = Field(min_length=1, max_length=MAX_SHIPMENT_TEXT)
+    trackingNumber: str = Field(min_length=1, max_length=MAX_SHIPMENT_TEXT)
+    dispatchedAt: datetime
+
+
+class LineFulfilment(_Contract):
+    """One line's fulfilment: a download when DELIVERED, a shipment when DISPATCHED, a reason when
+    DISPATCH_FAILED, nothing else."""
+
+    state: LineState
+    download: Download | None = None
+    shipment: Shipment | None = None
+    reason: str | None = Field(default=None, min_length=1, max_length=MAX_REASON)
+
+    @model_validator(mode="after")
+    def _details_match_the_state(self) -> LineFulfilment:
+        expected = {
+            "download": self.state is LineState.DELIVERED,
+            "shipment": self.state is LineState.DISPATCHED,
+            "reason": self.state is LineState.DISPATCH_FAILED,
+        }
+        wrong = [name for name, wanted in expected.items() if (getattr(self, name) is not None) != wanted]
+        if wrong:
+            raise ValueError(f"a {self.state} line {'needs' if expected[wrong[0]] else 'has no'} {wrong[0]}")
+        return self
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_LINE_STATES
+
+
 class OrderItem(_Contract):
     productId: str = Field(min_length=1)
     productName: str
     kind: ItemKind
     quantity: int = Field(ge=1)
     unitAmount: MinorUnits
+    fulfilment: LineFulfilment | None = Field(
+        default=None, description="Fulfilment's state of this line, once fulfilment has reported it"
+    )
+
+    @model_validator(mode="after")
+    def _state_fits_the_kind(self) -> OrderItem:
+        if self.fulfilment is not None and (self.fulfilment.state in DIGITAL_LINE_STATES) != (
+            self.kind is ItemKind.DIGITAL
+        ):
+            raise ValueError(f"a {self.kind} line cannot be {self.fulfilment.state}")
+        return self
 
 
 class OrderSnapshot(_Contract):
@@ -91,7 +178,25 @@ class EventDetail(_Contract):
     order: OrderSnapshot
 
 
-class StoreEvent(BaseModel):
+class LineUpdate(_Contract):
+    index: int = Field(ge=0, description="The line's position in the order's items")
+    productId: str = Field(min_length=1, description="The line's product: a consumer checks it matches")
+    fulfilment: LineFulfilment
+
+
+class FulfilmentDetail(_Contract):
+    """FulfilmentUpdated: fulfilment's state of some lines of an order changed (a dispatch requested,
+    failed or withdrawn; digital lines delivered). OrderFulfilled carries the final state of every line in
+    its snapshot instead."""
+
+    schemaVersion: Literal[1] = SCHEMA_VERSION
+    eventId: str = Field(min_length=1, description="Unique per change: consumers dedupe on it")
+    occurredAt: datetime
+    orderId: str = Field(min_length=1)
+    lines: list[LineUpdate] = Field(min_length=1)
+
+
+class _Envelope(BaseModel):
     """The EventBridge envelope as it reaches an SQS subscriber (only the fields we rely on)."""
 
     model_config = ConfigDict(populate_by_name=True)
@@ -100,11 +205,34 @@ class StoreEvent(BaseModel):
     source: Source
     detail_type: DetailType = Field(alias="detail-type")
     time: datetime
-    detail: EventDetail
 
     def check_source(self) -> None:
         if SOURCE_OF[self.detail_type] is not self.source:
             raise ValueError(f"{self.detail_type} may not come from {self.source}")
+
+
+class StoreEvent(_Envelope):
+    """An `Order*` event: its detail is an order snapshot."""
+
+    detail: EventDetail
+
+    @model_validator(mode="after")
+    def _carries_an_order(self) -> StoreEvent:
+        if self.detail_type not in ORDER_DETAIL_TYPES:
+            raise ValueError(f"{self.detail_type} does not carry an order snapshot")
+        return self
+
+
+class FulfilmentEvent(_Envelope):
+    """FulfilmentUpdated: its detail is a FulfilmentDetail."""
+
+    detail: FulfilmentDetail
+
+    @model_validator(mode="after")
+    def _carries_line_updates(self) -> FulfilmentEvent:
+        if self.detail_type is not DetailType.FULFILMENT_UPDATED:
+            raise ValueError(f"{self.detail_type} does not carry line updates")
+        return self
 
 
 class InvalidStoreEvent(ValueError):
@@ -112,10 +240,12 @@ class InvalidStoreEvent(ValueError):
     each problem but never the input (a body holds customer data)."""
 
 
-def parse_store_event(body: str | bytes) -> StoreEvent:
-    """An SQS message body delivered by an EventSubscription → the validated event."""
+EnvelopeT = TypeVar("EnvelopeT", bound=_Envelope)
+
+
+def _parse(model: type[EnvelopeT], body: str | bytes) -> EnvelopeT:
     try:
-        event = StoreEvent.model_validate_json(body)
+        event = model.model_validate_json(body)
     except ValidationError as error:
         problems = field_problems(error.errors(include_url=False, include_input=False))
         raise InvalidStoreEvent(f"not a valid store event: {summary(problems)}") from None
@@ -126,8 +256,32 @@ def parse_store_event(body: str | bytes) -> StoreEvent:
     return event
 
 
-def put_events_entry(bus_name: str, detail_type: DetailType, detail: EventDetail) -> dict[str, Any]:
-    """The PutEvents entry for `detail`; the source is fixed by the contract."""
+def parse_store_event(body: str | bytes) -> StoreEvent:
+    """An SQS message body delivered by an EventSubscription → the validated `Order*` event."""
+    return _parse(StoreEvent, body)
+
+
+def parse_fulfilment_event(body: str | bytes) -> StoreEvent | FulfilmentEvent:
+    """A message of fulfilment's (OrderFulfilled or FulfilmentUpdated) → the validated event, its detail
+    read as its detail type says."""
+    try:
+        declared = json.loads(body).get("detail-type")
+    except (ValueError, AttributeError):
+        declared = None
+    if declared == DetailType.FULFILMENT_UPDATED.value:
+        return _parse(FulfilmentEvent, body)
+    return _parse(StoreEvent, body)
+
+
+Detail = EventDetail | FulfilmentDetail
+
+
+def put_events_entry(bus_name: str, detail_type: DetailType, detail: Detail) -> dict[str, Any]:
+    """The PutEvents entry for `detail`; the source is fixed by the contract, and so is which detail
+    model each detail type carries (a mismatch is a producer bug, refused before it reaches the bus)."""
+    expected = FulfilmentDetail if detail_type is DetailType.FULFILMENT_UPDATED else EventDetail
+    if not isinstance(detail, expected):
+        raise TypeError(f"{detail_type} carries a {expected.__name__}, not a {type(detail).__name__}")
     return {
         "EventBusName": bus_name,
         "Source": SOURCE_OF[detail_type].value,
@@ -139,6 +293,9 @@ def put_events_entry(bus_name: str, detail_type: DetailType, detail: EventDetail
 def json_schemas() -> dict[str, str]:
     """file name → JSON Schema text, for docs/events/."""
     return {
-        "event-detail.schema.json": json.dumps(EventDetail.model_json_schema(), indent=2, sort_keys=True)
-        + "\n",
+        name: json.dumps(model.model_json_schema(), indent=2, sort_keys=True) + "\n"
+        for name, model in (
+            ("event-detail.schema.json", EventDetail),
+            ("fulfilment-detail.schema.json", FulfilmentDetail),
+        )
     }

@@ -34,8 +34,18 @@ class OrderWorld:
 
     # --- storefront ---
     def call(self, method: str, path: str, **options: Any) -> tuple[int, Any]:
+        status, body, _ = self.answer(method, path, **options)
+        return status, body
+
+    def answer(self, method: str, path: str, **options: Any) -> tuple[int, Any, dict[str, str]]:
+        """The API function's answer through the stage: status, JSON body and headers."""
         response = api.handler(rest_event(method, path, **options), FakeContext())
-        return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
+        headers = dict(response.get("headers") or {})
+        headers |= {
+            name: ",".join(values) for name, values in (response.get("multiValueHeaders") or {}).items()
+        }
+        body = json.loads(response["body"]) if response.get("body") else None
+        return response["statusCode"], body, headers
 
     def create_order(self, items: list[dict[str, Any]], sub: str = "customer-1") -> dict[str, Any]:
         status, body = self.call("POST", "/orders", body={"items": items}, sub=sub)

@@ -117,7 +117,7 @@ class Shop:
     def fulfil(self) -> None:
         """Fulfilment fulfils the order it was told is confirmed (it may not have heard of a cancel yet)
         and announces it; the order's fulfilled-events consumer applies it."""
-        confirmed = [detail for kind, detail in self.bus.published if kind is DetailType.ORDER_CONFIRMED]
+        confirmed = [detail for kind, detail in self.bus.snapshots if kind is DetailType.ORDER_CONFIRMED]
         if not confirmed:
             return  # nothing confirmed: fulfilment has nothing to do
         fulfilled = fulfilled_detail(confirmed[0].order, START + timedelta(days=1))
@@ -127,19 +127,19 @@ class Shop:
     def redeliver(self, index: int) -> None:
         """One published event delivered again to its order-service consumer (OrderFulfilled) and to the
         reports."""
-        if not self.bus.published:
+        if not self.bus.snapshots:
             return
-        kind, detail = self.bus.published[index % len(self.bus.published)]
+        kind, detail = self.bus.snapshots[index % len(self.bus.snapshots)]
         if kind is DetailType.ORDER_FULFILLED:
             assert self.service.mark_fulfilled(bus_envelope(kind, detail)) in set(Decision)
         self.reporting.ingest([bus_envelope(kind, detail)], no_time_limit)
 
     def deliver_to_reports(self, order: list[int]) -> None:
         """Every event not yet delivered, in the order given (indexes into them)."""
-        pending = self.bus.published[self.delivered_to_reports :]
+        pending = self.bus.snapshots[self.delivered_to_reports :]
         for index in order:
             self.reporting.ingest([bus_envelope(*pending[index])], no_time_limit)
-        self.delivered_to_reports = len(self.bus.published)
+        self.delivered_to_reports = len(self.bus.snapshots)
 
     # --- what must hold ----------------------------------------------------------------------------------
 
@@ -198,11 +198,11 @@ def test_any_interleaving_keeps_money_and_state_right(
     shop = Shop()
     for action, argument in actions:
         run(shop, action, argument)
-        pending = len(shop.bus.published) - shop.delivered_to_reports
+        pending = len(shop.bus.snapshots) - shop.delivered_to_reports
         if pending and data.draw(st.booleans(), label="reports catch up now"):
             shop.deliver_to_reports(data.draw(st.permutations(range(pending)), label="arrival order"))
     shop.settle()
-    pending = len(shop.bus.published) - shop.delivered_to_reports
+    pending = len(shop.bus.snapshots) - shop.delivered_to_reports
     shop.deliver_to_reports(data.draw(st.permutations(range(pending)), label="final arrival order"))
     shop.check()
 
@@ -221,7 +221,7 @@ def test_every_permutation_of_the_order_events_agrees_everywhere(actions: list[s
     shop = Shop()
     for action in actions:
         run(shop, action, None)
-    published = list(shop.bus.published)
+    published = list(shop.bus.snapshots)
     for arrival in itertools.permutations(range(len(published))):
         shop.reports = InMemoryReportsStore()
         shop.reporting = ReportsService(shop.reports)
@@ -237,6 +237,6 @@ def test_a_cancel_retried_after_each_crash_point_refunds_once_and_announces_one_
         shop.cancel(crash)
         shop.settle()
         shop.cancel()
-        shop.deliver_to_reports(list(range(len(shop.bus.published))))
+        shop.deliver_to_reports(list(range(len(shop.bus.snapshots))))
         assert shop.order.status is OrderStatus.CANCELLED and shop.order.refundId is not None, crash
         shop.check()
