@@ -58,6 +58,9 @@ class PostgresAddress:
             host=self.host,
             port=self.port,
             unix_sock=self.unix_socket,
+            # pg8000 otherwise asks for TLS first, building a default SSL context (the system's CA
+            # store, ~50 ms) on every connection; a unix socket never carries TLS.
+            ssl_context=False if self.unix_socket else None,
         )
 
     def create_database(self, name: str) -> None:
