@@ -15,9 +15,17 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
-from shared.events import DetailType, EventDetail, ItemKind, OrderItem, OrderSnapshot, OrderStatus
+from shared.events import (
+    MAX_ORDER_LINES,
+    DetailType,
+    EventDetail,
+    ItemKind,
+    OrderItem,
+    OrderSnapshot,
+    OrderStatus,
+)
 
-MAX_LINES = 50
+MAX_LINES = MAX_ORDER_LINES  # the event contract's bound
 MAX_QUANTITY = 99
 
 TRANSITIONS: Mapping[OrderStatus, frozenset[OrderStatus]] = {
