@@ -11,8 +11,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
+from shared.models import Model
 from shared.validation import field_problems, summary
 
 SCHEMA_VERSION: Literal[1] = 1
@@ -76,7 +77,7 @@ MAX_JSON_INTEGER = 2**53 - 1
 MinorUnits = Annotated[int, Field(ge=0, le=MAX_JSON_INTEGER, description="Integer minor units (cents)")]
 
 
-class _Contract(BaseModel):
+class _Contract(Model):
     # Strict on our own contract: an unknown field is a producer bug, caught at the first consumer.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -117,7 +118,7 @@ class EventDetail(_Contract):
     order: OrderSnapshot
 
 
-class StoreEvent(BaseModel):
+class StoreEvent(Model):
     """The EventBridge envelope as it reaches an SQS subscriber (only the fields we rely on)."""
 
     model_config = ConfigDict(populate_by_name=True)

@@ -23,8 +23,9 @@ from aws_lambda_powertools.event_handler.exceptions import ServiceError
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from shared.models import Model
 from shared.observability import logger
 from shared.validation import field_problems, summary
 
@@ -109,12 +110,12 @@ def rest_resolver() -> APIGatewayRestResolver:
     return app
 
 
-class FieldProblem(BaseModel):
+class FieldProblem(Model):
     field: str = Field(description="Dotted path of the offending field; empty for the body as a whole")
     message: str
 
 
-class ErrorOut(BaseModel):
+class ErrorOut(Model):
     """Every refusal and error of the storefront API: API Gateway's own answers (401, 403, 429) carry
     `message` too."""
 

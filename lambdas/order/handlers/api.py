@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from order import wiring
 from order.domain import MAX_LINES, MAX_QUANTITY, DomainError, Line
@@ -26,6 +26,7 @@ from order.service import PaymentProviderError
 from shared.events import OrderSnapshot
 from shared.http import COMMON_ERRORS, error_response, json_response, rest_resolver, unsupported_media_type
 from shared.idempotency import IdempotentStep
+from shared.models import Model
 from shared.observability import logger, metrics, tracer
 
 app = rest_resolver()
@@ -43,33 +44,33 @@ CREATE_ONCE = IdempotentStep("order.api.create_once", "request", CREATE_IDEMPOTE
 
 
 # Strict: the JSON types the schema declares, no coercion ("2" and true are not a quantity of 2 and 1).
-class LineIn(BaseModel):
+class LineIn(Model):
     model_config = ConfigDict(extra="forbid", strict=True)
     productId: str = Field(min_length=1, max_length=64)
     quantity: int = Field(ge=1, le=MAX_QUANTITY)
 
 
-class CreateOrderIn(BaseModel):
+class CreateOrderIn(Model):
     model_config = ConfigDict(extra="forbid", strict=True)
     items: list[LineIn] = Field(min_length=1, max_length=MAX_LINES)
 
 
-class PaymentIntentOut(BaseModel):
+class PaymentIntentOut(Model):
     id: str
     clientSecret: str
 
 
-class CreatedOrderOut(BaseModel):
+class CreatedOrderOut(Model):
     order: OrderSnapshot
     paymentIntent: PaymentIntentOut
 
 
-class OrderPageOut(BaseModel):
+class OrderPageOut(Model):
     orders: list[OrderSnapshot]
     cursor: str | None = Field(description="Pass as ?cursor= for the next page; absent on the last page")
 
 
-class Caller(BaseModel):
+class Caller(Model):
     sub: str
     email: str | None = None
 
