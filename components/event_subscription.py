@@ -12,8 +12,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import allow, policy_document
-from components.idempotent_consumer import QueueSource
-from components.queue import dead_letter_queue, queue_with_dlq
+from components.queue import QueueSource, dead_letter_queue, queue_with_dlq
 
 ONE_DAY = 24 * 3600
 
@@ -44,6 +43,13 @@ def allow_rule_to_send(
 
 
 class EventSubscription(pulumi.ComponentResource):
+    queue: aws.sqs.Queue
+    dlq: aws.sqs.Queue
+    target_dlq: aws.sqs.Queue
+    source: QueueSource
+    rule: aws.cloudwatch.EventRule
+    target: aws.cloudwatch.EventTarget
+
     def __init__(
         self, name: str, args: EventSubscriptionArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
@@ -58,11 +64,7 @@ class EventSubscription(pulumi.ComponentResource):
         )
         self.queue, self.dlq = queues.queue, queues.dlq
         self.target_dlq = dead_letter_queue(f"{name}-target-dlq", args.alarm_topic_arn, parent=self)
-        self.source = QueueSource(
-            arn=self.queue.arn,
-            name=self.queue.name,
-            visibility_timeout_seconds=args.visibility_timeout_seconds,
-        )
+        self.source = QueueSource.of(self.queue, args.visibility_timeout_seconds)
         self.rule = aws.cloudwatch.EventRule(
             f"{name}-rule",
             event_bus_name=args.bus_name,

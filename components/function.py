@@ -5,18 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
 
 from components.alarms import function_alarms
 from components.iam import Statement, allow, service_role
+from project_paths import LAMBDAS_DIR
 
 LAMBDA_RUNTIME = "python3.13"
 LAMBDA_ARCHITECTURE = "arm64"
 METRICS_NAMESPACE = "TheBetterStore"
-LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
 # What a handler package may ship: code, SQL migrations and data files. Never caches or tests.
 _SHIPPED_SUFFIXES = {".py", ".sql", ".json"}
 
@@ -56,10 +55,14 @@ class FunctionArgs:
     description: str = ""
 
 
-class ServiceFunction(pulumi.ComponentResource):
+class Function(pulumi.ComponentResource):
     function: aws.lambda_.Function
+    function_name: pulumi.Output[str]
+    function_arn: pulumi.Output[str]
     log_group: aws.cloudwatch.LogGroup
     role: aws.iam.Role
+    alarms: list[aws.cloudwatch.MetricAlarm]
+    timeout_seconds: int
 
     def __init__(self, name: str, args: FunctionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("tbs:components:Function", name, None, opts)
@@ -112,5 +115,6 @@ class ServiceFunction(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[execution_role.policy]),
         )
-        self.alarms = function_alarms(name, self.function.name, args.alarm_topic_arn, parent=self)
-        self.register_outputs({"functionName": self.function.name, "functionArn": self.function.arn})
+        self.function_name, self.function_arn = self.function.name, self.function.arn
+        self.alarms = function_alarms(name, self.function_name, args.alarm_topic_arn, parent=self)
+        self.register_outputs({"functionName": self.function_name, "functionArn": self.function_arn})

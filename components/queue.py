@@ -18,6 +18,21 @@ class QueuePair:
     dlq: aws.sqs.Queue
 
 
+@dataclass(frozen=True)
+class QueueSource:
+    """A queue as its consumer sees it: what the consumer needs to know about it, and no more."""
+
+    arn: pulumi.Input[str]
+    name: pulumi.Input[str]
+    visibility_timeout_seconds: int
+
+    @staticmethod
+    def of(queue: aws.sqs.Queue, visibility_timeout_seconds: int) -> QueueSource:
+        return QueueSource(
+            arn=queue.arn, name=queue.name, visibility_timeout_seconds=visibility_timeout_seconds
+        )
+
+
 def dead_letter_queue(
     name: str, topic_arn: pulumi.Input[str], parent: pulumi.Resource | None
 ) -> aws.sqs.Queue:

@@ -25,7 +25,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.alarms import metric_alarm
-from components.function import ServiceFunction
+from components.function import Function
 
 STAGE_NAME = "v1"
 PREFLIGHT_METHOD = "OPTIONS"
@@ -74,6 +74,11 @@ def gateway_response_cors_origin(origins: Sequence[str]) -> str | None:
 
 
 class RestApi(pulumi.ComponentResource):
+    api: aws.apigateway.RestApi
+    authorizer: aws.apigateway.Authorizer
+    stage: aws.apigateway.Stage | None  # once published
+    url: pulumi.Output[str]  # once published
+
     def __init__(self, name: str, args: RestApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("tbs:components:RestApi", name, None, opts)
         self._name = name
@@ -114,7 +119,7 @@ class RestApi(pulumi.ComponentResource):
         self._route_keys: list[str] = []
         self._preflighted: set[str] = set()
         self._route_throttles: dict[str, Throttle] = {}
-        self.stage: aws.apigateway.Stage | None = None
+        self.stage = None
 
     @property
     def rest_api_id(self) -> pulumi.Output[str]:
@@ -145,9 +150,7 @@ class RestApi(pulumi.ComponentResource):
             parent_id = self._resources[prefix].id
         return parent_id
 
-    def add_lambda_route(
-        self, method: str, path: str, handler: ServiceFunction, *, public: bool = False
-    ) -> None:
+    def add_lambda_route(self, method: str, path: str, handler: Function, *, public: bool = False) -> None:
         """`method path` proxied to `handler`; an authorised route's resource also gets the browser's
         preflight (OPTIONS, unauthorised) proxied to the same function."""
         self._proxy_route(method, path, handler, public=public)
@@ -155,7 +158,7 @@ class RestApi(pulumi.ComponentResource):
             self._preflighted.add(path)
             self._proxy_route(PREFLIGHT_METHOD, path, handler, public=True)
 
-    def _proxy_route(self, method: str, path: str, handler: ServiceFunction, *, public: bool) -> None:
+    def _proxy_route(self, method: str, path: str, handler: Function, *, public: bool) -> None:
         route = f"{method} {path}"
         slug = f"{method}{path}".lower().replace("/", "-").replace("{", "").replace("}", "")
         resource_id = self.resource_id(path)

@@ -46,10 +46,13 @@ class ServerlessDbArgs:
 
 
 class ServerlessDb(pulumi.ComponentResource):
+    cluster: aws.rds.Cluster
+    instances: list[aws.rds.ClusterInstance]
     cluster_arn: pulumi.Output[str]
+    cluster_identifier: pulumi.Output[str]
+    cluster_resource_id: pulumi.Output[str]
     secret_arn: pulumi.Output[str]
     database_name: pulumi.Output[str]
-    cluster_resource_id: pulumi.Output[str]
 
     def __init__(self, name: str, args: ServerlessDbArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("tbs:components:ServerlessDb", name, None, opts)

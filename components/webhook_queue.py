@@ -12,8 +12,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import allow, service_role
-from components.idempotent_consumer import QueueSource
-from components.queue import queue_with_dlq
+from components.queue import QueueSource, queue_with_dlq
 
 
 def sqs_send_message_template(header_names: Sequence[str]) -> str:
@@ -66,6 +65,15 @@ class WebhookQueueArgs:
 
 
 class WebhookQueue(pulumi.ComponentResource):
+    queue: aws.sqs.Queue
+    dlq: aws.sqs.Queue
+    source: QueueSource
+    resource: aws.apigateway.Resource
+    method: aws.apigateway.Method
+    integration: aws.apigateway.Integration
+    # What an API deployment must wait for before it snapshots this route.
+    deployment_dependencies: list[pulumi.CustomResource]
+
     def __init__(self, name: str, args: WebhookQueueArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("tbs:components:WebhookQueue", name, None, opts)
         queues = queue_with_dlq(
@@ -77,11 +85,7 @@ class WebhookQueue(pulumi.ComponentResource):
             parent=self,
         )
         self.queue, self.dlq = queues.queue, queues.dlq
-        self.source = QueueSource(
-            arn=self.queue.arn,
-            name=self.queue.name,
-            visibility_timeout_seconds=args.visibility_timeout_seconds,
-        )
+        self.source = QueueSource.of(self.queue, args.visibility_timeout_seconds)
         gateway_role = service_role(
             f"{name}-apigw-role",
             "apigateway.amazonaws.com",
@@ -147,10 +151,5 @@ class WebhookQueue(pulumi.ComponentResource):
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[self.integration]),
                 )
             )
-        # What an API deployment must wait for before it snapshots this route.
-        self.deployment_dependencies: list[pulumi.CustomResource] = [
-            self.method,
-            self.integration,
-            *responses,
-        ]
+        self.deployment_dependencies = [self.method, self.integration, *responses]
         self.register_outputs({"queueUrl": self.queue.url, "dlqUrl": self.dlq.url})

@@ -15,17 +15,16 @@ import signal
 import sys
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Any
 
-STATE_FILE = Path(__file__).resolve().parent.parent / ".localcloud.json"
+from project_paths import LOCAL_STATE_FILE
 
 
 def up(stack: str) -> int:
     from localcloud.cloud import LocalCloud, stop_on_sigterm
 
     cloud = LocalCloud(stack=stack).start()
-    STATE_FILE.write_text(
+    LOCAL_STATE_FILE.write_text(
         json.dumps(
             {
                 "apiUrl": cloud.api_url,
@@ -49,14 +48,14 @@ def up(stack: str) -> int:
         # A second Ctrl-C must not cut the orderly stop short (and leave processes behind).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         cloud.stop()
-        STATE_FILE.unlink(missing_ok=True)
+        LOCAL_STATE_FILE.unlink(missing_ok=True)
     return 0
 
 
 def state() -> dict[str, Any]:
-    if not STATE_FILE.is_file():
+    if not LOCAL_STATE_FILE.is_file():
         raise SystemExit("no local cloud is running: start it with `make dev`")
-    loaded: dict[str, Any] = json.loads(STATE_FILE.read_text())
+    loaded: dict[str, Any] = json.loads(LOCAL_STATE_FILE.read_text())
     return loaded
 
 

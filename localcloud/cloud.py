@@ -29,17 +29,17 @@ from localcloud.data_api import DataApiEmulator
 from localcloud.fake_stripe import CONTROL_VERBS, ControlError, FakeStripe, signature_header
 from localcloud.fake_stripe import running as running_stripe
 from localcloud.gateway import Answer, LocalGateway, json_answer
-from localcloud.materialize import LocalModel, MaterializingMocks
 from localcloud.moto_process import running_moto
 from localcloud.postgres import running_postgres
 from localcloud.runtime import Fault, FunctionRunner, Poller, worker_environment
 from localcloud.tokens import DevIssuer
-from tools.recording import DEFAULT_REGION, record, stack_config
+from project_paths import OPENAPI_FILE
+from runtimes.materialize import LocalModel, MaterializingMocks
+from runtimes.recording import DEFAULT_REGION, record, stack_config
 from tools.seed_catalog import load_products, seed
 
 WEBHOOK_SECRET = "whsec_local"  # noqa: S105 - the local fake Stripe's, nothing real
 # moto accepts any credentials; these never leave loopback.
-OPENAPI_FILE = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
 # Swagger UI from its public CDN (the browser loads it; this process fetches nothing).
 SWAGGER_PAGE = """<!doctype html><html><head><title>The Better Store API (local)</title>
 <link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5/swagger-ui.css"></head>

@@ -20,9 +20,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from localcloud import vtl
-from localcloud.materialize import LocalModel, LocalRoute
 from localcloud.runtime import FunctionRunner
 from localcloud.tokens import DevIssuer
+from runtimes.materialize import LocalModel, LocalRoute
 
 JSON = "application/json"
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from localcloud.materialize import LocalFunction, LocalMapping
+from project_paths import LAMBDAS_DIR
+from runtimes.materialize import LocalFunction, LocalMapping
 
-LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
 START_TIMEOUT_SECONDS = 30
 
 LogLine = Callable[[str], None]

@@ -45,10 +45,11 @@ from pulumi_policy.proxy import (
 )
 
 from policy.rules import RULES, Graph, Rule
+from project_paths import PROJECT_ROOT
 
 PACK_NAME = "tbs-invariants"
-# Rules whose findings about a resource depend on that resource alone (tests/policy proves it on both
-# stacks, with each kind of resource removed or emptied): they hold before apply.
+# Rules whose findings about a resource depend on that resource alone (tests/infra/test_policy_pack.py proves
+# it on both stacks, with each kind of resource removed or emptied): they hold before apply.
 RESOURCE_RULES = frozenset(
     {
         "aurora_scales_to_zero_behind_the_data_api",
@@ -63,7 +64,6 @@ RESOURCE_RULES = frozenset(
         "tables_use_the_current_index_key_schema",
     }
 )
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Used only when no Pulumi.<stack>.yaml says whether the stack is production (e.g. an ad-hoc stack).
 PRODUCTION_STACK_NAMES = frozenset({"prod", "production"})
 

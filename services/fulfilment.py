@@ -4,12 +4,13 @@ OrderFulfilled back to the bus."""
 from __future__ import annotations
 
 import pulumi
+import pulumi_aws as aws
 
 from components.dashboard import DashboardBuilder
 from components.event_subscription import EventSubscription, EventSubscriptionArgs
 from components.function import lambda_code
 from components.iam import allow
-from components.idempotent_consumer import (
+from components.queue_consumer import (
     IdempotentConsumer,
     IdempotentConsumerArgs,
     required_visibility_timeout,
@@ -21,7 +22,12 @@ from services.platform import Platform
 CONSUMER_TIMEOUT_SECONDS = 30
 
 
-class FulfilmentService(pulumi.ComponentResource):
+class Fulfilment(pulumi.ComponentResource):
+    table: aws.dynamodb.Table
+    orders: EventSubscription
+    consumer: IdempotentConsumer
+    dashboard: aws.cloudwatch.Dashboard
+
     def __init__(
         self, config: StackConfig, platform: Platform, opts: pulumi.ResourceOptions | None = None
     ) -> None:
@@ -74,7 +80,9 @@ class FulfilmentService(pulumi.ComponentResource):
             DashboardBuilder()
             .functions([self.consumer.function_name])
             .queues([self.orders.queue.name])
-            .dead_letter_queues([self.orders.dlq.name, self.orders.target_dlq.name, self.consumer.dlq.name])
+            .dead_letter_queues(
+                [self.orders.dlq.name, self.orders.target_dlq.name, self.consumer.async_dlq.name]
+            )
             .build(f"{prefix}-dashboard", prefix, platform.region, parent=self)
         )
         self.register_outputs({"table": self.table.name, "dashboard": self.dashboard.dashboard_name})

@@ -8,11 +8,13 @@ import pulumi_aws as aws
 from components.alarms import metric_alarm
 from components.dashboard import DashboardBuilder
 from components.event_subscription import EventSubscription, EventSubscriptionArgs
-from components.function import METRICS_NAMESPACE, ServiceFunction, lambda_code
+from components.function import METRICS_NAMESPACE, Function, lambda_code
 from components.iam import allow
-from components.idempotent_consumer import (
+from components.queue_consumer import (
     IdempotentConsumer,
     IdempotentConsumerArgs,
+    QueueConsumer,
+    QueueConsumerArgs,
     required_visibility_timeout,
 )
 from components.rest_api import STAGE_NAME, RestApi, Throttle
@@ -31,7 +33,16 @@ ORDER_ROUTES = [
 WEBHOOK_PATH = "/webhooks/stripe"
 
 
-class OrderService(pulumi.ComponentResource):
+class Order(pulumi.ComponentResource):
+    orders: aws.dynamodb.Table
+    products: aws.dynamodb.Table
+    api_handler: Function
+    webhook: WebhookQueue
+    payment_events: IdempotentConsumer
+    fulfilled: EventSubscription
+    fulfilled_events: QueueConsumer
+    dashboard: aws.cloudwatch.Dashboard
+
     def __init__(
         self,
         config: StackConfig,
@@ -65,7 +76,7 @@ class OrderService(pulumi.ComponentResource):
         orders_index_arn = self.orders.arn.apply(lambda arn: f"{arn}/index/*")
 
         create_idempotency = idempotency_table(f"{prefix}-api-idempotency", config.production, parent=self)
-        self.api_handler = ServiceFunction(
+        self.api_handler = Function(
             f"{prefix}-api",
             platform.function_args(
                 "order",
@@ -159,9 +170,11 @@ class OrderService(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        self.fulfilled_events = IdempotentConsumer(
+        # Marking an order FULFILLED is a conditional write on its status and version: a redelivery
+        # changes nothing, so this consumer keeps no idempotency records.
+        self.fulfilled_events = QueueConsumer(
             f"{prefix}-fulfilled-events",
-            IdempotentConsumerArgs(
+            QueueConsumerArgs(
                 function=platform.function_args(
                     "order",
                     "fulfilled-events",
@@ -173,7 +186,6 @@ class OrderService(pulumi.ComponentResource):
                     timeout_seconds=CONSUMER_TIMEOUT_SECONDS,
                 ),
                 source=self.fulfilled.source,
-                production=config.production,
                 max_concurrency=config.consumer_concurrency,
             ),
             opts=child,
@@ -196,8 +208,8 @@ class OrderService(pulumi.ComponentResource):
                     self.webhook.dlq.name,
                     self.fulfilled.dlq.name,
                     self.fulfilled.target_dlq.name,
-                    self.payment_events.dlq.name,
-                    self.fulfilled_events.dlq.name,
+                    self.payment_events.async_dlq.name,
+                    self.fulfilled_events.async_dlq.name,
                 ]
             )
             .build(f"{prefix}-dashboard", f"{prefix}", platform.region, parent=self)

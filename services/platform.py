@@ -13,10 +13,9 @@ import pulumi_aws as aws
 from components.function import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, FunctionArgs
 from components.iam import Statement, allow, assume_role_policy
 from components.rest_api import RestApi, RestApiArgs, Throttle
+from project_paths import LAYER_ZIP
 from services.config import StackConfig
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-LAYER_ZIP = PROJECT_ROOT / "build" / "layer.zip"  # written by `make package`
 EVENT_SOURCES = ["tbs.order", "tbs.fulfilment"]
 API_GATEWAY_LOGS_POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
 
@@ -33,7 +32,16 @@ def layer_archive(path: Path = LAYER_ZIP, dry_run: bool | None = None) -> pulumi
 
 
 class Platform(pulumi.ComponentResource):
-    api: RestApi | None
+    config: StackConfig
+    region: pulumi.Output[str]
+    account_id: pulumi.Output[str]
+    alarm_topic: aws.sns.Topic
+    bus_name: pulumi.Output[str]
+    bus_arn: pulumi.Output[str]
+    layer: aws.lambda_.LayerVersion
+    api: RestApi | None  # when a service that serves HTTP runs in this stack
+    user_pool_id: pulumi.Output[str] | None  # when this stack creates the user pool
+    user_pool_client_id: pulumi.Output[str] | None
 
     def __init__(self, config: StackConfig, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("tbs:services:Platform", f"{config.prefix}-platform", None, opts)
@@ -56,8 +64,8 @@ class Platform(pulumi.ComponentResource):
             )
 
         if config.event_bus_name:
-            self.bus_name: pulumi.Output[str] = pulumi.Output.from_input(config.event_bus_name)
-            self.bus_arn: pulumi.Output[str] = pulumi.Output.format(
+            self.bus_name = pulumi.Output.from_input(config.event_bus_name)
+            self.bus_arn = pulumi.Output.format(
                 "arn:aws:events:{0}:{1}:event-bus/{2}", self.region, self.account_id, config.event_bus_name
             )
         else:
@@ -82,8 +90,8 @@ class Platform(pulumi.ComponentResource):
         )
 
         self.api = None
-        self.user_pool_id: pulumi.Output[str] | None = None
-        self.user_pool_client_id: pulumi.Output[str] | None = None
+        self.user_pool_id = None
+        self.user_pool_client_id = None
         if config.runs("order") or config.runs("reports"):
             account = (
                 self._api_gateway_account_settings(prefix) if config.manage_api_gateway_account else None

@@ -5,28 +5,28 @@ from __future__ import annotations
 import pulumi
 
 from services import config as stack_config
-from services.fulfilment import FulfilmentService
-from services.order import WEBHOOK_PATH, OrderService, StripeSecrets
+from services.fulfilment import Fulfilment
+from services.order import WEBHOOK_PATH, Order, StripeSecrets
 from services.platform import Platform
-from services.reports import ReportsService
+from services.reports import Reports
 
 
 def build() -> None:
     config = stack_config.load()
     platform = Platform(config)
     dashboards: list[pulumi.Output[str]] = []
-    order: OrderService | None = None
+    order: Order | None = None
     if config.runs("order"):
         raw = pulumi.Config(stack_config.NAMESPACE)
         stripe = StripeSecrets(
             raw.require_secret("stripeSecretKey"), raw.require_secret("stripeWebhookSecret")
         )
-        order = OrderService(config, platform, stripe)
+        order = Order(config, platform, stripe)
         dashboards.append(order.dashboard.dashboard_name)
     if config.runs("fulfilment"):
-        dashboards.append(FulfilmentService(config, platform).dashboard.dashboard_name)
+        dashboards.append(Fulfilment(config, platform).dashboard.dashboard_name)
     if config.runs("reports"):
-        dashboards.append(ReportsService(config, platform).dashboard.dashboard_name)
+        dashboards.append(Reports(config, platform).dashboard.dashboard_name)
 
     # Only now: the deployment must snapshot the routes every service added.
     if platform.api is not None:

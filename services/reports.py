@@ -10,20 +10,16 @@ import pulumi_aws as aws
 
 from components.dashboard import DashboardBuilder
 from components.event_subscription import EventSubscription, EventSubscriptionArgs
-from components.function import LAMBDAS_DIR, ServiceFunction, lambda_code
+from components.function import Function, lambda_code
 from components.iam import Statement, allow
-from components.idempotent_consumer import (
-    IdempotentConsumer,
-    IdempotentConsumerArgs,
-    required_visibility_timeout,
-)
+from components.queue_consumer import QueueConsumer, QueueConsumerArgs, required_visibility_timeout
 from components.rest_api import STAGE_NAME
 from components.serverless_db import ServerlessDb, ServerlessDbArgs
+from project_paths import MIGRATIONS_DIR
 from services.config import StackConfig
 from services.platform import Platform
 
 CONSUMER_TIMEOUT_SECONDS = 60
-MIGRATIONS_DIR = LAMBDAS_DIR / "reports" / "migrations"
 # An Aurora resume takes seconds to a minute; at 6 × 60 s visibility per receive, 10 receives give a
 # paused cluster ~1 hour to answer before a batch could dead-letter.
 REPORTS_MAX_RECEIVE_COUNT = 10
@@ -44,7 +40,17 @@ def migrations_fingerprint() -> str:
     return digest.hexdigest()
 
 
-class ReportsService(pulumi.ComponentResource):
+class Reports(pulumi.ComponentResource):
+    db: ServerlessDb
+    writer_login: aws.secretsmanager.Secret
+    reader_login: aws.secretsmanager.Secret
+    migrator: Function
+    migration: aws.lambda_.Invocation
+    events: EventSubscription
+    consumer: QueueConsumer
+    report_api: Function
+    dashboard: aws.cloudwatch.Dashboard
+
     def __init__(
         self, config: StackConfig, platform: Platform, opts: pulumi.ResourceOptions | None = None
     ) -> None:
@@ -98,7 +104,7 @@ class ReportsService(pulumi.ComponentResource):
                 "DB_NAME": self.db.database_name,
             }
 
-        self.migrator = ServiceFunction(
+        self.migrator = Function(
             f"{prefix}-migrate",
             platform.function_args(
                 "reports",
@@ -147,9 +153,11 @@ class ReportsService(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        self.consumer = IdempotentConsumer(
+        # The upsert is guarded by each order's version, so a replayed batch is a no-op: this consumer
+        # keeps no idempotency records.
+        self.consumer = QueueConsumer(
             f"{prefix}-consumer",
-            IdempotentConsumerArgs(
+            QueueConsumerArgs(
                 function=platform.function_args(
                     "reports",
                     "consumer",
@@ -163,13 +171,12 @@ class ReportsService(pulumi.ComponentResource):
                 source=self.events.source,
                 batch_size=config.reports_batch_size,
                 batching_window_seconds=window,
-                production=config.production,
                 max_concurrency=config.consumer_concurrency,
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.migration]),
         )
 
-        self.report_api = ServiceFunction(
+        self.report_api = Function(
             f"{prefix}-api",
             platform.function_args(
                 "reports",
@@ -197,7 +204,9 @@ class ReportsService(pulumi.ComponentResource):
                 [self.consumer.function_name, self.report_api.function.name, self.migrator.function.name]
             )
             .queues([self.events.queue.name])
-            .dead_letter_queues([self.events.dlq.name, self.events.target_dlq.name, self.consumer.dlq.name])
+            .dead_letter_queues(
+                [self.events.dlq.name, self.events.target_dlq.name, self.consumer.async_dlq.name]
+            )
             .database(self.db.cluster_identifier)
             .build(f"{prefix}-dashboard", prefix, platform.region, parent=self)
         )

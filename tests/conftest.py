@@ -39,10 +39,10 @@ def pytest_configure(config: pytest.Config) -> None:
     import moto  # noqa: F401
     import pulumi
 
-    from tools.recording import RecordingMocks
+    from runtimes.recording import RecordingMocks
 
     # Mocks first: a resource constructed before set_mocks would talk to no engine and check nothing.
-    # Each recording (tools.recording.record) then installs its own fresh mocks and root stack.
+    # Each recording (runtimes.recording.record) then installs its own fresh mocks and root stack.
     pulumi.runtime.set_mocks(RecordingMocks("ap-southeast-2"), project="tbs", stack="test", preview=True)
 
 

@@ -11,8 +11,10 @@ import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs"
+from project_paths import DOCS_DIR, PROJECT_ROOT
+
+ROOT, DOCS = PROJECT_ROOT, DOCS_DIR
+
 # Importing a handler module reads its settings; documentation needs none of the real values.
 DOC_ENVIRONMENT = {
     "ORDERS_TABLE": "-",

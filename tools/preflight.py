@@ -24,7 +24,8 @@ from typing import Any
 
 import yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from project_paths import PROJECT_ROOT
+
 REQUIREMENTS = PROJECT_ROOT / "requirements.txt"
 # The secrets the program requires (services/program.py), kept in Pulumi ESC (docs/pipeline.md).
 REQUIRED_SECRETS = ("tbs:stripeSecretKey", "tbs:stripeWebhookSecret")

@@ -3,18 +3,23 @@
     python -m tools.preview dev            print the tree, then a summary: resources by type and the
                                            checks that ran (what `make preview STACK=dev` runs); exits 1
                                            when a check fails, 2 when the stack's config is refused
-    python -m tools.preview dev --write    rewrite tests/infra/snapshots/dev.txt (after review)
+    python -m tools.preview dev --write    rewrite tests/infra/snapshots/dev.txt (after review), saying
+                                           which resources `pulumi up` would move (by alias), delete
+                                           and create on a stack deployed from the old snapshot
 
 The golden snapshots are compared by tests/infra/test_snapshots.py, so every infrastructure change
-shows up in a pull request as a readable diff of this tree."""
+shows up in a pull request as a readable diff of this tree. A component or resource shows its aliases
+(the identities it had before) on its line, so a rename that keeps its resources is visible as one."""
 
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
+import re
 import sys
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +27,16 @@ import pulumi
 from pulumi.output import Unknown
 
 from policy.rules import RULES, Graph
+from project_paths import PROJECT_ROOT, SNAPSHOT_DIR
+from runtimes.recording import Recorded, Recording, engine_urn, known_stacks, record
 from services.config import CONFIG_KEYS, ConfigError
-from tools.recording import PROJECT_ROOT, Recorded, Recording, known_stacks, record
 
-SNAPSHOT_DIR = PROJECT_ROOT / "tests" / "infra" / "snapshots"
+# A resource's line in a snapshot: `<indent><type token>  <name>[  (aliases: …)]`; its inputs are
+# `<indent + 4>key: value` lines.
+RESOURCE_LINE = re.compile(
+    r"^(?P<indent>(  )*)(?P<type>[\w-]+:[\w/.-]*:[\w.-]+)  (?P<name>\S+)(  \(aliases: .*\))?$"
+)
+DELETION_PROTECTION_INPUTS = ("deletionProtectionEnabled", "deletionProtection")
 SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"  # noqa: S105 - Pulumi marks secrets with it
 DIGEST_ONLY = {"dashboardBody"}  # machine-made and long: a digest still shows that it changed
 
@@ -82,7 +93,10 @@ def render(recording: Recording) -> str:
     ]
 
     def walk(resource: Recorded, indent: str) -> None:
-        lines.append(f"{indent}{resource.type}  {resource.name}")
+        aliases = "; ".join(alias.describe() for alias in resource.aliases)
+        lines.append(
+            f"{indent}{resource.type}  {resource.name}" + (f"  (aliases: {aliases})" if aliases else "")
+        )
         for key in sorted(resource.inputs):
             lines.append(f"{indent}    {key}: {render_value(key, resource.inputs[key])}")
         for child in recording.children(resource.urn):
@@ -94,6 +108,92 @@ def render(recording: Recording) -> str:
     lines.append("# outputs")
     lines += [f"{key}: {render_value(key, value)}" for key, value in sorted(recording.exports.items())]
     return "\n".join(lines) + "\n"
+
+
+def snapshot_resources(stack: str, text: str) -> dict[str, dict[str, str]]:
+    """The engine's URN of every resource in a rendered snapshot (the tree gives each one's ancestors),
+    with its inputs as rendered."""
+    resources: dict[str, dict[str, str]] = {}
+    ancestors: list[str] = []  # the URN of the last resource seen at each depth
+    inputs: dict[str, str] = {}
+    for line in text.splitlines():
+        match = RESOURCE_LINE.match(line)
+        if match is None:
+            key, _, value = line.strip().partition(": ")
+            inputs[key] = value
+            continue
+        depth = len(match["indent"]) // 2
+        del ancestors[depth:]
+        urn = engine_urn(stack, ancestors[-1] if ancestors else "", match["type"], match["name"])
+        ancestors.append(urn)
+        inputs = resources[urn] = {}
+    return resources
+
+
+def snapshot_urns(stack: str, text: str) -> list[str]:
+    return list(snapshot_resources(stack, text))
+
+
+def deletion_protected(inputs: dict[str, str]) -> bool:
+    """A table, cluster or user pool that AWS refuses to delete until its protection is turned off."""
+    return any(inputs.get(key) in ("true", '"ACTIVE"') for key in DELETION_PROTECTION_INPUTS)
+
+
+@dataclass(frozen=True)
+class IdentityChanges:
+    """What `pulumi up` would do with each resource's identity on a stack deployed from `before`."""
+
+    moved: list[tuple[str, str]]  # (URN before, URN now): the same resource, found by its alias
+    deleted: list[str]  # URNs before that no resource answers to any more
+    created: list[str]  # URNs now that answer to no URN before
+    protected: frozenset[str] = frozenset()  # of the deleted: those under deletion protection
+
+    def report(self) -> str:
+        lines = [
+            f"pulumi up on a stack deployed from the old snapshot: {len(self.moved)} moved by alias, "
+            f"{len(self.deleted)} deleted, {len(self.created)} created"
+        ]
+        lines += [
+            f"  deleted  {urn}"
+            + (
+                "  (deletion-protected: `pulumi up` refuses until it is unprotected, docs/deploy.md)"
+                if urn in self.protected
+                else ""
+            )
+            for urn in self.deleted
+        ]
+        lines += [f"  created  {urn}" for urn in self.created]
+        return "\n".join(lines)
+
+
+def identity_changes(
+    before: list[str], recording: Recording, protected: frozenset[str] = frozenset()
+) -> IdentityChanges:
+    """`before`: the URNs a stack holds (e.g. snapshot_urns of the committed snapshot); `protected`: those
+    of them under deletion protection."""
+    old = set(before)
+    moved, created, answered = [], [], set()
+    for urns in recording.identities().values():
+        current = urns[0]
+        found = [urn for urn in urns if urn in old]
+        answered.update(found)
+        if current in old:
+            continue
+        if found:
+            moved.append((found[0], current))
+        else:
+            created.append(current)
+    deleted = [urn for urn in before if urn not in answered]
+    return IdentityChanges(
+        moved=sorted(moved), deleted=deleted, created=sorted(created), protected=protected & set(deleted)
+    )
+
+
+def changes_since(snapshot: str, recording: Recording) -> IdentityChanges:
+    """identity_changes against a rendered snapshot of the same stack."""
+    before = snapshot_resources(recording.stack, snapshot)
+    protected = frozenset(urn for urn, inputs in before.items() if deletion_protected(inputs))
+    return identity_changes(list(before), recording, protected)
 
 
 def summary(recording: Recording) -> tuple[str, bool]:
@@ -136,8 +236,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     text = render(recording)
     if args.write:
-        snapshot_path(args.stack).write_text(text)
-        print(f"wrote {_relative(str(snapshot_path(args.stack)))} ({len(recording.resources)} resources)")
+        path = snapshot_path(args.stack)
+        if path.is_file():
+            print(changes_since(path.read_text(), recording).report())
+        path.write_text(text)
+        print(f"wrote {_relative(str(path))} ({len(recording.resources)} resources)")
         return 0
     checks, passed = summary(recording)
     sys.stdout.write(text + checks)

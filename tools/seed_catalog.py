@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-PRODUCTS_FILE = Path(__file__).resolve().parent.parent / "data" / "products.json"
+from project_paths import PRODUCTS_FILE
+
 FIELDS = {"productId": str, "name": str, "kind": str, "unitAmount": int, "currency": str}
 KINDS = {"physical", "digital"}
 

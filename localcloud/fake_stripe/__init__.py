@@ -4,11 +4,12 @@ events and signed webhook deliveries, and failures on demand. docs/stripe.md is 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
+
+from project_paths import LAMBDAS_DIR
 
 # The fake shares Stripe's documented limits with the store (lambdas/shared/stripe_rules.py, one source);
 # the store's code is rooted at lambdas/, as in Lambda (pytest's pythonpath says the same).
-_LAMBDAS = str(Path(__file__).resolve().parents[2] / "lambdas")
+_LAMBDAS = str(LAMBDAS_DIR)
 if _LAMBDAS not in sys.path:
     sys.path.append(_LAMBDAS)
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import boto3
 from moto import mock_aws
 
-from localcloud.materialize import LocalFunction, LocalMapping
-from localcloud.runtime import LAMBDAS_DIR, FunctionRunner, Invocation, Poller, worker_environment
+from localcloud.runtime import FunctionRunner, Invocation, Poller, worker_environment
+from project_paths import LAMBDAS_DIR
+from runtimes.materialize import LocalFunction, LocalMapping
 
 SUPPORT = Path(__file__).resolve().parent.parent / "support"
 

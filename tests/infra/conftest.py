@@ -6,7 +6,7 @@ import pulumi
 import pytest
 from pulumi.runtime import settings
 
-from tools.recording import DEFAULT_REGION, Recording, RecordingMocks, record
+from runtimes.recording import DEFAULT_REGION, Recording, RecordingMocks, record
 
 
 @pytest.fixture(scope="session")

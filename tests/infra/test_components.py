@@ -1,4 +1,4 @@
-"""Each of the four components (and the RestApi/function pieces) on its own, under the recording mocks."""
+"""Each component (and the RestApi/Function pieces) on its own, under the recording mocks."""
 
 from __future__ import annotations
 
@@ -11,15 +11,23 @@ import pulumi_aws as aws
 import pytest
 
 from components.event_subscription import EventSubscription, EventSubscriptionArgs
-from components.function import ServiceFunction
-from components.idempotent_consumer import IdempotentConsumer, IdempotentConsumerArgs, QueueSource
+from components.function import Function
+from components.queue import QueueSource
+from components.queue_consumer import (
+    IDEMPOTENT_CONSUMER,
+    QUEUE_CONSUMER,
+    IdempotentConsumer,
+    IdempotentConsumerArgs,
+    QueueConsumer,
+    QueueConsumerArgs,
+)
 from components.rest_api import RestApi, RestApiArgs, Throttle
 from components.serverless_db import ServerlessDb, ServerlessDbArgs
 from components.webhook_queue import WebhookQueue, WebhookQueueArgs
 from policy.rules import RULES, Graph, check
+from runtimes.recording import ACCOUNT_ID, Recorded, Recording, record
 from tests.infra.components_fixtures import TOPIC_ARN, function_args, program, source_queue
 from tests.support.apigateway import webhook_message_body
-from tools.recording import ACCOUNT_ID, Recorded, Recording, record
 
 
 def statements_of(recording: Recording) -> list[dict[str, Any]]:
@@ -52,29 +60,52 @@ def assert_rules_hold(recording: Recording) -> None:
     assert check(Graph(recording.resources, production=False), RULES) == {}
 
 
-# --- IdempotentConsumer ---------------------------------------------------------------------------
+# --- QueueConsumer and IdempotentConsumer ------------------------------------------------------------
 
 
 def build_consumer(
-    visibility: int, function: dict[str, Any] | None = None, **options: Any
-) -> IdempotentConsumer:
+    visibility: int,
+    function: dict[str, Any] | None = None,
+    idempotent: bool = True,
+    **options: Any,
+) -> QueueConsumer:
     queue = source_queue(visibility)
-    return IdempotentConsumer(
-        "orders",
-        IdempotentConsumerArgs(
-            function=function_args(**(function or {})),
-            source=QueueSource(arn=queue.arn, name=queue.name, visibility_timeout_seconds=visibility),
-            **options,
+    source = QueueSource.of(queue, visibility)
+    if idempotent:
+        return IdempotentConsumer(
+            "orders",
+            IdempotentConsumerArgs(function=function_args(**(function or {})), source=source, **options),
+        )
+    return QueueConsumer(
+        "orders", QueueConsumerArgs(function=function_args(**(function or {})), source=source, **options)
+    )
+
+
+def record_consumer(idempotent: bool) -> Recording:
+    return record(
+        "dev",
+        program=program(
+            lambda: build_consumer(
+                visibility=185, idempotent=idempotent, batch_size=25, batching_window_seconds=5
+            )
         ),
     )
 
 
 @pytest.fixture(scope="module")
 def consumer() -> Recording:
-    return record(
-        "dev",
-        program=program(lambda: build_consumer(visibility=185, batch_size=25, batching_window_seconds=5)),
-    )
+    return record_consumer(idempotent=True)
+
+
+@pytest.fixture(scope="module")
+def plain_consumer() -> Recording:
+    return record_consumer(idempotent=False)
+
+
+def grants_of(recording: Recording) -> set[tuple[tuple[str, ...], tuple[str, ...]]]:
+    return {
+        (tuple(statement["Action"]), tuple(statement["Resource"])) for statement in statements_of(recording)
+    }
 
 
 def test_consumer_maps_its_queue_with_partial_batch_failures(consumer: Recording) -> None:
@@ -109,21 +140,13 @@ def test_consumer_function_is_traced_arm64_json_logged(consumer: Recording) -> N
     assert consumer.named("orders-logs").outputs["retentionInDays"] == 14
 
 
-def test_consumer_role_is_least_privilege(consumer: Recording) -> None:
-    table_arn = only(consumer, "aws:dynamodb/table:Table").outputs["arn"]
-    queue_arn = consumer.named("source").outputs["arn"]
-    dlq_arn = consumer.named("orders-async-dlq", "aws:sqs/queue:Queue").outputs["arn"]
-    log_group_arn = consumer.named("orders-logs").outputs["arn"]
-    grants = {
-        (tuple(statement["Action"]), tuple(statement["Resource"])) for statement in statements_of(consumer)
-    }
-    assert grants == {
+def test_queue_consumer_role_is_least_privilege(plain_consumer: Recording) -> None:
+    queue_arn = plain_consumer.named("source").outputs["arn"]
+    dlq_arn = plain_consumer.named("orders-async-dlq", "aws:sqs/queue:Queue").outputs["arn"]
+    log_group_arn = plain_consumer.named("orders-logs").outputs["arn"]
+    assert grants_of(plain_consumer) == {
         (("logs:CreateLogStream", "logs:PutLogEvents"), (f"{log_group_arn}:*",)),
         (("xray:PutTelemetryRecords", "xray:PutTraceSegments"), ("*",)),
-        (
-            ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
-            (table_arn,),
-        ),
         (
             (
                 "sqs:ChangeMessageVisibility",
@@ -137,8 +160,56 @@ def test_consumer_role_is_least_privilege(consumer: Recording) -> None:
     }
 
 
+def test_queue_consumer_keeps_no_idempotency_records(plain_consumer: Recording) -> None:
+    assert plain_consumer.of_type("aws:dynamodb/table:Table") == []
+    function = only(plain_consumer, "aws:lambda/function:Function").outputs
+    assert "IDEMPOTENCY_TABLE" not in function["environment"]["variables"]
+    assert_parented(plain_consumer, QUEUE_CONSUMER)
+    assert_rules_hold(plain_consumer)
+
+
+def test_an_idempotent_consumer_is_a_queue_consumer_plus_its_table(
+    consumer: Recording, plain_consumer: Recording
+) -> None:
+    """Idempotency is an option: the table, its grant (and nothing wider) and its name in the function's
+    environment are the whole difference; everything else is the QueueConsumer's, resource for resource."""
+    table = only(consumer, "aws:dynamodb/table:Table")
+    assert grants_of(consumer) - grants_of(plain_consumer) == {
+        (
+            ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
+            (table.outputs["arn"],),
+        )
+    }
+    assert grants_of(plain_consumer) < grants_of(consumer)
+
+    def shape(recording: Recording) -> list[tuple[str, str, dict[str, Any]]]:
+        kept = []
+        for resource in recording.resources:
+            if resource is table or resource.type in (QUEUE_CONSUMER, IDEMPOTENT_CONSUMER):
+                continue
+            outputs: dict[str, Any] = {
+                key: sorted(value.assets) if isinstance(value, pulumi.AssetArchive) else value
+                for key, value in resource.outputs.items()
+                if key != "policy"
+            }
+            if resource.type == "aws:lambda/function:Function":
+                variables = dict(outputs["environment"]["variables"])
+                variables.pop("IDEMPOTENCY_TABLE", None)
+                outputs["environment"] = {"variables": variables}
+            kept.append((resource.type, resource.name, outputs))
+        return kept
+
+    assert shape(consumer) == shape(plain_consumer)
+    assert (
+        only(consumer, "aws:lambda/function:Function").outputs["environment"]["variables"][
+            "IDEMPOTENCY_TABLE"
+        ]
+        == table.outputs["name"]
+    )
+
+
 def test_consumer_alarms_on_errors_throttles_and_dlq(consumer: Recording) -> None:
-    component = only(consumer, "tbs:components:IdempotentConsumer")
+    component = only(consumer, IDEMPOTENT_CONSUMER)
     alarms = [
         resource
         for resource in consumer.descendants(component.urn)
@@ -153,10 +224,11 @@ def test_consumer_alarms_on_errors_throttles_and_dlq(consumer: Recording) -> Non
 
 
 def test_consumer_children_are_parented_and_rules_hold(consumer: Recording) -> None:
-    assert_parented(consumer, "tbs:components:IdempotentConsumer")
+    assert_parented(consumer, IDEMPOTENT_CONSUMER)
     assert_rules_hold(consumer)
 
 
+@pytest.mark.parametrize("idempotent", [False, True])
 @pytest.mark.parametrize(
     ("visibility", "function", "options", "message"),
     [
@@ -167,10 +239,10 @@ def test_consumer_children_are_parented_and_rules_hold(consumer: Recording) -> N
     ],
 )
 def test_consumer_refuses_unsafe_settings(
-    visibility: int, function: dict[str, Any], options: dict[str, Any], message: str
+    visibility: int, function: dict[str, Any], options: dict[str, Any], message: str, idempotent: bool
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        record("dev", program=program(lambda: build_consumer(visibility, function, **options)))
+        record("dev", program=program(lambda: build_consumer(visibility, function, idempotent, **options)))
 
 
 # --- WebhookQueue -----------------------------------------------------------------------------------
@@ -398,7 +470,7 @@ def new_api(name: str, origins: tuple[str, ...] = ()) -> RestApi:
 
 def api_with_routes(routes: list[str], origins: tuple[str, ...] = ()) -> RestApi:
     api = new_api("api", origins)
-    handler = ServiceFunction("handler", function_args(reserved_concurrency=None))
+    handler = Function("handler", function_args(reserved_concurrency=None))
     for route in routes:
         method, path = route.split(" ")
         api.add_lambda_route(method, path, handler)

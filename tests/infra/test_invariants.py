@@ -10,7 +10,7 @@ import pytest
 
 from policy import rules
 from policy.rules import RULES, Graph, check
-from tools.recording import Recorded, Recording
+from runtimes.recording import Recorded, Recording
 
 
 def graph_of(recording: Recording, resources: list[Recorded] | None = None) -> Graph:

@@ -8,8 +8,8 @@ import copy
 import pytest
 
 from policy.rules import FUNCTION, RULES
+from runtimes.recording import Recording
 from tools import preview
-from tools.recording import Recording
 
 
 def test_the_preview_ends_with_resources_by_type_and_the_checks(

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from components.function import lambda_code
+from project_paths import PROJECT_ROOT
+from runtimes.recording import Recording, record
 from services.config import CONFIG_KEYS, ConfigError
 from services.platform import layer_archive
-from tools.recording import PROJECT_ROOT, Recording, record
 
 SERVICE_TYPES = {
     "tbs:services:Order": "order",
@@ -263,7 +264,7 @@ def test_a_deployment_needs_the_packaged_layer(tmp_path: Path) -> None:
 
 def test_the_layer_path_is_the_one_make_package_writes() -> None:
     from components.function import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME
-    from services.platform import LAYER_ZIP
+    from project_paths import LAYER_ZIP
     from tools.package_layer import DEFAULT_LAYER_ZIP, LAMBDA_ARCH, LAMBDA_PYTHON_VERSION
 
     assert LAYER_ZIP == PROJECT_ROOT / DEFAULT_LAYER_ZIP
@@ -302,7 +303,7 @@ def test_an_existing_subnet_group_and_a_pinned_engine_version_are_used(
 
 
 def test_the_engine_version_is_the_regions_default_by_default(stack: Recording) -> None:
-    from tools.recording import OFFLINE_ENGINE_DEFAULTS
+    from runtimes.recording import OFFLINE_ENGINE_DEFAULTS
 
     cluster = stack.named(f"tbs-{stack.stack}-reports-db-cluster").outputs
     assert cluster["engineVersion"] == OFFLINE_ENGINE_DEFAULTS["16"]  # what the region answered

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tools.recording import PROJECT_ROOT, Recording
+from project_paths import PROJECT_ROOT
+from runtimes.recording import Recording
 
 # Real credential shapes; the local fakes' values (sk_test_local, whsec_local) are too short to match.
 KEY_LIKE = re.compile(

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from order.store import CUSTOMER_INDEX
-from tools.recording import Recording
+from runtimes.recording import Recording
 
 FUNCTION = "aws:lambda/function:Function"
 SERVICES = ("order", "fulfilment", "reports")

@@ -10,9 +10,9 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from project_paths import LAMBDAS_DIR
 from tools.package_layer import LAMBDA_PYTHON_VERSION
 
-LAMBDAS = Path(__file__).resolve().parents[2] / "lambdas"
 # Lambda's environment, for evaluating dependencies' markers (python_version, sys_platform, …).
 LAMBDA_MARKERS: dict[str, str] = {
     **{key: str(value) for key, value in default_environment().items()},
@@ -55,10 +55,10 @@ def closure(requirements: list[Requirement]) -> set[str]:
 def test_every_layer_dependency_is_pinned_at_the_version_the_tests_use() -> None:
     top_level = [
         Requirement(line)
-        for line in (LAMBDAS / "requirements.txt").read_text().splitlines()
+        for line in (LAMBDAS_DIR / "requirements.txt").read_text().splitlines()
         if line.strip() and not line.startswith(("#", "-"))
     ]
-    constraints = pins(LAMBDAS / "constraints.txt")
+    constraints = pins(LAMBDAS_DIR / "constraints.txt")
     needed = closure(top_level)
     assert sorted(needed - set(constraints)) == []
     installed = {name: importlib.metadata.version(name) for name in needed}

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from project_paths import PROJECT_ROOT
+from runtimes.recording import OFFLINE_SECRETS
 from tests.support.fake_pulumi import (
     CLI_VERSION,
     EXIT_AUTHENTICATION,
@@ -16,9 +18,7 @@ from tests.support.fake_pulumi import (
     FakePulumi,
 )
 from tools import preflight
-from tools.recording import OFFLINE_SECRETS
 
-ROOT = Path(__file__).resolve().parents[2]
 STACK = "acme/tbs/dev"
 SECRETS = set(preflight.REQUIRED_SECRETS)
 CONFIG = {"aws:region": "ap-southeast-2", "tbs:production": "false", **{key: "" for key in SECRETS}}
@@ -162,14 +162,16 @@ def test_main_prints_one_line_per_problem_and_exits_2(
 def test_main_prints_the_sdks_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert preflight.main(["--pulumi-version"]) == 0
     (pin,) = [
-        line for line in (ROOT / "requirements.txt").read_text().splitlines() if line.startswith("pulumi==")
+        line
+        for line in (PROJECT_ROOT / "requirements.txt").read_text().splitlines()
+        if line.startswith("pulumi==")
     ]
     assert capsys.readouterr().out == f"{pin.removeprefix('pulumi==')}\n"
 
 
 def test_the_required_secrets_are_the_ones_the_program_requires() -> None:
     required = set()
-    for path in (ROOT / "services").glob("*.py"):
+    for path in (PROJECT_ROOT / "services").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "require_secret":
                 (argument,) = node.args

@@ -15,10 +15,11 @@ from botocore.exceptions import (
     TokenRetrievalError,
 )
 
+from project_paths import LOCAL_STATE_FILE
 from tools.ops import queues
 from tools.ops.dlq import DeadLetterQueue, age, body_preview, failure_reason, find, from_millis, serves
 from tools.ops.replay import replay
-from tools.ops.target import LOCAL_STATE_FILE, OpsError, Target, resolve_target
+from tools.ops.target import OpsError, Target, resolve_target
 
 # Answers that mean "your login is missing or stale", whatever the service.
 CREDENTIAL_ERRORS = {

@@ -48,7 +48,7 @@ def logical_name(physical: str) -> str:
 
 def kind_of(physical: str) -> Kind | None:
     """The component that made a queue named it (components/queue.py, event_subscription.py,
-    idempotent_consumer.py); anything not ending in -dlq is a working queue."""
+    queue_consumer.py); anything not ending in -dlq is a working queue."""
     name = logical_name(physical)
     if name.endswith("-target-dlq"):
         return Kind.EVENT_TARGET
@@ -94,7 +94,7 @@ def dead_letter_queues(
 def serves(dlq: DeadLetterQueue, prefix: str) -> str:
     """What a DLQ's messages belong to, named the way `list` names queues."""
     if dlq.kind is Kind.LAMBDA_ASYNC:
-        # idempotent_consumer.py names it after its function: `<consumer>-async-dlq`.
+        # queue_consumer.py names it after its function: `<consumer>-async-dlq`.
         return "λ " + logical_name(dlq.name).removeprefix(prefix).removesuffix("-async-dlq")
     return logical_name(dlq.source.name).removeprefix(prefix) if dlq.source else "?"
 

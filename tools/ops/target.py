@@ -9,9 +9,9 @@ from typing import Any
 
 import boto3
 
-from tools.recording import DEFAULT_REGION, PROJECT_ROOT, stack_config
+from project_paths import LOCAL_STATE_FILE
+from runtimes.recording import DEFAULT_REGION, stack_config
 
-LOCAL_STATE_FILE = PROJECT_ROOT / ".localcloud.json"
 # moto accepts any credentials; these only ever go to the local cloud on loopback.
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 

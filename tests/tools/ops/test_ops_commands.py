@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import pytest
 from botocore.stub import ANY, Stubber
 
-from tests.ops.conftest import Stack
+from tests.tools.ops.conftest import Stack
 from tools.ops import queues, replay
 from tools.ops.cli import main
 from tools.ops.dlq import DeadLetterQueue, Kind, QueueFacts

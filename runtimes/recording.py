@@ -1,6 +1,7 @@
-"""Runtime 2 of DESIGN.md §2: the real program under Pulumi mocks that record every resource.
+"""The recording mocks (docs/design.md §2): the real program under Pulumi mocks that record every resource.
 
-Used by the infra tests (invariants, snapshots) and by `make preview` (the offline preview). Each run
+Used by the infra tests (invariants, snapshots), the policy pack's tests, `make preview` (the offline
+preview), `make diagram`, and, through the materialising mocks (materialize.py), the local cloud. Each run
 starts a fresh root stack, config and monitor, so stacks never leak into each other."""
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -17,7 +17,8 @@ import yaml
 from pulumi.runtime import settings
 from pulumi.runtime.mocks import MockMonitor
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from project_paths import PROJECT_ROOT, stack_file
+
 PROJECT = "tbs"
 ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "ap-southeast-2"
@@ -33,6 +34,32 @@ OFFLINE_SECRETS = {
 }
 
 
+@dataclass(frozen=True)
+class Alias:
+    """A former identity a resource declares (`pulumi.Alias`), as the engine receives it: a field left
+    empty means "as it is now"; `urn` is a former URN given whole."""
+
+    name: str = ""
+    type: str = ""
+    parent_urn: str = ""
+    no_parent: bool = False
+    urn: str = ""
+
+    @staticmethod
+    def from_request(alias: Any) -> Alias:
+        if alias.WhichOneof("alias") == "urn":
+            return Alias(urn=alias.urn)
+        spec = alias.spec
+        return Alias(name=spec.name, type=spec.type, parent_urn=spec.parentUrn, no_parent=spec.noParent)
+
+    def describe(self) -> str:
+        parts = [f"urn {self.urn}"] if self.urn else []
+        parts += [f"{label} {value}" for label, value in (("type", self.type), ("name", self.name)) if value]
+        if self.no_parent or self.parent_urn:
+            parts.append(f"parent {self.parent_urn or 'none'}")
+        return ", ".join(parts)
+
+
 @dataclass
 class Recorded:
     urn: str
@@ -43,6 +70,7 @@ class Recorded:
     inputs: dict[str, Any]
     outputs: dict[str, Any]
     dependencies: list[str]
+    aliases: list[Alias] = field(default_factory=list)
 
     @property
     def props(self) -> dict[str, Any]:
@@ -82,6 +110,58 @@ class Recording:
         for child in self.children(urn):
             found += [child, *self.descendants(child.urn)]
         return found
+
+    def identities(self) -> dict[str, list[str]]:
+        """Every URN the engine would match each resource (by recorded URN) to in a stack's state: its
+        own first, then those its aliases and its ancestors' aliases name. The engine's URN qualifies a
+        type with the types of all its ancestors below the stack (the mock monitor keeps only the
+        parent's), and it derives a child's aliases from its parent's, renaming a child whose name
+        starts with the parent's ("Resource option: aliases",
+        https://www.pulumi.com/docs/iac/concepts/resources/options/aliases/)."""
+        by_urn = {resource.urn: resource for resource in self.resources}
+        found: dict[str, list[str]] = {}
+
+        def of(resource: Recorded) -> list[str]:
+            if resource.urn in found:
+                return found[resource.urn]
+            parent = by_urn.get(resource.parent)
+            parent_urns = of(parent) if parent else [""]
+            urns = [
+                engine_urn(
+                    self.stack, parent_urn, resource.type, _inherited_name(resource, parent, parent_urn)
+                )
+                for parent_urn in parent_urns
+            ]
+            for alias in resource.aliases:
+                if alias.urn:
+                    urns.append(alias.urn)
+                    continue
+                former_parents = (
+                    [alias.parent_urn] if alias.parent_urn else [""] if alias.no_parent else parent_urns
+                )
+                urns += [
+                    engine_urn(self.stack, former, alias.type or resource.type, alias.name or resource.name)
+                    for former in former_parents
+                ]
+            found[resource.urn] = list(dict.fromkeys(urns))
+            return found[resource.urn]
+
+        for resource in self.resources:
+            of(resource)
+        return found
+
+
+def engine_urn(stack: str, parent_urn: str, type_token: str, name: str) -> str:
+    """The URN the Pulumi engine gives a resource: its type qualified by its ancestors' (none at the top)."""
+    qualified = f"{parent_urn.split('::')[2]}${type_token}" if parent_urn else type_token
+    return f"urn:pulumi:{stack}::{PROJECT}::{qualified}::{name}"
+
+
+def _inherited_name(resource: Recorded, parent: Recorded | None, parent_urn: str) -> str:
+    """A child named after its parent (`<parent>-logs`) follows a renamed parent, as the engine assumes."""
+    if parent is None or not resource.name.startswith(parent.name):
+        return resource.name
+    return parent_urn.rsplit("::", 1)[1] + resource.name[len(parent.name) :]
 
 
 def _service_of(type_token: str) -> str:
@@ -215,6 +295,7 @@ class RecordingMonitor(MockMonitor):
                     inputs=self.recording_mocks.inputs[(request.type, request.name)],
                     outputs=dict(registration.state),
                     dependencies=sorted(request.dependencies),
+                    aliases=[Alias.from_request(alias) for alias in request.aliases],
                 )
             )
         return response
@@ -222,7 +303,7 @@ class RecordingMonitor(MockMonitor):
 
 def stack_config(stack: str) -> dict[str, str]:
     """The stack file's config as the engine passes it to a program: every value a string."""
-    path = PROJECT_ROOT / f"Pulumi.{stack}.yaml"
+    path = stack_file(stack)
     if not path.is_file():
         raise FileNotFoundError(f"no stack file {path.name}: known stacks are {known_stacks()}")
     document = yaml.safe_load(path.read_text()) or {}

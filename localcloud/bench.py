@@ -1,7 +1,7 @@
 """`make bench`: the project's performance figures, each printed next to its goal (✅/❌).
 
-    python -m tools.bench [--runs 7] [--orders 20] [--orders-at-scale 1000000] [--skip-tests]
-                          [--only imports,packages,local-cloud,reports-at-scale,tests] [--write]
+    python -m localcloud.bench [--runs 7] [--orders 20] [--orders-at-scale 1000000] [--skip-tests]
+                               [--only imports,packages,local-cloud,reports-at-scale,tests] [--write]
 
 Cold imports (each handler module as Lambda loads it vs a bare `import boto3, pydantic`, median of --runs
 fresh interpreters), package sizes, the test-suite wall time, on the local cloud: its start-up time, the
@@ -38,11 +38,10 @@ from typing import Any
 from unittest import mock
 
 from policy import rules
-from tools.recording import PROJECT_ROOT, Recorded, record
+from project_paths import DOCS_DIR, LAMBDAS_DIR, LAYER_ZIP, PROJECT_ROOT
+from runtimes.recording import Recorded, record
 
-PERFORMANCE_FILE = PROJECT_ROOT / "docs" / "performance.md"
-LAYER_ZIP = PROJECT_ROOT / "build" / "layer.zip"
-LAMBDAS_DIR = PROJECT_ROOT / "lambdas"
+PERFORMANCE_FILE = DOCS_DIR / "performance.md"
 BASELINE_IMPORT = "boto3, pydantic"
 # Loaded only by the paths that need them, never by importing a handler (tests/unit/test_cold_imports.py).
 HEAVY_MODULES = ("aws_xray_sdk", "stripe", "requests", "sqlite3")
@@ -849,7 +848,7 @@ def main(argv: list[str] | None = None) -> int:
     command = (
         "make bench"
         if os.environ.get("MAKELEVEL")
-        else "python -m tools.bench " + " ".join(argv or sys.argv[1:])
+        else "python -m localcloud.bench " + " ".join(argv or sys.argv[1:])
     )
     figures = Figures(started=datetime.now(UTC))
     steps: dict[str, tuple[str, Callable[[], None]]] = {

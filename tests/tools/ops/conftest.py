@@ -13,8 +13,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from localcloud.materialize import LocalModel, MaterializingMocks
-from tools.recording import record
+from runtimes.materialize import LocalModel, MaterializingMocks
+from runtimes.recording import record
 
 REGION = "ap-southeast-2"  # Pulumi.dev.yaml's aws:region, which the tool uses by default
 SECRETS = {"tbs:stripeSecretKey": "sk_test_ops", "tbs:stripeWebhookSecret": "whsec_ops"}

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from project_paths import PROJECT_ROOT
 from tests.support.fake_pulumi import EXIT_POLICY_VIOLATION, FakePulumi
-from tests.workflows.gha import INSTALL_STAMP, MAKE, ROOT, make_dry_run
+from tests.tools.workflows.gha import INSTALL_STAMP, MAKE, make_dry_run
 from tools import diagram
 
 SECRETS = {"tbs:stripeSecretKey", "tbs:stripeWebhookSecret"}
@@ -44,7 +45,7 @@ def make(fake: FakePulumi, *args: str, path: str | None = None) -> subprocess.Co
             "STACK=dev",
             f"PACKAGE_LAYER=echo package >> {fake.trace}",
         ],
-        cwd=ROOT,
+        cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
         env=env,

@@ -9,13 +9,13 @@ import copy
 import pytest
 
 from policy import rules
+from runtimes.recording import Recording
 from tools import diagram
-from tools.recording import Recording, record
 
 
 @pytest.fixture(scope="module")
-def recording() -> Recording:
-    return record(diagram.DIAGRAM_STACK)
+def recording(recordings: dict[str, Recording]) -> Recording:
+    return recordings[diagram.DIAGRAM_STACK]
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.workflows import gha
-from tests.workflows.gha import ROOT, Job, PulumiCommand, Workflow
+from project_paths import PROJECT_ROOT
+from tests.tools.workflows import gha
+from tests.tools.workflows.gha import Job, PulumiCommand, Workflow
 
 POLICY_PACK = "policy"
 ORG = "acme"
-PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"]
+PROJECT = yaml.safe_load((PROJECT_ROOT / "Pulumi.yaml").read_text())["name"]
 STACKS = ("dev", "prod")
 VARS = {
     "PULUMI_ORG": ORG,
@@ -122,7 +123,7 @@ def test_a_failed_preview_step_stops_every_later_step_that_deploys() -> None:
             assert gates, f"{job.name}: nothing to stop `{' '.join(up.argv)}`"
             gate = gates[0]
             if gate.step == up.step:
-                continue  # one `make` recipe: tests/workflows/test_makefile.py runs it with a failing preview
+                continue  # one `make` recipe: test_makefile.py runs it with a failing preview
             assert not job.steps[gate.step].continues_on_error, job.name
             for step in job.steps[gate.step + 1 : up.step + 1]:
                 assert not gha.runs(step.condition, context(), status="failure"), (job.name, step.raw)
@@ -176,7 +177,7 @@ def test_pulumi_tokens_come_from_oidc_scoped_to_one_stack_team() -> None:
             assert granted(job.permissions) == {"contents": "read", "id-token": "write"}, job.name
             (aws,) = job.using("aws-actions/configure-aws-credentials")
             assert aws.inputs["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"  # per environment
-        text = (ROOT / ".github" / "workflows" / workflow.name).read_text()
+        text = (PROJECT_ROOT / ".github" / "workflows" / workflow.name).read_text()
         assert "PULUMI_ACCESS_TOKEN" not in text and "AWS_ACCESS_KEY_ID" not in text
 
 
@@ -296,7 +297,7 @@ def test_a_failed_preview_is_summarised_and_commented_on_the_pull_request() -> N
 
 
 def composite_actions() -> list[Path]:
-    return sorted((ROOT / ".github" / "actions").glob("*/action.yml"))
+    return sorted((PROJECT_ROOT / ".github" / "actions").glob("*/action.yml"))
 
 
 def remote_uses() -> list[str]:
@@ -315,7 +316,7 @@ def test_actions_are_pinned_to_a_major_that_runs_on_node24() -> None:
 
 
 def sdk_version() -> str:
-    (pin,) = re.findall(r"^pulumi==([\w.]+)$", (ROOT / "requirements.txt").read_text(), re.MULTILINE)
+    (pin,) = re.findall(r"^pulumi==([\w.]+)$", (PROJECT_ROOT / "requirements.txt").read_text(), re.MULTILINE)
     return str(pin)
 
 
@@ -339,7 +340,7 @@ def test_the_pulumi_cli_ci_installs_is_the_sdks_version(tmp_path: Path) -> None:
             output.write_text("")
             subprocess.run(  # noqa: S603 - the workflow's own step script
                 [BASH, "-eo", "pipefail", "-c", source.run],
-                cwd=ROOT,
+                cwd=PROJECT_ROOT,
                 check=True,
                 env={**os.environ, "GITHUB_OUTPUT": str(output)},
             )
@@ -359,13 +360,15 @@ def test_stacks_are_fully_qualified() -> None:
 def test_the_aws_region_is_the_stacks_region() -> None:
     for workflow, job in all_jobs():
         for command in commands(workflow, job):
-            config = yaml.safe_load((ROOT / f"Pulumi.{command.stack.rsplit('/', 1)[1]}.yaml").read_text())
+            config = yaml.safe_load(
+                (PROJECT_ROOT / f"Pulumi.{command.stack.rsplit('/', 1)[1]}.yaml").read_text()
+            )
             (aws,) = job.using("aws-actions/configure-aws-credentials")
             assert aws.inputs["aws-region"] == config["config"]["aws:region"]
 
 
 def readme() -> str:
-    return (ROOT / "README.md").read_text()
+    return (PROJECT_ROOT / "README.md").read_text()
 
 
 def test_the_readme_offers_no_backend_the_pipeline_does_not_support() -> None:
@@ -373,7 +376,7 @@ def test_the_readme_offers_no_backend_the_pipeline_does_not_support() -> None:
 
 
 def test_the_readme_names_everything_the_workflows_expect_a_team_to_set_up() -> None:
-    text = readme() + (ROOT / "docs" / "pipeline.md").read_text()
+    text = readme() + (PROJECT_ROOT / "docs" / "pipeline.md").read_text()
     expected: set[str] = set()
     for _workflow, job in all_jobs():
         raw = yaml.safe_dump(job.raw) + "".join(yaml.safe_dump(dict(step.raw)) for step in job.steps)
@@ -386,13 +389,14 @@ def test_the_readme_names_everything_the_workflows_expect_a_team_to_set_up() -> 
 
 
 def test_the_policy_pack_path_is_a_python_policy_pack() -> None:
-    manifest = yaml.safe_load((ROOT / POLICY_PACK / "PulumiPolicy.yaml").read_text())
+    manifest = yaml.safe_load((PROJECT_ROOT / POLICY_PACK / "PulumiPolicy.yaml").read_text())
     assert manifest["runtime"]["name"] == "python"
-    assert (ROOT / POLICY_PACK / "__main__.py").is_file()
-    virtualenv = ROOT / POLICY_PACK / manifest["runtime"]["options"]["virtualenv"]
-    assert virtualenv.resolve() == (ROOT / ".venv").resolve()
+    assert (PROJECT_ROOT / POLICY_PACK / "__main__.py").is_file()
+    virtualenv = PROJECT_ROOT / POLICY_PACK / manifest["runtime"]["options"]["virtualenv"]
+    assert virtualenv.resolve() == (PROJECT_ROOT / ".venv").resolve()
     assert any(
-        line.startswith("pulumi-policy==") for line in (ROOT / "requirements-dev.txt").read_text().split()
+        line.startswith("pulumi-policy==")
+        for line in (PROJECT_ROOT / "requirements-dev.txt").read_text().split()
     )
 
 

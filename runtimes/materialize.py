@@ -1,4 +1,5 @@
-"""Runtime 3 of DESIGN.md §2: the real program under mocks that *materialise* what it declares.
+"""The materialising mocks (docs/design.md §2): the real program under mocks that *materialise* what it
+declares, which is what the local cloud (`make dev`, localcloud/) runs.
 
 Tables, queues (with their redrive policies and queue policies), the bus, rules, targets and the archive,
 secrets and topics are created on moto; functions, event source mappings, the REST API and the migration
@@ -18,7 +19,7 @@ from typing import Any
 
 import pulumi
 
-from tools.recording import ACCOUNT_ID, RecordingMocks, mock_outputs
+from runtimes.recording import ACCOUNT_ID, RecordingMocks, mock_outputs
 
 
 @dataclass

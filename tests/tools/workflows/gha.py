@@ -26,7 +26,8 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from project_paths import PROJECT_ROOT
+
 MAKE = shutil.which("make") or "/usr/bin/make"
 # The venv's stamp, marked "old" (-o) so that expanding a make target never reinstalls anything.
 INSTALL_STAMP = ".venv/bin/.installed"
@@ -134,7 +135,7 @@ def _expand(
     return expanded
 
 
-def load(name: str, root: Path = ROOT) -> Workflow:
+def load(name: str, root: Path = PROJECT_ROOT) -> Workflow:
     raw = _yaml(root / ".github" / "workflows" / name)
     jobs = {
         job_name: Job(job_name, job, _expand(job.get("steps") or [], root))
@@ -143,7 +144,7 @@ def load(name: str, root: Path = ROOT) -> Workflow:
     return Workflow(name, raw, jobs)
 
 
-def workflow_names(root: Path = ROOT) -> list[str]:
+def workflow_names(root: Path = PROJECT_ROOT) -> list[str]:
     return sorted(path.name for path in (root / ".github" / "workflows").glob("*.yml"))
 
 
@@ -376,7 +377,7 @@ def _make_dry_run(
     keep = ["-o", INSTALL_STAMP] if keep_venv else []
     result = subprocess.run(  # noqa: S603 - make on this repository's own Makefile
         [MAKE, "--no-print-directory", "-n", *keep, *arguments],
-        cwd=ROOT,
+        cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
         check=True,

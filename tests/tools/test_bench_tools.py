@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from localcloud import bench
 from localcloud.worker import COUNT_AWS_CALLS_ENV
-from tools import bench
+from project_paths import PROJECT_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 # A handler that makes one AWS call to a closed loopback port (it fails fast; the call still counts).
 PROBE_HANDLER = """
 import boto3
@@ -38,7 +38,7 @@ def run_worker(tmp_path: Path, counting: bool) -> Path:
     counts = tmp_path / "counts"
     environment = {
         "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT / "lambdas"), str(ROOT)]),
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(PROJECT_ROOT / "lambdas"), str(PROJECT_ROOT)]),
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
     }
@@ -50,7 +50,7 @@ def run_worker(tmp_path: Path, counting: bool) -> Path:
         capture_output=True,
         text=True,
         env=environment,
-        cwd=ROOT,
+        cwd=PROJECT_ROOT,
         timeout=30,
         check=True,
     ).stdout.splitlines()

@@ -23,12 +23,8 @@ from pulumi_policy import (
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
 from policy import pack, rules
-from tools.recording import Recorded, Recording, record
-
-
-@pytest.fixture(scope="module")
-def recordings() -> dict[str, Recording]:
-    return {stack: record(stack) for stack in ("dev", "prod")}
+from project_paths import PROJECT_ROOT
+from runtimes.recording import Recorded, Recording
 
 
 def preview_args(resources: list[Recorded]) -> StackValidationArgs:
@@ -56,7 +52,7 @@ def preview_args(resources: list[Recorded]) -> StackValidationArgs:
     return StackValidationArgs(resources=list(policy_resources.values()))
 
 
-def violations(args: StackValidationArgs, project_root: Path = pack.PROJECT_ROOT) -> dict[str, list[str]]:
+def violations(args: StackValidationArgs, project_root: Path = PROJECT_ROOT) -> dict[str, list[str]]:
     """Every policy on these resources, stack validations once and resource validations per resource."""
     found: dict[str, list[str]] = {}
     for policy in pack.policies(project_root):
@@ -252,7 +248,7 @@ def test_an_unknown_value_during_preview_only_skips_the_resource_that_has_it(
 
 
 def test_the_pipeline_doc_says_when_each_rule_is_enforced() -> None:
-    doc = (pack.PROJECT_ROOT / "docs" / "pipeline.md").read_text()
+    doc = (PROJECT_ROOT / "docs" / "pipeline.md").read_text()
     missing = [name for name in sorted(rules.RULES) if f"`{name.replace('_', '-')}`" not in doc]
     assert not missing, f"docs/pipeline.md: say when {missing} hold (before apply or only after)"
 

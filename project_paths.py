@@ -1,0 +1,21 @@
+"""Where things are in this repository: the one place the program, the runtimes, the tools and the tests
+find them. Imports nothing of the project, so every package may use it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+LAMBDAS_DIR = PROJECT_ROOT / "lambdas"  # the root of every Lambda zip (handlers import `shared.…`)
+MIGRATIONS_DIR = LAMBDAS_DIR / "reports" / "migrations"
+LAYER_ZIP = PROJECT_ROOT / "build" / "layer.zip"  # written by `make package`
+DOCS_DIR = PROJECT_ROOT / "docs"
+OPENAPI_FILE = DOCS_DIR / "openapi.json"
+SNAPSHOT_DIR = PROJECT_ROOT / "tests" / "infra" / "snapshots"
+PRODUCTS_FILE = PROJECT_ROOT / "data" / "products.json"
+# Written by a running `make dev` (its URLs, endpoint and tokens), read by `make demo` and `make ops`.
+LOCAL_STATE_FILE = PROJECT_ROOT / ".localcloud.json"
+
+
+def stack_file(stack: str) -> Path:
+    return PROJECT_ROOT / f"Pulumi.{stack}.yaml"
