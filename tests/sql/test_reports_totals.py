@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -18,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fulfilment.domain import fulfilled_detail
+from localcloud.postgres import PostgresAddress
 from order.domain import Line, Product, event_detail, new_order, priced_items, transition
 from reports.data_api import DataApi
 from reports.service import ReportsService
@@ -138,10 +140,86 @@ def test_batches_written_at_the_same_time_keep_the_totals_exact(reports_db: Data
     for thread in threads:
         thread.join()
 
-    assert errors == []
+    assert errors == [], [repr(error) for error in errors]
     assert_totals_match_orders(reports_db)
     memory = oracle(batches)
     assert ReportsDatabase(reports_db).monthly_totals(MONTHS, "nzd") == memory.monthly_totals(MONTHS, "nzd")
+
+
+def confirmed(order_id: str, at: datetime) -> tuple[Event, Any]:
+    created = new_order(
+        order_id=order_id,
+        customer_id="customer-0",
+        receipt_email=None,
+        items=priced_items([Line("tee", 1)], CATALOG, "nzd"),
+        tax_rate=Decimal("0.15"),
+        currency="nzd",
+        payment_intent_id=f"pi_{order_id}",
+        now=at,
+    )
+    paid = transition(created, OrderStatus.PAID, at)
+    return (DetailType.ORDER_CONFIRMED, event_detail(paid, paid.updatedAt)), paid
+
+
+def waiting_on_locks(observer: Any, sessions: int) -> None:
+    """Until `sessions` other sessions wait on a lock (a row's or an advisory one)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        (count,) = observer.run("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")[0]
+        if count >= sessions:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{sessions} sessions never waited on a lock")
+
+
+def test_two_upserts_whose_totals_rows_cross_do_not_deadlock(
+    reports_db: DataApi, postgres: PostgresAddress, migrated_database: str
+) -> None:
+    """An upsert (INSERT ... ON CONFLICT DO UPDATE) fires the UPDATE and then the INSERT statement
+    trigger, each locking its totals rows: two batches whose rows cross between the two triggers would
+    wait on each other in a cycle. Forced here: a third session holds January's row while W1 (an update
+    in March, a new order in January and February) waits on it; W2 (an update in February, a new order in
+    March) starts meanwhile; then January is released."""
+    month = {number: datetime(2026, number, 10, 12, tzinfo=UTC) for number in (1, 2, 3)}
+    (january, _), (february, old_feb), (march, old_mar) = (
+        confirmed(f"old-{number}", at) for number, at in month.items()
+    )
+    ingest(reports_db, [[bus_envelope(*event) for event in (january, february, march)]])
+    first = [
+        bus_envelope(DetailType.ORDER_FULFILLED, fulfilled_detail(old_mar, month[3] + timedelta(hours=1))),
+        bus_envelope(*confirmed("new-1", month[1])[0]),
+        bus_envelope(*confirmed("new-2", month[2])[0]),
+    ]
+    second = [
+        bus_envelope(DetailType.ORDER_FULFILLED, fulfilled_detail(old_feb, month[2] + timedelta(hours=1))),
+        bus_envelope(*confirmed("new-3", month[3])[0]),
+    ]
+    holder, observer = postgres.connect(migrated_database), postgres.connect(migrated_database)
+    errors: list[BaseException] = []
+
+    def write(batch: list[StoreEvent]) -> None:
+        try:
+            ingest(reports_db, [batch])
+        except BaseException as error:
+            errors.append(error)
+
+    writers = [threading.Thread(target=write, args=(batch,)) for batch in (first, second)]
+    try:
+        holder.run("BEGIN")
+        holder.run("SELECT 1 FROM order_month_totals WHERE month = '2026-01-01' FOR UPDATE")
+        writers[0].start()
+        waiting_on_locks(observer, 1)
+        writers[1].start()
+        waiting_on_locks(observer, 2)
+        holder.run("COMMIT")
+        for writer in writers:
+            writer.join(timeout=30)
+    finally:
+        holder.close()
+        observer.close()
+
+    assert errors == [], [repr(error) for error in errors]
+    assert_totals_match_orders(reports_db)
 
 
 def test_every_kind_of_change_to_orders_keeps_the_totals(reports_db: DataApi) -> None:

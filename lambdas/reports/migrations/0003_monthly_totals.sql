@@ -30,15 +30,18 @@ LANGUAGE sql IMMUTABLE AS $$
            CAST(sign AS bigint), sign * o.net_amount, sign * o.tax_amount, sign * o.gross_amount
 $$;
 
--- After every statement that changes orders: the rows it removed subtracted, the rows it wrote added, in
--- one upsert per statement. The triggers see the rows exactly as the statement changed them (the
--- latest version, under its lock), so concurrent writers keep the totals exact; totals rows are
--- locked in key order, so two writers never wait on each other in a cycle.
+-- After every statement that changes orders: the rows it removed subtracted, the rows it wrote added.
+-- The triggers see the rows exactly as the statement changed them (the latest version, under its lock),
+-- so concurrent writers keep the totals exact. An upsert with ON CONFLICT fires both the INSERT and the
+-- UPDATE trigger, each locking totals rows: writers take turns here (a transaction lock, held to
+-- commit, taken once all their order rows are written), so two never wait on each other in a cycle.
 CREATE FUNCTION order_month_totals_follow() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     lines order_month_totals[] := '{}';
 BEGIN
+    -- 7302: the totals' lock key (7301 serialises migrations, reports.schema).
+    PERFORM pg_advisory_xact_lock(7302);
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
         lines := lines || ARRAY(
             SELECT order_month_line(n, 1) FROM new_rows n WHERE n.confirmed_at IS NOT NULL
@@ -74,6 +77,7 @@ CREATE TRIGGER orders_deleted_from_totals AFTER DELETE ON orders
 CREATE FUNCTION order_month_totals_clear() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    PERFORM pg_advisory_xact_lock(7302);
     DELETE FROM order_month_totals;
     RETURN NULL;
 END
