@@ -691,6 +691,7 @@ def report(figures: Figures, command: str) -> str:
         "",
         *goals_table(figures),
         "",
+        *_before_after(figures),
     ]
     if figures.imports:
         lines += [
@@ -745,6 +746,46 @@ def report(figures: Figures, command: str) -> str:
             f"| … p95 of the warm orders | {_percentile(figures.latencies, 0.95):.2f} s |",
         ]
     return "\n".join(lines) + "\n"
+
+
+# Issue 15's starting point: `make bench` of 2026-11-25 (cold imports, calls) and the report as it summed
+# the orders themselves (a parallel sequential scan of `orders`, commit 256bf15's measurement).
+BEFORE_ISSUE_15 = {
+    "cold import, × `import boto3, pydantic`": "2.14-3.15 ×",
+    "AWS calls of one order's life (warm), × the minimum": "22 / 15 = 1.47 ×",
+    "monthly report at 1 M orders, 12 months": "~434 ms (seq scan of orders)",
+    "ingest at 1 M orders": "never measured",
+}
+
+
+def _before_after(figures: Figures) -> list[str]:
+    after: dict[str, str] = {}
+    if figures.imports:
+        ratios = [ratio for _, ratio, _, _ in figures.imports.values()]
+        after["cold import, × `import boto3, pydantic`"] = f"{min(ratios):.2f}-{max(ratios):.2f} ×"
+    if figures.order_calls:
+        _, warm, minimum = _call_totals(figures)
+        after["AWS calls of one order's life (warm), × the minimum"] = (
+            f"{warm} / {minimum} = {warm / minimum:.2f} ×" if minimum else f"{warm}"
+        )
+    if figures.at_scale:
+        after["monthly report at 1 M orders, 12 months"] = (
+            f"{figures.at_scale.report_ms.get(12, float('nan')):.1f} ms (totals table)"
+        )
+        after["ingest at 1 M orders"] = f"{figures.at_scale.orders_per_second:,.0f} orders/s"
+    if not after:
+        return []
+    return [
+        "## Before and after (issue 15)",
+        "",
+        "| figure | before | after (this run) |",
+        "|---|---:|---:|",
+        *(
+            f"| {figure} | {before} | {after.get(figure, 'not measured')} |"
+            for figure, before in BEFORE_ISSUE_15.items()
+        ),
+        "",
+    ]
 
 
 def _at_scale_section(at_scale: AtScale) -> list[str]:

@@ -111,6 +111,11 @@ def test_the_report_holds_every_figure_and_the_command() -> None:
     assert "| order code zip | 2.0 KiB |" in text
     assert "42.0 s" in text and "9.5 s" in text and "7.00 s" in text
     assert "p50 of 3 warm orders" in text and "| 2.00 s |" in text
+    assert "| cold import, × `import boto3, pydantic` | 2.14-3.15 × | 2.50-2.50 × |" in text
+    assert (
+        f"| AWS calls of one order's life (warm), × the minimum | 22 / 15 = 1.47 × | 1 / {minimum} = " in text
+    )
+    assert "| ingest at 1 M orders | never measured | not measured |" in text
 
 
 def test_each_goal_is_printed_with_its_mark() -> None:
