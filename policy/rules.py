@@ -59,16 +59,26 @@ LAMBDA_SYSTEM_LOG_LEVELS = ("DEBUG", "INFO", "WARN")
 # "Aurora Serverless v2 capacity", https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-serverless-v2.how-it-works.html
 SCALE_TO_ZERO_MINIMUM = {13: (13, 15), 14: (14, 12), 15: (15, 7), 16: (16, 3)}
 
-# The RDS Data API takes at most 4 MiB per request ("Limitations for the Amazon RDS Data API",
-# https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.limitations.html), and EventBridge
-# caps an event at 256 KiB ("Calculating Amazon EventBridge PutEvents event entry size",
-# https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-putevent-size.html). The reports consumer
-# sends a whole batch as one request, so a batch of the largest events must fit:
-#     4 MiB / 256 KiB = 16 events; one event's worth is kept back for the statement and the request's
-#     JSON envelope, so at most 15 events per batch.
+# How many order events one reports batch may carry, so that the batch is always one Data API request.
+# A request is at most 4 MiB, headers and JSON included ("Amazon RDS Data API limitations",
+# https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.limitations.html). The consumer
+# sends a batch as one row per order, JSON inside the request's JSON; the event contract bounds every
+# string and list of an order (lambdas/shared/events.py), so the largest legal order has a known size in
+# the request: tests/unit/test_event_size.py builds it (every string at its maximum length, of the
+# character whose double escaping costs most: 12 bytes for one outside the BMP) and measures it.
 DATA_API_REQUEST_BYTES = 4 * 1024 * 1024
-MAX_EVENT_BYTES = 256 * 1024
-MAX_DATA_API_BATCH = DATA_API_REQUEST_BYTES // MAX_EVENT_BYTES - 1
+DATA_API_HEADER_BYTES = 8 * 1024  # a signed request's HTTP headers (a role's session token is most of it)
+DATA_API_STATEMENT_BYTES = 16 * 1024  # the upsert's SQL, its other parameters, the request's envelope
+MAX_ORDER_ROW_REQUEST_BYTES = 70_500  # the largest legal order in the request (measured, see above)
+
+
+def orders_per_data_api_request(row_bytes: int = MAX_ORDER_ROW_REQUEST_BYTES) -> int:
+    """How many orders of `row_bytes` each always fit one Data API request beside the statement."""
+    return (DATA_API_REQUEST_BYTES - DATA_API_HEADER_BYTES - DATA_API_STATEMENT_BYTES) // row_bytes
+
+
+# tbs:reportsBatchSize is capped here (services/config.py) and the rule below checks every deployed batch.
+MAX_DATA_API_BATCH = orders_per_data_api_request()
 
 # Reserved concurrency the stack may claim in its account and region when the stack does not say
 # (tbs:reservedConcurrencyBudget). Lambda keeps 100 of the account's concurrency unreserved and new
@@ -338,8 +348,8 @@ def data_api_batches_fit_one_request(graph: Graph) -> list[str]:
         size = int(mapping.props.get("batchSize") or 10)
         if size > MAX_DATA_API_BATCH:
             problems.append(
-                f"{_label(mapping)}: batches of {size} events may exceed the Data API's 4 MiB request "
-                f"(at most {MAX_DATA_API_BATCH} events of EventBridge's 256 KiB fit)"
+                f"{_label(mapping)}: batches of {size} orders may exceed the Data API's 4 MiB request "
+                f"(at most {MAX_DATA_API_BATCH} of the largest orders the event contract allows fit)"
             )
     return problems
 

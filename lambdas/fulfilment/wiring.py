@@ -10,29 +10,28 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-from pydantic import BaseModel
 
 from fulfilment.files import PRESIGNING, DownloadBucket
 from fulfilment.service import FulfilmentService
 from fulfilment.store import FulfilmentTable
 from shared.bus import publish
-from shared.settings import load
+from shared.settings import Settings, load
 
 
-class ConsumerSettings(BaseModel):
+class ConsumerSettings(Settings):
     FULFILMENT_TABLE: str
     IDEMPOTENCY_TABLE: str
     EVENT_BUS_NAME: str
 
 
-class ApiSettings(BaseModel):
+class ApiSettings(Settings):
     FULFILMENT_TABLE: str
     EVENT_BUS_NAME: str
     DOWNLOADS_BUCKET: str
 
 
 # Handler string (as services/fulfilment.py deploys it) → what that function reads from its environment.
-SETTINGS: dict[str, type[BaseModel]] = {
+SETTINGS: dict[str, type[Settings]] = {
     "fulfilment.handlers.consumer.handler": ConsumerSettings,
     "fulfilment.handlers.api.handler": ApiSettings,
 }

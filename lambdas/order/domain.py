@@ -22,6 +22,7 @@ from enum import StrEnum
 from pydantic import ValidationError
 
 from shared.events import (
+    MAX_ORDER_LINES,
     DetailType,
     EventDetail,
     ItemKind,
@@ -32,7 +33,7 @@ from shared.events import (
 )
 from shared.refusal import Refusal
 
-MAX_LINES = 50
+MAX_LINES = MAX_ORDER_LINES  # the event contract's bound
 MAX_QUANTITY = 99
 
 TRANSITIONS: Mapping[OrderStatus, frozenset[OrderStatus]] = {

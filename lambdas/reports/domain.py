@@ -62,8 +62,8 @@ class ItemRow(TypedDict):
 
 
 class OrderRow(TypedDict):
-    """One order as the reports store it: the columns of table orders, the confirmation time (table
-    order_confirmations) and the lines (table order_items)."""
+    """One order as the reports store it: the columns of table orders (the confirmation time among them)
+    and the lines (table order_items)."""
 
     order_id: str
     customer_id: str

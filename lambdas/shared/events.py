@@ -13,8 +13,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
+from shared.models import Model
 from shared.validation import field_problems, summary
 
 SCHEMA_VERSION: Literal[1] = 1
@@ -65,10 +66,32 @@ ORDER_DETAIL_TYPES = frozenset(
     }
 )
 
-MinorUnits = Annotated[int, Field(ge=0, description="Integer minor units (cents)")]
+# Bounds on everything an order event carries, so the largest event is known and small: every
+# publisher's PutEvents entry fits EventBridge's 256 KiB, and a batch of the reports consumer is sized
+# by them (policy.rules.MAX_ORDER_ROW_REQUEST_BYTES; tests/unit/test_event_size.py builds the largest
+# event these allow and measures it on the bus and in a Data API request).
+MAX_ORDER_LINES = 50
+MAX_ID_LENGTH = 64  # our ids (ULIDs, 26) and the catalog's product ids (the API takes up to 64)
+MAX_CUSTOMER_ID_LENGTH = 128  # a Cognito user's `sub` (a UUID; Cognito user names are ≤ 128)
+# Identifiers are opaque tokens of URL-safe ASCII (ULIDs, UUIDs, Stripe's ids, catalog slugs): nothing in
+# them needs escaping in JSON, so they cost a byte a character wherever an event travels.
+ID_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+MAX_PRODUCT_NAME_LENGTH = 100
+# A Cognito user attribute's value, `email` included, is at most 2048 characters ("AttributeType",
+# Amazon Cognito user pools API reference,
+# https://docs.aws.amazon.com/cognito-user-identity-pools/latest/APIReference/API_AttributeType.html):
+# whatever email a signed-in customer has fits.
+MAX_EMAIL_LENGTH = 2048
+# "You can safely assume object IDs we generate will never exceed 255 characters" (Stripe, "API
+# upgrades", https://docs.stripe.com/upgrades).
+MAX_STRIPE_ID_LENGTH = 255
+# The largest integer every JSON reader holds exactly ("I-JSON", RFC 7493 section 2.2).
+MAX_JSON_INTEGER = 2**53 - 1
+
+MinorUnits = Annotated[int, Field(ge=0, le=MAX_JSON_INTEGER, description="Integer minor units (cents)")]
 
 
-class _Contract(BaseModel):
+class _Contract(Model):
     # Strict on our own contract: an unknown field is a producer bug, caught at the first consumer.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -136,10 +159,10 @@ class LineFulfilment(_Contract):
 
 
 class OrderItem(_Contract):
-    productId: str = Field(min_length=1)
-    productName: str
+    productId: str = Field(max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)
+    productName: str = Field(max_length=MAX_PRODUCT_NAME_LENGTH)
     kind: ItemKind
-    quantity: int = Field(ge=1)
+    quantity: int = Field(ge=1, le=MAX_JSON_INTEGER)
     unitAmount: MinorUnits
     fulfilment: LineFulfilment | None = Field(
         default=None, description="Fulfilment's state of this line, once fulfilment has reported it"
@@ -155,25 +178,29 @@ class OrderItem(_Contract):
 
 
 class OrderSnapshot(_Contract):
-    orderId: str = Field(min_length=1)
-    customerId: str = Field(min_length=1)
-    receiptEmail: str | None = None
-    items: list[OrderItem] = Field(min_length=1)
+    orderId: str = Field(max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)
+    customerId: str = Field(max_length=MAX_CUSTOMER_ID_LENGTH, pattern=ID_PATTERN)
+    receiptEmail: str | None = Field(default=None, max_length=MAX_EMAIL_LENGTH)
+    items: list[OrderItem] = Field(min_length=1, max_length=MAX_ORDER_LINES)
     netAmount: MinorUnits
     taxAmount: MinorUnits
     grossAmount: MinorUnits
     currency: str = Field(pattern=r"^[a-z]{3}$")
     status: OrderStatus
-    paymentIntentId: str | None = None
-    refundId: str | None = None
+    paymentIntentId: str | None = Field(default=None, max_length=MAX_STRIPE_ID_LENGTH, pattern=ID_PATTERN)
+    refundId: str | None = Field(default=None, max_length=MAX_STRIPE_ID_LENGTH, pattern=ID_PATTERN)
     createdAt: datetime
     updatedAt: datetime
-    version: int = Field(ge=1, description="Increases by one with every state change")
+    version: int = Field(ge=1, le=MAX_JSON_INTEGER, description="Increases by one with every state change")
 
 
 class EventDetail(_Contract):
     schemaVersion: Literal[1] = SCHEMA_VERSION
-    eventId: str = Field(min_length=1, description="Unique per state change: consumers dedupe on it")
+    eventId: str = Field(
+        max_length=2 * MAX_ID_LENGTH,
+        pattern=ID_PATTERN,
+        description="Unique per state change: consumers dedupe on it",
+    )
     occurredAt: datetime
     order: OrderSnapshot
 
@@ -196,7 +223,7 @@ class FulfilmentDetail(_Contract):
     lines: list[LineUpdate] = Field(min_length=1)
 
 
-class _Envelope(BaseModel):
+class _Envelope(Model):
     """The EventBridge envelope as it reaches an SQS subscriber (only the fields we rely on)."""
 
     model_config = ConfigDict(populate_by_name=True)

@@ -24,9 +24,10 @@ from aws_lambda_powertools.event_handler.exceptions import ForbiddenError, Servi
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from shared.identity import Caller, caller_of
+from shared.models import Model
 from shared.observability import logger
 from shared.refusal import Refusal
 from shared.validation import field_problems, summary
@@ -131,12 +132,12 @@ def rest_resolver() -> APIGatewayRestResolver:
     return app
 
 
-class FieldProblem(BaseModel):
+class FieldProblem(Model):
     field: str = Field(description="Dotted path of the offending field; empty for the body as a whole")
     message: str
 
 
-class ErrorOut(BaseModel):
+class ErrorOut(Model):
     """Every refusal and error of the storefront API: API Gateway's own answers (401, 403, 429) carry
     `message` too."""
 

@@ -129,7 +129,8 @@ def test_events_flow_between_services_as_designed(stack: Recording) -> None:
 
 def test_reports_batches_from_config_and_survives_database_resumes(stack: Recording) -> None:
     mapping = stack.named(f"tbs-{stack.stack}-reports-consumer-mapping").outputs
-    assert (mapping["batchSize"], mapping["maximumBatchingWindowInSeconds"]) == (15, 30)
+    configured = int(stack.config["tbs:reportsBatchSize"])
+    assert (mapping["batchSize"], mapping["maximumBatchingWindowInSeconds"]) == (configured, 30)
     queue = stack.named(f"tbs-{stack.stack}-reports-events-queue", "aws:sqs/queue:Queue").outputs
     assert json.loads(queue["redrivePolicy"])["maxReceiveCount"] >= 10
 
@@ -217,7 +218,7 @@ def test_an_existing_user_pool_is_used_not_created(record_with: Callable[..., Re
         ("tbs:consumerConcurrency", "1", r"2\.\.1000"),
         ("tbs:consumerConcurrency", "1001", r"2\.\.1000"),
         ("tbs:logLevel", "WARNING", "not one Lambda accepts: TRACE, DEBUG, INFO, WARN, ERROR, FATAL"),
-        ("tbs:reportsBatchSize", "16", r"within 1\.\.15: a batch is one Data API request"),
+        ("tbs:reportsBatchSize", "60", r"within 1\.\.59: a batch is one Data API request"),
         ("tbs:dbEngineVersion", "16.2", "cannot scale to 0 ACU"),
         ("tbs:dbEngineVersion", "15", "cannot scale to 0 ACU"),
         ("tbs:dbEngineVersion", "sixteen", "cannot scale to 0 ACU"),

@@ -29,6 +29,7 @@ from reports.handlers import consumer
 from reports.service import ReportsService
 from reports.store import ReportsDatabase
 from shared.events import SOURCE_OF, DetailType, EventDetail, ItemKind, OrderSnapshot, OrderStatus
+from tests.sql.database_fixtures import assert_totals_match_orders
 from tests.support.fakes import (
     InMemoryFiles,
     InMemoryFulfilmentStore,
@@ -43,7 +44,7 @@ from tests.support.reports_builders import sqs_event
 CREATED = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 CATALOG = {"mug": Product("mug", "Enamel camp mug", ItemKind.PHYSICAL, 3900, "nzd")}
 ROWS = "SELECT order_id, status, version, gross_amount, updated_at FROM orders ORDER BY order_id"
-CONFIRMED = "SELECT order_id, confirmed_at FROM order_confirmations ORDER BY order_id"
+CONFIRMED = "SELECT order_id, confirmed_at FROM orders ORDER BY order_id"
 
 
 def history(order_id: str, *, cancelled: bool) -> list[tuple[DetailType, EventDetail]]:
@@ -130,6 +131,8 @@ def test_every_arrival_order_ends_in_the_same_report(reports_db: DataApi, cancel
             ReportsService(memory).ingest([bus_envelope(*event)], lambda: 60.0)
         assert _picked(memory.rows[order_id]) == want, order_id
 
+    # The monthly totals the report reads are exactly the sum over these orders (migration 0003).
+    assert_totals_match_orders(reports_db)
     march = [date(2026, 3, 1)]
     totals = ReportsDatabase(reports_db).monthly_totals(march, "nzd")
     revenue = totals.get(date(2026, 3, 1), {}).get("gross_amount", 0)

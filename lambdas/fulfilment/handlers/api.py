@@ -22,7 +22,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 
 from fulfilment import wiring
 from fulfilment.domain import Closing, Dispatch, DispatchStatus
@@ -37,6 +37,7 @@ from shared.http import (
     rest_resolver,
     unsupported_media_type,
 )
+from shared.models import Model
 from shared.observability import logger, metrics, tracer
 
 WAREHOUSE_GROUP = "warehouse"
@@ -52,25 +53,25 @@ ShipmentText = Annotated[
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_REASON)]
 
 
-class DispatchIn(BaseModel):
+class DispatchIn(Model):
     model_config = ConfigDict(extra="forbid", strict=True)
     carrier: ShipmentText
     trackingNumber: ShipmentText
 
 
-class FailIn(BaseModel):
+class FailIn(Model):
     model_config = ConfigDict(extra="forbid", strict=True)
     reason: Reason
 
 
-class DispatchLineOut(BaseModel):
+class DispatchLineOut(Model):
     index: int = Field(description="The line's position in the order")
     productId: str
     productName: str
     quantity: int
 
 
-class DispatchOut(BaseModel):
+class DispatchOut(Model):
     orderId: str
     status: DispatchStatus
     requestedAt: datetime
@@ -83,12 +84,12 @@ class DispatchOut(BaseModel):
     withdrawnAt: datetime | None = None
 
 
-class DispatchPageOut(BaseModel):
+class DispatchPageOut(Model):
     dispatches: list[DispatchOut] = Field(description="Open (REQUESTED) dispatch requests, oldest first")
     cursor: str | None = Field(description="Pass as ?cursor= for the next page; absent on the last page")
 
 
-class DownloadOut(BaseModel):
+class DownloadOut(Model):
     url: str = Field(description="GET it (no Authorization) for the file; it works until expiresAt")
     expiresAt: datetime
 

@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from order import wiring
 from order.domain import MAX_LINES, MAX_QUANTITY, Line, Product
@@ -37,6 +37,7 @@ from shared.http import (
     unsupported_media_type,
 )
 from shared.idempotency import IdempotentStep
+from shared.models import Model
 from shared.observability import logger, metrics, tracer
 
 app = rest_resolver()
@@ -54,33 +55,33 @@ CREATE_ONCE = IdempotentStep("order.api.create_once", "request", CREATE_IDEMPOTE
 
 
 # Strict: the JSON types the schema declares, no coercion ("2" and true are not a quantity of 2 and 1).
-class LineIn(BaseModel):
+class LineIn(Model):
     model_config = ConfigDict(extra="forbid", strict=True)
     productId: str = Field(min_length=1, max_length=64)
     quantity: int = Field(ge=1, le=MAX_QUANTITY)
 
 
-class CreateOrderIn(BaseModel):
+class CreateOrderIn(Model):
     model_config = ConfigDict(extra="forbid", strict=True)
     items: list[LineIn] = Field(min_length=1, max_length=MAX_LINES)
 
 
-class PaymentIntentOut(BaseModel):
+class PaymentIntentOut(Model):
     id: str
     clientSecret: str
 
 
-class CreatedOrderOut(BaseModel):
+class CreatedOrderOut(Model):
     order: OrderSnapshot
     paymentIntent: PaymentIntentOut
 
 
-class OrderPageOut(BaseModel):
+class OrderPageOut(Model):
     orders: list[OrderSnapshot]
     cursor: str | None = Field(description="Pass as ?cursor= for the next page; absent on the last page")
 
 
-class ProductOut(BaseModel):
+class ProductOut(Model):
     productId: str
     name: str
     kind: ItemKind
@@ -88,7 +89,7 @@ class ProductOut(BaseModel):
     currency: str
 
 
-class ProductPageOut(BaseModel):
+class ProductPageOut(Model):
     products: list[ProductOut] = Field(description="Active products; a page may hold fewer than limit")
     cursor: str | None = Field(description="Pass as ?cursor= for the next page; absent on the last page")
     currency: str
