@@ -8,7 +8,8 @@ Before moto starts, three kinds of change are installed in this process (moto it
    least-privilege policy naming a table or a bus would deny everything. Here the same signature check
    and role lookup run, and localcloud/iam.py decides with the ARNs each request really touches. The
    local cloud's own operator credentials (OPERATOR_ACCESS_KEY_ID, the operator tools' and tests') act
-   as the account's root user: signed, never limited by policies.
+   as the account's root user: signed, never limited by policies. S3, which moto authorises on a path
+   of its own, is decided the same way.
 2. **Atomicity under concurrency.** moto serves requests on threads but its DynamoDB conditional writes
    and transactions and its SQS queues are not thread-safe (a delete rebuilds the message list while a
    send appends to it; a failed transaction restores a copy of the whole table over writes made
@@ -44,6 +45,7 @@ from moto.core.exceptions import InvalidClientTokenIdError, JsonRESTError, Signa
 from localcloud.iam import (
     OPERATOR_ACCESS_KEY_ID,
     OPERATOR_SECRET_ACCESS_KEY,
+    Authorization,
     Scope,
     denial_message,
     first_denied,
@@ -141,6 +143,8 @@ def _install_iam() -> None:
     from moto import settings
     from moto.core.authorization import ActionAuthenticatorMixin
     from moto.iam import access_control
+    from moto.s3.exceptions import S3AccessDeniedError
+    from moto.utilities.utils import get_partition
 
     original_create_access_key = access_control.create_access_key
 
@@ -153,27 +157,35 @@ def _install_iam() -> None:
 
     access_control.create_access_key = create_access_key
 
-    def authorize(self: Any, resource: str = "*") -> None:
+    def iam_request(self: Any, request_class: Any) -> Any:
+        """The request as moto's IAM sees it, its signature checked (a wrong secret or session token is
+        refused here, as AWS does); None while authorisation is off or for a public operation."""
         if ActionAuthenticatorMixin.request_count < settings.INITIAL_NO_AUTH_ACTION_COUNT:
             ActionAuthenticatorMixin.request_count += 1
-            return
+            return None
         if self.headers.get("X-Amz-Target") in ActionAuthenticatorMixin.PUBLIC_OPERATIONS:
-            return
+            return None
         path = self.raw_path + (f"?{self.uri.split('?', 1)[1]}" if "?" in self.uri else "")
+        request = request_class(
+            account_id=self.current_account,
+            method=self.method,
+            path=path,
+            data=self.data,
+            body=self.raw_body,
+            headers=self.headers,
+            action=self._get_action(),
+        )
+        request.check_signature()
+        return request
+
+    def authorize(self: Any, resource: str = "*") -> None:
         json_protocol = bool(self.headers.get("X-Amz-Target")) or "json" in str(
             self.headers.get("Content-Type", "")
         )
         try:
-            request = access_control.IAMRequest(
-                account_id=self.current_account,
-                method=self.method,
-                path=path,
-                data=self.data,
-                body=self.raw_body,
-                headers=self.headers,
-                action=self._get_action(),
-            )
-            request.check_signature()  # a wrong secret or session token is refused here, as AWS does
+            request = iam_request(self, access_control.IAMRequest)
+            if request is None:
+                return
         except (InvalidClientTokenIdError, SignatureDoesNotMatchError) as error:
             if not json_protocol:
                 raise
@@ -204,7 +216,53 @@ def _install_iam() -> None:
             raise _AccessDenied("AccessDeniedException", message)
         raise _QueryAccessDenied(message)
 
+    def authorize_s3(self: Any, bucket_name: str | None = None, key_name: str | None = None) -> None:
+        """S3's own path in moto, decided by the same evaluator: the operator is root, a role gets what
+        its policies grant on the bucket's or object's ARN ("Amazon Resource Names for S3",
+        https://docs.aws.amazon.com/AmazonS3/latest/userguide/s3-arn-format.html)."""
+        query: dict[str, list[str]] = self.querystring  # moto's parse of the request's query string
+        # A signature in the query string is a presigned URL (SigV4; the SigV2 form is refused).
+        presigned = "X-Amz-Credential" in query or "Signature" in query
+        if presigned and ActionAuthenticatorMixin.request_count >= settings.INITIAL_NO_AUTH_ACTION_COUNT:
+            key, action = _presigner(self, query), f"s3:{self._get_action().split(':')[-1]}"
+        else:
+            request = iam_request(self, access_control.S3IAMRequest)
+            if request is None:
+                return
+            key, action = request._access_key, request._action
+        if isinstance(key, _OperatorKey):
+            return
+        resource = f"{bucket_name or '*'}/{key_name}" if key_name else (bucket_name or "*")
+        needed = [Authorization(action, f"arn:{get_partition(self.region)}:s3:::{resource}")]
+        documents = [_policy_text(policy) for policy in key.collect_policies()]
+        if first_denied(documents, needed) is not None:
+            raise S3AccessDeniedError()
+
+    def _presigner(self: Any, query: dict[str, list[str]]) -> Any:
+        """Who signed a presigned URL: a request made with it has its signer's permissions, and none once
+        it has expired ("Download and upload objects with presigned URLs",
+        https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-presigned-url.html). Not modelled:
+        the query signature itself is not recomputed (docs/localcloud.md)."""
+        if "X-Amz-Credential" not in query:
+            raise S3AccessDeniedError()
+        access_key_id = query["X-Amz-Credential"][0].split("/", 1)[0]
+        token = query.get("X-Amz-Security-Token", [])
+        try:
+            key = access_control.create_access_key(
+                self.current_account,
+                get_partition(self.region),
+                access_key_id,
+                {"X-Amz-Security-Token": token[0]} if token else {},
+            )
+        except access_control.CreateAccessKeyFailure:
+            raise S3AccessDeniedError() from None
+        signed = dt.datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+        if dt.datetime.now(dt.UTC) > signed + dt.timedelta(seconds=int(query["X-Amz-Expires"][0])):
+            raise S3AccessDeniedError()
+        return key
+
     ActionAuthenticatorMixin._authenticate_and_authorize_normal_action = authorize  # type: ignore[method-assign]
+    ActionAuthenticatorMixin._authenticate_and_authorize_s3_action = authorize_s3  # type: ignore[method-assign]
 
 
 # --- 2. atomicity --------------------------------------------------------------------------------------

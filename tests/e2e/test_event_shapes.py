@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.parser.models import (
 
 from localcloud.client import StoreClient, wait_for
 from localcloud.cloud import LocalCloud
-from tests.e2e.test_local_cloud import EBOOK, TEE, place, status_becomes
+from tests.e2e.test_local_cloud import EBOOK, place, status_becomes
 
 
 def test_api_sqs_and_eventbridge_deliveries_parse_with_powertools_models(
@@ -28,7 +28,7 @@ def test_api_sqs_and_eventbridge_deliveries_parse_with_powertools_models(
     for pool in cloud.runners.values():
         pool.observers.append(observe)
     try:
-        order = place(customer, TEE, EBOOK)
+        order = place(customer, EBOOK)  # digital only: fulfilled without the warehouse
         customer.call("GET", "/orders?limit=5")
         assert customer.control("pay", order["orderId"]).status == 200
         status_becomes(customer, order["orderId"], "FULFILLED")

@@ -10,7 +10,7 @@ from typing import Any
 from localcloud.client import StoreClient, wait_for
 from localcloud.cloud import LocalCloud
 from runtimes.materialize import LocalFunction
-from tests.e2e.test_local_cloud import TEE, place, status_becomes
+from tests.e2e.test_local_cloud import EBOOK, place, status_becomes
 
 REVOKED = "events:PutEvents"  # services/fulfilment.py grants it to the fulfilment consumer's role
 
@@ -52,7 +52,7 @@ def test_a_missing_grant_fails_its_function_with_access_denied_until_it_is_grant
 
     iam.put_role_policy(RoleName=role_name, PolicyName=policy_name, PolicyDocument=json.dumps(revoked))
     try:
-        order = place(customer, TEE)
+        order = place(customer, EBOOK)  # digital only: fulfilled without the warehouse
         assert customer.control("pay", order["orderId"]).status == 200
         status_becomes(customer, order["orderId"], "PAID")  # the payment consumer keeps its grants
         line = wait_for(denied, f"the fulfilment consumer to be denied {REVOKED}")

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import threading
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from localcloud.moto_process import enforce_iam, running_moto
@@ -201,8 +204,13 @@ def test_an_eventbridge_delivery_to_sqs_has_the_event_envelope(endpoint: str) ->
 @pytest.fixture(scope="module")
 def role(endpoint: str) -> dict[str, str]:
     """A role allowed GetItem on one table and its index, Query on the index, PutEvents on one bus,
-    GetSecretValue on one secret; IAM enforced from here on in this module's server."""
+    GetSecretValue on one secret, GetObject in one bucket; IAM enforced from here on in this module's
+    server."""
     orders = table(endpoint, "orders", index=True)
+    s3 = client(endpoint, "s3")
+    for bucket in ("files", "others"):
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        s3.put_object(Bucket=bucket, Key="a", Body=b"a")
     table(endpoint, "other")
     secrets = client(endpoint, "secretsmanager")
     granted_secret = secrets.create_secret(Name="granted", SecretString="s")["ARN"]
@@ -223,6 +231,7 @@ def role(endpoint: str) -> dict[str, str]:
             "Resource": [f"arn:aws:events:{REGION}:123456789012:event-bus/bus"],
         },
         {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": [granted_secret]},
+        {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["arn:aws:s3:::files/*"]},
     ]
     iam.put_role_policy(
         RoleName="fn",
@@ -295,5 +304,41 @@ def test_credentials_nobody_issued_are_refused(endpoint: str, role: dict[str, st
     )
 
 
+def test_an_object_is_authorised_by_its_arn_in_the_one_evaluator(endpoint: str, role: dict[str, str]) -> None:
+    """S3 has its own authorisation path in moto; the same policies decide it ("Amazon Resource Names for
+    S3", https://docs.aws.amazon.com/AmazonS3/latest/userguide/s3-arn-format.html)."""
+    s3 = client(endpoint, "s3", **role)
+    assert s3.get_object(Bucket="files", Key="a")["Body"].read() == b"a"
+    assert denied(lambda: s3.get_object(Bucket="others", Key="a")) == "AccessDenied"
+    assert denied(lambda: s3.put_object(Bucket="files", Key="b", Body=b"b")) == "AccessDenied"
+
+
+def test_a_presigned_url_carries_its_signers_permissions_until_it_expires(
+    endpoint: str, role: dict[str, str]
+) -> None:
+    s3 = boto3.client(
+        "s3", endpoint_url=endpoint, region_name=REGION, config=Config(signature_version="s3v4"), **role
+    )
+
+    def fetch(bucket: str, expires: int = 60) -> int:
+        url = s3.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": "a"}, ExpiresIn=expires
+        )
+        try:
+            with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - loopback
+                return int(answer.status)
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    assert fetch("files") == 200
+    assert fetch("others") == 403  # the signer may not read it, so neither may the URL
+    assert fetch("files", expires=0) == 403
+
+
 def test_the_operator_is_the_accounts_root(endpoint: str, role: dict[str, str]) -> None:
+    """Whichever protocol a service speaks (JSON, query, REST-XML), the operator is never limited."""
     assert "TableNames" in client(endpoint, "dynamodb").list_tables()
+    assert "QueueUrl" in client(endpoint, "sqs").create_queue(QueueName="operators")
+    s3 = client(endpoint, "s3")
+    s3.put_object(Bucket="others", Key="b", Body=b"b")
+    assert s3.get_object(Bucket="others", Key="b")["Body"].read() == b"b"
