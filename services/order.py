@@ -24,6 +24,10 @@ from services.config import StackConfig
 from services.platform import Platform
 
 CONSUMER_TIMEOUT_SECONDS = 30
+# The storefront API function: its longest route waits for Stripe twice (a refund, then the refunds
+# listed once Stripe says "already refunded"); order.payments.STRIPE_TIMEOUTS fits both within this, and
+# API Gateway's 29 s integration timeout is above it (tests/handlers/test_order_stripe_requests.py).
+API_TIMEOUT_SECONDS = 20
 ORDER_ROUTES = [
     ("POST", "/orders"),
     ("GET", "/orders"),
@@ -103,7 +107,7 @@ class Order(pulumi.ComponentResource):
                     "TAX_RATE": config.tax_rate,
                     **api.cors_environment,
                 },
-                timeout_seconds=15,
+                timeout_seconds=API_TIMEOUT_SECONDS,
             ),
             opts=child,
         )
@@ -225,6 +229,20 @@ class Order(pulumi.ComponentResource):
             namespace=METRICS_NAMESPACE,
             metric_name="PaymentMismatch",
             dimensions={"service": "order"},
+            threshold=1,
+            topic_arn=topic_arn,
+            parent=self,
+        )
+        metric_alarm(
+            f"{prefix}-stripe-refused",
+            description=(
+                "Stripe refused a request the store should never make (an invalid parameter, a reused "
+                "idempotency key, an expired or restricted API key): our bug or our configuration. The API "
+                "log line 'Stripe refused the store's request' has Stripe's message."
+            ),
+            namespace=METRICS_NAMESPACE,
+            metric_name="StripeRequestFailed",
+            dimensions={"service": "order", "reason": "refused"},
             threshold=1,
             topic_arn=topic_arn,
             parent=self,

@@ -9,6 +9,8 @@ version, so a duplicate or out-of-order event changes nothing."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +18,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 from shared.events import DetailType, EventDetail, ItemKind, OrderItem, OrderSnapshot, OrderStatus
+from shared.stripe_rules import MAXIMUM_CHARGE, charge_limit_refusal
 
 MAX_LINES = 50
 MAX_QUANTITY = 99
@@ -55,6 +58,18 @@ class OrderNotFound(DomainError):
 
 class Conflict(DomainError):
     status_code = 409
+
+
+class AmountOutOfRange(DomainError):
+    """A total Stripe cannot charge: refused before Stripe is asked."""
+
+    status_code = 422
+
+
+class IdempotencyKeyReused(DomainError):
+    """The client's Idempotency-Key came back with another order."""
+
+    status_code = 422
 
 
 class PaymentMismatch(Exception):
@@ -123,6 +138,22 @@ def priced_items(lines: Sequence[Line], catalog: Mapping[str, Product], currency
         )
         for line in lines
     ]
+
+
+def lines_fingerprint(lines: Sequence[Line]) -> str:
+    """What a create request asked for, to tell a retry from another order under the same key."""
+    canonical = json.dumps(sorted([line.productId, line.quantity] for line in lines))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_chargeable(gross: int, currency: str) -> None:
+    """Stripe charges at least its minimum for the currency and at most eight digits ("Minimum and maximum
+    charge amounts", https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts; the limits are
+    shared.stripe_rules'): an order it could not charge is refused before Stripe is asked."""
+    refusal = charge_limit_refusal(gross, currency)
+    if refusal is not None:
+        advice = "add to the order" if gross < MAXIMUM_CHARGE else "split the order"
+        raise AmountOutOfRange(f"the order total {refusal}: {advice}")
 
 
 def new_order(

@@ -20,9 +20,11 @@ from order.domain import (
     OrderNotFound,
     Product,
     cancel_refusal,
+    check_chargeable,
     check_payment_event,
     decide,
     event_detail,
+    lines_fingerprint,
     new_order,
     priced_items,
     totals,
@@ -55,13 +57,79 @@ class PaymentIntent:
     client_secret: str
 
 
+@dataclass(frozen=True)
+class Refund:
+    id: str
+    amount: int
+    status: str  # Stripe's: pending, requires_action, succeeded, failed, canceled
+
+
 class PaymentProviderError(RuntimeError):
-    """The payment provider could not be reached or refused: the caller may retry (idempotency keys
-    make it safe)."""
+    """The payment provider did not do what was asked. `retryable`: the same request (same idempotency
+    keys) may succeed later; `reason` is the kind of failure, as the API counts it."""
+
+    retryable = False
+    reason = "refused"
+
+
+class PaymentProviderUnavailable(PaymentProviderError):
+    """Unreachable, timed out, or failing (5xx): retry. `kept`: the provider keeps this failure as its
+    answer to the idempotency key, so only a request under a new key can succeed."""
+
+    retryable = True
+    reason = "unavailable"
+
+    def __init__(self, message: str, kept: bool = False) -> None:
+        super().__init__(message)
+        self.kept = kept
+
+
+class PaymentProviderThrottled(PaymentProviderError):
+    """The provider limits our request rate: retry later."""
+
+    retryable = True
+    reason = "rate-limited"
+
+
+class PaymentProviderBusy(PaymentProviderError):
+    """An earlier attempt with the same idempotency key is still running at the provider: retry shortly."""
+
+    retryable = True
+    reason = "conflict"
+
+
+class PaymentRequestRefused(PaymentProviderError):
+    """The provider refused a request the store should never make, or with credentials it should not use
+    (an invalid parameter, a reused idempotency key, an expired or restricted API key): our bug or our
+    configuration, alarmed. `code` is the provider's."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ChargeAmountRefused(PaymentProviderError):
+    """The provider cannot charge this amount in this currency."""
+
+    reason = "amount"
+
+
+class ChargeAlreadyRefunded(PaymentProviderError):
+    """The payment was refunded in full already (e.g. from Stripe's Dashboard)."""
+
+    reason = "already-refunded"
+
+
+class ChargeDisputed(PaymentProviderError):
+    """The cardholder disputed the payment: the card network holds the money, nothing can be refunded."""
+
+    reason = "disputed"
 
 
 class OrderStore(Protocol):
-    def create(self, order: OrderSnapshot) -> None: ...
+    def create(self, order: OrderSnapshot) -> bool:
+        """Store a new order; False when an order with its id exists already (an earlier attempt of
+        the same request stored it)."""
 
     def get(self, order_id: str) -> OrderSnapshot | None: ...
 
@@ -84,15 +152,32 @@ class Catalog(Protocol):
         """The active products among `product_ids` (unknown or inactive ones are absent)."""
 
 
+class CreateRequests(Protocol):
+    def order_id_for(self, customer_id: str, request_key: str, fingerprint: str, new_order_id: str) -> str:
+        """The order id of the first create under this customer's Idempotency-Key (`new_order_id` when
+        this is the first), kept for a day; IdempotencyKeyReused when the key came with another order
+        (`fingerprint`)."""
+
+
 class PaymentGateway(Protocol):
-    """The payment provider. Both calls are idempotent per order (payments.py derives the keys), and
-    raise PaymentProviderError when the provider cannot be reached or refuses."""
+    """The payment provider. Its writes are idempotent (payments.py derives the keys: one intent per
+    customer and request key, or per order; one refund per order), and every call raises a
+    PaymentProviderError saying what went wrong."""
 
     def create_payment_intent(
-        self, *, order_id: str, customer_id: str, amount: int, currency: str, receipt_email: str | None
+        self,
+        *,
+        order_id: str,
+        customer_id: str,
+        request_key: str | None,
+        amount: int,
+        currency: str,
+        receipt_email: str | None,
     ) -> PaymentIntent: ...
 
-    def refund(self, *, order_id: str, payment_intent_id: str) -> str: ...
+    def refund(self, *, order_id: str, payment_intent_id: str) -> Refund: ...
+
+    def refunds_of(self, payment_intent_id: str) -> list[Refund]: ...
 
 
 # Puts one event on the bus; raises when the event was not accepted (shared.bus.publish).
@@ -123,6 +208,7 @@ class OrderService:
     orders: OrderStore
     publish: Publish
     catalog: Catalog | None = None  # only the API prices orders
+    requests: CreateRequests | None = None  # only the API takes Idempotency-Keys
     payments: Callable[[], PaymentGateway] | None = None  # lazy: only the API needs Stripe
     tax_rate: Decimal = Decimal("0.15")
     currency: str = "nzd"
@@ -131,18 +217,33 @@ class OrderService:
     # --- storefront ---------------------------------------------------------------------------------
 
     def create(
-        self, customer_id: str, receipt_email: str | None, lines: Sequence[Line]
+        self,
+        customer_id: str,
+        receipt_email: str | None,
+        lines: Sequence[Line],
+        request_key: str | None = None,
     ) -> tuple[OrderSnapshot, PaymentIntent]:
+        """A new order and its PaymentIntent. With the client's Idempotency-Key (`request_key`) a retry,
+        also one after a failure once Stripe had made the intent, gets the same order id and the same
+        intent (Stripe replays it under the same key and parameters): no orphan intents."""
         assert self.catalog is not None and self.payments is not None, "the API wires catalog and payments"
         items = priced_items(lines, self.catalog.products(line.productId for line in lines), self.currency)
+        gross = totals(items, self.tax_rate).gross
+        check_chargeable(gross, self.currency)
         now = self.clock()
         order_id = ulid(now)
+        if request_key is not None:
+            assert self.requests is not None, "the API wires its create requests"
+            order_id = self.requests.order_id_for(
+                customer_id, request_key, lines_fingerprint(lines), order_id
+            )
         # The intent first, the order second: an order is never stored without its intent, and the
         # client only learns the secret (and can pay) once the order exists.
         intent = self.payments().create_payment_intent(
             order_id=order_id,
             customer_id=customer_id,
-            amount=totals(items, self.tax_rate).gross,
+            request_key=request_key,
+            amount=gross,
             currency=self.currency,
             receipt_email=receipt_email,
         )
@@ -156,7 +257,10 @@ class OrderService:
             payment_intent_id=intent.id,
             now=now,
         )
-        self.orders.create(order)
+        if not self.orders.create(order):
+            stored = self.orders.get(order_id)  # an earlier attempt stored it, then failed to answer
+            assert stored is not None
+            return stored, intent
         return order, intent
 
     def own_order(self, customer_id: str, order_id: str) -> OrderSnapshot:
@@ -188,11 +292,11 @@ class OrderService:
         if order.refundId is None:
             self._announce(order)
             if order.paymentIntentId:
-                refund_id = self.payments().refund(
+                refund = self.payments().refund(
                     order_id=order.orderId, payment_intent_id=order.paymentIntentId
                 )
-                self.orders.record_refund(order.orderId, refund_id)
-                order = order.model_copy(update={"refundId": refund_id})
+                self.orders.record_refund(order.orderId, refund.id)
+                order = order.model_copy(update={"refundId": refund.id})
         return order
 
     # --- events ------------------------------------------------------------------------------------------

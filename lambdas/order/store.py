@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from order.domain import InvalidOrder, Product
+from order.domain import IdempotencyKeyReused, InvalidOrder, Product
 from order.service import Page
 from shared.dynamodb import is_condition_failure
 from shared.events import ItemKind, OrderSnapshot
@@ -29,8 +31,14 @@ class OrderTable:
     def __init__(self, table: Any) -> None:
         self._table = table
 
-    def create(self, order: OrderSnapshot) -> None:
-        self._table.put_item(Item=_item(order), ConditionExpression="attribute_not_exists(orderId)")
+    def create(self, order: OrderSnapshot) -> bool:
+        try:
+            self._table.put_item(Item=_item(order), ConditionExpression="attribute_not_exists(orderId)")
+        except ClientError as error:
+            if is_condition_failure(error):
+                return False
+            raise
+        return True
 
     def get(self, order_id: str) -> OrderSnapshot | None:
         item = self._table.get_item(Key={"orderId": order_id}, ConsistentRead=True).get("Item")
@@ -102,6 +110,45 @@ def decode_cursor(cursor: str, customer_id: str) -> dict[str, Any]:
     ):
         raise InvalidOrder("cursor is not valid: start again without it")
     return key
+
+
+class CreateRequestTable:
+    """order.service.CreateRequests in the API's idempotency table (Powertools' layout: key `id`, expiry
+    `expiration`, a TTL), beside Powertools' own records and under a prefix of its own: the order id the
+    first create under a customer's Idempotency-Key chose, so a retry after a failure uses it again."""
+
+    PREFIX = "order.api.order_id#"
+    KEPT_SECONDS = 24 * 3600  # as long as Powertools keeps the create's answer (order.handlers.api)
+
+    def __init__(self, table: Any, clock: Callable[[], float] = time.time) -> None:
+        self._table = table
+        self._clock = clock
+
+    def order_id_for(self, customer_id: str, request_key: str, fingerprint: str, new_order_id: str) -> str:
+        key = self.PREFIX + hashlib.sha256(f"{customer_id}\n{request_key}".encode()).hexdigest()
+        now = int(self._clock())
+        try:
+            self._table.put_item(
+                Item={
+                    "id": key,
+                    "orderId": new_order_id,
+                    "fingerprint": fingerprint,
+                    "expiration": now + self.KEPT_SECONDS,
+                },
+                # TTL deletes expired items eventually, not at once: an expired one is free again.
+                ConditionExpression="attribute_not_exists(id) OR expiration < :now",
+                ExpressionAttributeValues={":now": now},
+            )
+        except ClientError as error:
+            if not is_condition_failure(error):
+                raise
+            first = self._table.get_item(Key={"id": key}, ConsistentRead=True)["Item"]
+            if first["fingerprint"] != fingerprint:
+                raise IdempotencyKeyReused(
+                    "this Idempotency-Key was already used with a different order"
+                ) from None
+            return str(first["orderId"])
+        return new_order_id
 
 
 class CatalogTable:

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from order.payments import StripeGateway
 from order.service import OrderService, Publish
-from order.store import CatalogTable, OrderTable
+from order.store import CatalogTable, CreateRequestTable, OrderTable
 from shared.bus import publish
 from shared.settings import load
 
@@ -66,14 +66,22 @@ def _bus(bus_name: str) -> Publish:
 
 
 @cache
+def api_stripe() -> StripeGateway:
+    """One Stripe client per container; the key is read when Stripe is called (cached), so a rotated key
+    needs no cold start."""
+    settings = load(ApiSettings)
+    return StripeGateway(partial(secret, settings.STRIPE_API_KEY_SECRET_ARN), settings.STRIPE_API_BASE)
+
+
+@cache
 def api_service() -> OrderService:
     settings = load(ApiSettings)
     return OrderService(
         orders=_orders(settings.ORDERS_TABLE),
         publish=_bus(settings.EVENT_BUS_NAME),
         catalog=CatalogTable(boto3.resource("dynamodb"), settings.PRODUCTS_TABLE),
-        # The key is read when Stripe is called (cached), so a rotated key needs no cold start.
-        payments=lambda: StripeGateway(secret(settings.STRIPE_API_KEY_SECRET_ARN), settings.STRIPE_API_BASE),
+        requests=CreateRequestTable(boto3.resource("dynamodb").Table(settings.IDEMPOTENCY_TABLE)),
+        payments=api_stripe,
         tax_rate=settings.TAX_RATE,
         currency=settings.CURRENCY,
     )

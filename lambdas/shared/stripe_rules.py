@@ -95,6 +95,20 @@ def charge_amount_problem(amount: int, currency: str) -> AmountProblem | None:
     return None
 
 
+def charge_limit_refusal(amount: int, currency: str) -> str | None:
+    """Why Stripe would not charge `amount` minor units of `currency`, in words ("… is below Stripe's
+    minimum charge of 0.50 nzd"), or None. A currency without a listed minimum is held to the maximum
+    only (Stripe converts its minimum from $0.50 US at the day's rate)."""
+    minimum = MINIMUM_CHARGE.get(currency)
+    if minimum is not None and amount < minimum:
+        limit = f"below Stripe's minimum charge of {major_units(minimum, currency)} {currency}"
+    elif amount > MAXIMUM_CHARGE:
+        limit = f"above Stripe's maximum charge of {major_units(MAXIMUM_CHARGE, currency)} {currency}"
+    else:
+        return None
+    return f"{major_units(amount, currency)} {currency} is {limit}"
+
+
 def major_units(amount: int, currency: str) -> str:
     """1999 nzd → "19.99", 50 jpy → "50": amounts as people read them, for messages."""
     if currency in ZERO_DECIMAL_CURRENCIES:

@@ -28,14 +28,20 @@ BUS = "tbs-test"
 @dataclass
 class OrderWorld:
     stripe: FakeStripe
+    stripe_url: str
     orders: Any
     observed_queue_url: str
     sqs: Any
 
     # --- storefront ---
     def call(self, method: str, path: str, **options: Any) -> tuple[int, Any]:
-        response = api.handler(rest_event(method, path, **options), FakeContext())
+        response = self.respond(method, path, **options)
         return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
+
+    def respond(self, method: str, path: str, **options: Any) -> dict[str, Any]:
+        """The API handler's whole answer (status, headers, body) to `method path`."""
+        answer: dict[str, Any] = api.handler(rest_event(method, path, **options), FakeContext())
+        return answer
 
     def create_order(self, items: list[dict[str, Any]], sub: str = "customer-1") -> dict[str, Any]:
         status, body = self.call("POST", "/orders", body={"items": items}, sub=sub)
@@ -202,7 +208,9 @@ def _aws_world() -> Iterator[OrderWorld]:
         parameters.clear_caches()  # type: ignore[no-untyped-call]
         # The handlers build their clients on first use: inside this mock, from this environment.
         rebuild_on_next_use()
-        yield OrderWorld(stripe=stripe, orders=orders, observed_queue_url=observed, sqs=sqs)
+        yield OrderWorld(
+            stripe=stripe, stripe_url=stripe_url, orders=orders, observed_queue_url=observed, sqs=sqs
+        )
         rebuild_on_next_use()
         settings.load.cache_clear()
 
@@ -213,10 +221,7 @@ def world(_aws_world: OrderWorld) -> OrderWorld:
     _empty(_aws_world.orders, "orderId")
     _empty(boto3.resource("dynamodb").Table("idempotency"), "id")
     _aws_world.published()  # drain (SQS allows one purge a minute)
-    stripe = _aws_world.stripe
-    stripe.payment_intents.clear()
-    stripe.refunds.clear()
-    stripe.fail_next = 0
+    _aws_world.stripe.reset()  # every object, saved idempotency key, injected fault and logged request
     return _aws_world
 
 

@@ -90,9 +90,9 @@ def test_the_same_key_while_the_first_create_runs_is_a_409_with_retry_after(
     body = json.dumps({"items": [TEE]}).encode()
     concurrent: list[tuple[int, dict[str, str], Any]] = []
 
-    def create_while_the_customer_retries(*args: Any) -> Any:
+    def create_while_the_customer_retries(*args: Any, **options: Any) -> Any:
         concurrent.append(raw_call(world, "POST", "/orders", body, headers))  # arrives mid-flight
-        return create(*args)
+        return create(*args, **options)
 
     monkeypatch.setattr(service, "create", create_while_the_customer_retries)
     first = raw_call(world, "POST", "/orders", body, headers)

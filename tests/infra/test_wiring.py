@@ -70,7 +70,9 @@ def test_the_fulfilment_table_has_the_keys_the_code_writes(stack: Recording) -> 
     assert (table["hashKey"], table["rangeKey"]) == ("orderId", "sk")
 
 
-def test_the_alarmed_business_metrics_are_the_ones_the_consumer_emits(stack: Recording) -> None:
+def test_the_alarmed_business_metrics_are_the_ones_the_functions_emit(stack: Recording) -> None:
+    from order.metrics import STRIPE_REQUEST_FAILED, STRIPE_REQUEST_REFUSED_REASON
+    from order.service import PaymentRequestRefused
     from order.webhooks import PAYMENT_MISMATCH_METRIC, WEBHOOK_REJECTED_METRIC
 
     alarms = {
@@ -81,4 +83,6 @@ def test_the_alarmed_business_metrics_are_the_ones_the_consumer_emits(stack: Rec
     assert alarms == {
         (PAYMENT_MISMATCH_METRIC, (("service", "order"),)),
         (WEBHOOK_REJECTED_METRIC, (("reason", "bad-signature"), ("service", "order"))),
+        (STRIPE_REQUEST_FAILED, (("reason", STRIPE_REQUEST_REFUSED_REASON), ("service", "order"))),
     }
+    assert PaymentRequestRefused.reason == STRIPE_REQUEST_REFUSED_REASON

@@ -8,6 +8,7 @@ order.service:
   `crash_before` makes the named method raise once, as a function dying at that point would;
   `writers_before_replace` run, one per replace, just before it: another writer winning the race.
 - InMemoryCatalog (Catalog): a fixed product list.
+- InMemoryCreateRequests (CreateRequests): the first order id per customer and Idempotency-Key.
 - InMemoryPayments (PaymentGateway): Stripe as the order service uses it, honouring idempotency keys as
   Stripe does (the same key answers the first result), keyed by order.payments' own key functions; it
   also renders the Stripe events a payment sends.
@@ -32,9 +33,18 @@ from typing import Any
 
 from fulfilment.domain import DispatchLine, DispatchStatus, FulfilmentStatus, ItemStatus, OrderRecord
 from fulfilment.service import FulfilmentStore
-from order.domain import Product
+from order.domain import IdempotencyKeyReused, Product
 from order.payments import payment_intent_idempotency_key, refund_idempotency_key
-from order.service import Catalog, OrderService, OrderStore, Page, PaymentGateway, PaymentIntent
+from order.service import (
+    Catalog,
+    CreateRequests,
+    OrderService,
+    OrderStore,
+    Page,
+    PaymentGateway,
+    PaymentIntent,
+    Refund,
+)
 from reports.domain import OrderRow, counts_as_revenue, supersedes
 from reports.service import ReportsStore
 from shared.events import (
@@ -76,11 +86,13 @@ class InMemoryOrderStore(_Crashes, OrderStore):
         self.crash_before = set()
         self.writers_before_replace: list[Callable[[InMemoryOrderStore], None]] = []
 
-    def create(self, order: OrderSnapshot) -> None:
+    def create(self, order: OrderSnapshot) -> bool:
         self._maybe_crash("create")
-        assert order.orderId not in self.orders
+        if order.orderId in self.orders:
+            return False
         self.orders[order.orderId] = order
         self.history[order.orderId].append(order.status)
+        return True
 
     def get(self, order_id: str) -> OrderSnapshot | None:
         return self.orders.get(order_id)
@@ -127,6 +139,21 @@ class InMemoryCatalog(Catalog):
 
 
 @dataclass
+class InMemoryCreateRequests(CreateRequests):
+    """The first order id per customer and request key; IdempotencyKeyReused for another order."""
+
+    first: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+
+    def order_id_for(self, customer_id: str, request_key: str, fingerprint: str, new_order_id: str) -> str:
+        order_id, first_fingerprint = self.first.setdefault(
+            (customer_id, request_key), (new_order_id, fingerprint)
+        )
+        if first_fingerprint != fingerprint:
+            raise IdempotencyKeyReused("this Idempotency-Key was already used with a different order")
+        return order_id
+
+
+@dataclass
 class InMemoryPayments(PaymentGateway):
     """Stripe's PaymentIntents and Refunds; a request with a key already used answers the first result."""
 
@@ -139,9 +166,16 @@ class InMemoryPayments(PaymentGateway):
         return f"{prefix}_{next(iter(self._ids))}"
 
     def create_payment_intent(
-        self, *, order_id: str, customer_id: str, amount: int, currency: str, receipt_email: str | None
+        self,
+        *,
+        order_id: str,
+        customer_id: str,
+        request_key: str | None,
+        amount: int,
+        currency: str,
+        receipt_email: str | None,
     ) -> PaymentIntent:
-        key = payment_intent_idempotency_key(order_id)
+        key = payment_intent_idempotency_key(customer_id, request_key, order_id)
         if key not in self._answered:
             intent_id = self._next("pi")
             self.intents[intent_id] = {
@@ -155,16 +189,30 @@ class InMemoryPayments(PaymentGateway):
         intent_id = self._answered[key]
         return PaymentIntent(id=intent_id, client_secret=f"{intent_id}_secret")
 
-    def refund(self, *, order_id: str, payment_intent_id: str) -> str:
+    def refund(self, *, order_id: str, payment_intent_id: str) -> Refund:
         key = refund_idempotency_key(order_id)
         if key not in self._answered:
             refund_id = self._next("re")
-            self.refunds[refund_id] = {"id": refund_id, "payment_intent": payment_intent_id}
+            amount = self.intents[payment_intent_id]["amount"]
+            self.refunds[refund_id] = {
+                "id": refund_id,
+                "payment_intent": payment_intent_id,
+                "amount": amount,
+                "status": "succeeded",
+            }
             self._answered[key] = refund_id
-        return self._answered[key]
+        return self._as_refund(self.refunds[self._answered[key]])
 
-    def refunds_of(self, payment_intent_id: str) -> int:
-        return sum(refund["payment_intent"] == payment_intent_id for refund in self.refunds.values())
+    def refunds_of(self, payment_intent_id: str) -> list[Refund]:
+        return [
+            self._as_refund(refund)
+            for refund in reversed(self.refunds.values())
+            if refund["payment_intent"] == payment_intent_id
+        ]
+
+    @staticmethod
+    def _as_refund(refund: dict[str, Any]) -> Refund:
+        return Refund(id=refund["id"], amount=refund["amount"], status=refund["status"])
 
     def event(self, event_type: str, intent_id: str, **changes: Any) -> dict[str, Any]:
         """The Stripe event `event_type` of the intent, as the webhook consumer verifies it: the intent
@@ -212,6 +260,7 @@ def order_service_over(
         orders=store,
         publish=bus,
         catalog=InMemoryCatalog({MUG.productId: MUG}),
+        requests=InMemoryCreateRequests(),
         payments=lambda: payments,
         tax_rate=Decimal("0.15"),
         currency="nzd",

@@ -145,7 +145,7 @@ class Shop:
 
     def check(self) -> None:
         order = self.order
-        refunds = self.payments.refunds_of(self.intent_id)
+        refunds = len(self.payments.refunds_of(self.intent_id))
         assert refunds <= 1, "a second refund"
         if order.refundId is not None:
             assert refunds == 1 and order.status is OrderStatus.CANCELLED

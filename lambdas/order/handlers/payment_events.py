@@ -14,7 +14,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 
@@ -30,17 +29,11 @@ from order.webhooks import (
 )
 from shared.batch import sqs_consumer
 from shared.idempotency import IdempotentStep
-from shared.observability import METRICS_NAMESPACE, logger
+from shared.observability import count, logger
 
 # Stripe retries a webhook for up to 3 days; keep ids a little longer than any redelivery can arrive.
 STRIPE_EVENT_IDEMPOTENCY = IdempotencyConfig(event_key_jmespath="id", expires_after_seconds=5 * 24 * 3600)
 PROCESS_ONCE = IdempotentStep("order.payment_events.process_stripe_event", "event", STRIPE_EVENT_IDEMPOTENCY)
-
-
-def count(metric: str, **dimensions: str) -> None:
-    with single_metric(name=metric, unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE) as single:
-        for name, value in dimensions.items():
-            single.add_dimension(name=name, value=value)
 
 
 def process_stripe_event(event: dict[str, Any]) -> dict[str, str]:
