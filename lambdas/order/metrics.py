@@ -8,3 +8,13 @@ from __future__ import annotations
 # "refused" is our bug or configuration and is alarmed.
 STRIPE_REQUEST_FAILED = "StripeRequestFailed"
 STRIPE_REQUEST_REFUSED_REASON = "refused"
+
+# The payment-events consumer: a refund Stripe reports failed (the money did not reach the customer), and a
+# dispute opened (its evidence is due by a date: the log line "dispute opened" has it).
+REFUND_FAILED = "RefundFailed"
+DISPUTE_OPENED = "DisputeOpened"
+# A webhook event rendered in another API version than the one the store pins (shared.stripe_rules): the
+# endpoint was created with, or moved to, another version.
+STRIPE_API_VERSION_MISMATCH = "StripeApiVersionMismatch"
+# The refund sweeper: cancelled orders still owed a refund after order.service.REFUND_OVERDUE_AFTER.
+REFUND_OVERDUE = "RefundOverdue"

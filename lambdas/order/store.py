@@ -10,21 +10,43 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
+from pydantic import TypeAdapter
 
-from order.domain import IdempotencyKeyReused, InvalidOrder, Product
+from order.domain import IdempotencyKeyReused, InvalidOrder, Product, refund_due
 from order.service import Page
 from shared.dynamodb import is_condition_failure
 from shared.events import ItemKind, OrderSnapshot
 
 CUSTOMER_INDEX = "byCustomer"
+# Charges, refunds and disputes name the PaymentIntent: its order is found through this index.
+PAYMENT_INTENT_INDEX = "byPaymentIntent"
+# Sparse: only cancelled orders still owed a refund carry REFUND_DUE (order.domain.refund_due), so the
+# sweeper reads just those, oldest cancellation first.
+REFUND_DUE_INDEX = "byRefundDue"
+REFUND_DUE = "refundDue"
+# (index, hash key, range key): what services/order.py declares (tests/infra/test_wiring.py holds them).
+ORDER_INDEXES = [
+    (CUSTOMER_INDEX, "customerId", "orderId"),
+    (PAYMENT_INTENT_INDEX, "paymentIntentId", "orderId"),
+    (REFUND_DUE_INDEX, REFUND_DUE, "cancelledAt"),
+]
 _ORDER_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")  # a ULID (shared.ids), as every order id is
+_JSON_TIME = TypeAdapter(datetime)
 
 
 def _item(order: OrderSnapshot) -> dict[str, Any]:
-    return {key: value for key, value in order.model_dump(mode="json").items() if value is not None}
+    item = {key: value for key, value in order.model_dump(mode="json").items() if value is not None}
+    if refund_due(order):
+        item[REFUND_DUE] = "due"
+    return item
+
+
+def _snapshot(item: dict[str, Any]) -> OrderSnapshot:
+    return OrderSnapshot.model_validate({key: value for key, value in item.items() if key != REFUND_DUE})
 
 
 class OrderTable:
@@ -42,7 +64,7 @@ class OrderTable:
 
     def get(self, order_id: str) -> OrderSnapshot | None:
         item = self._table.get_item(Key={"orderId": order_id}, ConsistentRead=True).get("Item")
-        return OrderSnapshot.model_validate(item) if item else None
+        return _snapshot(item) if item else None
 
     def replace(self, before: OrderSnapshot, after: OrderSnapshot) -> bool:
         try:
@@ -58,18 +80,35 @@ class OrderTable:
             raise
         return True
 
-    def record_refund(self, order_id: str, refund_id: str) -> None:
-        try:
-            self._table.update_item(
-                Key={"orderId": order_id},
-                UpdateExpression="SET refundId = :refund",
-                ConditionExpression="#status = :cancelled AND attribute_not_exists(refundId)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":refund": refund_id, ":cancelled": "CANCELLED"},
-            )
-        except ClientError as error:
-            if not is_condition_failure(error):
-                raise
+    def order_id_of_intent(self, payment_intent_id: str) -> str | None:
+        response = self._table.query(
+            IndexName=PAYMENT_INTENT_INDEX,
+            KeyConditionExpression="paymentIntentId = :intent",
+            ExpressionAttributeValues={":intent": payment_intent_id},
+            ProjectionExpression="orderId",
+            Limit=1,
+        )
+        items = response.get("Items", [])
+        return str(items[0]["orderId"]) if items else None
+
+    def refunds_due(self, cancelled_before: datetime) -> list[str]:
+        query: dict[str, Any] = {
+            "IndexName": REFUND_DUE_INDEX,
+            "KeyConditionExpression": f"{REFUND_DUE} = :due AND cancelledAt <= :before",
+            "ExpressionAttributeValues": {
+                ":due": "due",
+                # As the snapshot writes cancelledAt (pydantic's JSON form), so the strings compare as times.
+                ":before": _JSON_TIME.dump_python(cancelled_before.astimezone(UTC), mode="json"),
+            },
+            "ProjectionExpression": "orderId",
+        }
+        order_ids: list[str] = []
+        while True:
+            response = self._table.query(**query)
+            order_ids += [str(item["orderId"]) for item in response.get("Items", [])]
+            if not response.get("LastEvaluatedKey"):
+                return order_ids
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def list_for_customer(
         self, customer_id: str, since_order_id: str, limit: int, cursor: str | None
@@ -86,7 +125,7 @@ class OrderTable:
         response = self._table.query(**query)
         last_key = response.get("LastEvaluatedKey")
         return Page(
-            orders=[OrderSnapshot.model_validate(item) for item in response.get("Items", [])],
+            orders=[_snapshot(item) for item in response.get("Items", [])],
             cursor=encode_cursor(last_key) if last_key else None,
         )
 

@@ -40,6 +40,13 @@ class PaymentEventsSettings(BaseModel):
     STRIPE_WEBHOOK_SECRET_ARN: str
 
 
+class RefundSweeperSettings(BaseModel):
+    ORDERS_TABLE: str
+    EVENT_BUS_NAME: str
+    STRIPE_API_KEY_SECRET_ARN: str
+    STRIPE_API_BASE: str | None = None
+
+
 class FulfilledEventsSettings(BaseModel):
     ORDERS_TABLE: str
     EVENT_BUS_NAME: str
@@ -50,6 +57,7 @@ SETTINGS: dict[str, type[BaseModel]] = {
     "order.handlers.api.handler": ApiSettings,
     "order.handlers.payment_events.handler": PaymentEventsSettings,
     "order.handlers.fulfilled_events.handler": FulfilledEventsSettings,
+    "order.handlers.refund_sweeper.handler": RefundSweeperSettings,
 }
 
 
@@ -65,12 +73,15 @@ def _bus(bus_name: str) -> Publish:
     return partial(publish, boto3.client("events"), bus_name)
 
 
+def _stripe(settings: ApiSettings | RefundSweeperSettings) -> StripeGateway:
+    """The key is read when Stripe is called (cached), so a rotated key needs no cold start."""
+    return StripeGateway(partial(secret, settings.STRIPE_API_KEY_SECRET_ARN), settings.STRIPE_API_BASE)
+
+
 @cache
 def api_stripe() -> StripeGateway:
-    """One Stripe client per container; the key is read when Stripe is called (cached), so a rotated key
-    needs no cold start."""
-    settings = load(ApiSettings)
-    return StripeGateway(partial(secret, settings.STRIPE_API_KEY_SECRET_ARN), settings.STRIPE_API_BASE)
+    """One Stripe client per container."""
+    return _stripe(load(ApiSettings))
 
 
 @cache
@@ -105,6 +116,21 @@ def payment_events_idempotency() -> DynamoDBPersistenceLayer:
 
 def webhook_secret() -> str:
     return secret(load(PaymentEventsSettings).STRIPE_WEBHOOK_SECRET_ARN)
+
+
+@cache
+def refund_sweeper_stripe() -> StripeGateway:
+    return _stripe(load(RefundSweeperSettings))
+
+
+@cache
+def refund_sweeper_service() -> OrderService:
+    settings = load(RefundSweeperSettings)
+    return OrderService(
+        orders=_orders(settings.ORDERS_TABLE),
+        publish=_bus(settings.EVENT_BUS_NAME),
+        payments=refund_sweeper_stripe,
+    )
 
 
 @cache

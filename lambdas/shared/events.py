@@ -24,6 +24,9 @@ class OrderStatus(StrEnum):
     PAYMENT_FAILED = "PAYMENT_FAILED"
     FULFILLED = "FULFILLED"
     CANCELLED = "CANCELLED"
+    PAYMENT_PROCESSING = "PAYMENT_PROCESSING"  # a delayed payment method: the outcome comes later
+    PAYMENT_CANCELLED = "PAYMENT_CANCELLED"  # the PaymentIntent was canceled before it was paid
+    REFUNDED = "REFUNDED"  # refunded in full from outside the store (Stripe's Dashboard)
 
 
 class ItemKind(StrEnum):
@@ -36,6 +39,10 @@ class DetailType(StrEnum):
     ORDER_PAYMENT_FAILED = "OrderPaymentFailed"
     ORDER_CANCELLED = "OrderCancelled"
     ORDER_FULFILLED = "OrderFulfilled"
+    ORDER_PAYMENT_CANCELLED = "OrderPaymentCancelled"
+    ORDER_REFUNDED = "OrderRefunded"
+    ORDER_DISPUTED = "OrderDisputed"
+    ORDER_DISPUTE_CLOSED = "OrderDisputeClosed"
 
 
 class Source(StrEnum):
@@ -49,6 +56,10 @@ SOURCE_OF: dict[DetailType, Source] = {
     DetailType.ORDER_PAYMENT_FAILED: Source.ORDER,
     DetailType.ORDER_CANCELLED: Source.ORDER,
     DetailType.ORDER_FULFILLED: Source.FULFILMENT,
+    DetailType.ORDER_PAYMENT_CANCELLED: Source.ORDER,
+    DetailType.ORDER_REFUNDED: Source.ORDER,
+    DetailType.ORDER_DISPUTED: Source.ORDER,
+    DetailType.ORDER_DISPUTE_CLOSED: Source.ORDER,
 }
 
 MinorUnits = Annotated[int, Field(ge=0, description="Integer minor units (cents)")]
@@ -67,6 +78,53 @@ class OrderItem(_Contract):
     unitAmount: MinorUnits
 
 
+class RefundStatus(StrEnum):
+    """A Stripe refund's status ("The Refund object", https://docs.stripe.com/api/refunds/object)."""
+
+    PENDING = "pending"
+    REQUIRES_ACTION = "requires_action"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class RefundRecord(_Contract):
+    """A refund of the order's payment, as Stripe last reported it (by the store or from the Dashboard);
+    its money is back with the customer only once `succeeded`."""
+
+    refundId: str = Field(min_length=1)
+    amount: MinorUnits
+    status: RefundStatus
+
+
+class DisputeStatus(StrEnum):
+    """A Stripe dispute's status ("The Dispute object", https://docs.stripe.com/api/disputes/object):
+    `warning_*` are inquiries (no funds withdrawn), the others chargebacks."""
+
+    WARNING_NEEDS_RESPONSE = "warning_needs_response"
+    WARNING_UNDER_REVIEW = "warning_under_review"
+    WARNING_CLOSED = "warning_closed"
+    NEEDS_RESPONSE = "needs_response"
+    UNDER_REVIEW = "under_review"
+    WON = "won"
+    LOST = "lost"
+    PREVENTED = "prevented"
+
+
+class DisputeRecord(_Contract):
+    """The cardholder's dispute of the order's payment, as Stripe last reported it."""
+
+    disputeId: str = Field(min_length=1)
+    amount: MinorUnits
+    status: DisputeStatus
+    reason: str
+    evidenceDueBy: datetime | None = Field(default=None, description="Respond in the Dashboard before this")
+    chargeRefundable: bool = Field(
+        description="Stripe's is_charge_refundable: false while a chargeback holds the money (then Stripe "
+        "refunds nothing: the customer has it back already unless the store wins)"
+    )
+
+
 class OrderSnapshot(_Contract):
     orderId: str = Field(min_length=1)
     customerId: str = Field(min_length=1)
@@ -78,7 +136,12 @@ class OrderSnapshot(_Contract):
     currency: str = Field(pattern=r"^[a-z]{3}$")
     status: OrderStatus
     paymentIntentId: str | None = None
-    refundId: str | None = None
+    refundId: str | None = Field(default=None, description="The store's own refund of a cancelled order")
+    refunds: list[RefundRecord] = Field(
+        default_factory=list, description="Every refund of the payment (the store's and the Dashboard's)"
+    )
+    dispute: DisputeRecord | None = None
+    cancelledAt: datetime | None = None
     createdAt: datetime
     updatedAt: datetime
     version: int = Field(ge=1, description="Increases by one with every state change")

@@ -83,6 +83,25 @@ METADATA_MAX_VALUE_LENGTH = 500
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 IDEMPOTENCY_KEY_RETENTION_SECONDS = 24 * 60 * 60
 
+# The events the store's webhook endpoint subscribes to, and the only ones the store acts on
+# (order.service.HANDLED_EVENT_TYPES; "Types of events", https://docs.stripe.com/api/events/types):
+# payments, refunds made by the store or outside it (all refund types send refund.* since API version
+# 2024-10-28.acacia), and disputes. The README's webhook set-up and the local fake's endpoint use this list.
+WEBHOOK_EVENT_TYPES = (
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.processing",
+    "payment_intent.canceled",
+    "charge.refunded",
+    "refund.created",
+    "refund.updated",
+    "refund.failed",
+    "charge.dispute.created",
+    "charge.dispute.closed",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
+)
+
 AmountProblem = Literal["amount_too_small", "amount_too_large"]
 
 

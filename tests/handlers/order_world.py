@@ -15,6 +15,7 @@ from moto import mock_aws
 
 from localcloud.fake_stripe import FakeStripe, running, signature_header
 from order.handlers import api, fulfilled_events, payment_events
+from order.store import ORDER_INDEXES
 from shared import settings
 from tests.support.apigateway import rest_event, webhook_message_body
 from tests.support.lambda_context import FakeContext, lambda_context
@@ -131,17 +132,20 @@ def _create_tables(dynamodb: Any) -> tuple[Any, Any, Any]:
         BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": "orderId", "KeyType": "HASH"}],
         AttributeDefinitions=[
-            {"AttributeName": name, "AttributeType": "S"} for name in ("orderId", "customerId")
+            {"AttributeName": name, "AttributeType": "S"}
+            for name in ("orderId", "customerId", "paymentIntentId", "refundDue", "cancelledAt")
         ],
+        # As services/order.py declares them (tests/infra/test_wiring.py checks the program's).
         GlobalSecondaryIndexes=[
             {
-                "IndexName": "byCustomer",
+                "IndexName": index,
                 "Projection": {"ProjectionType": "ALL"},
                 "KeySchema": [
-                    {"AttributeName": "customerId", "KeyType": "HASH"},
-                    {"AttributeName": "orderId", "KeyType": "RANGE"},
+                    {"AttributeName": hash_key, "KeyType": "HASH"},
+                    {"AttributeName": range_key, "KeyType": "RANGE"},
                 ],
             }
+            for index, hash_key, range_key in ORDER_INDEXES
         ],
     )
     products = dynamodb.create_table(

@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 
 from order import wiring
 from order.domain import PaymentMismatch
+from order.metrics import DISPUTE_OPENED, REFUND_FAILED, STRIPE_API_VERSION_MISMATCH
 from order.webhooks import (
     PAYMENT_MISMATCH_METRIC,
     WEBHOOK_REJECTED_METRIC,
@@ -30,6 +31,7 @@ from order.webhooks import (
 from shared.batch import sqs_consumer
 from shared.idempotency import IdempotentStep
 from shared.observability import count, logger
+from shared.stripe_rules import API_VERSION
 
 # Stripe retries a webhook for up to 3 days; keep ids a little longer than any redelivery can arrive.
 STRIPE_EVENT_IDEMPOTENCY = IdempotencyConfig(event_key_jmespath="id", expires_after_seconds=5 * 24 * 3600)
@@ -37,14 +39,48 @@ PROCESS_ONCE = IdempotentStep("order.payment_events.process_stripe_event", "even
 
 
 def process_stripe_event(event: dict[str, Any]) -> dict[str, str]:
+    if event.get("api_version") != API_VERSION:
+        # Rendered in another version than the store reads (the endpoint's version differs): applied, as
+        # the fields the store reads are the same in recent versions, but counted and alarmed.
+        count(STRIPE_API_VERSION_MISMATCH)
+        logger.warning(
+            "Stripe event of another API version",
+            extra={"eventId": event.get("id"), "apiVersion": event.get("api_version"), "pinned": API_VERSION},
+        )
     recorded = wiring.payment_events_service().record_payment(event)
     if recorded.ignored is not None:
         count("StripeEventIgnored", type=recorded.ignored)
-    else:
-        count("PaymentEventApplied", outcome=recorded.outcome)
-        logger.info(
-            "payment event",
-            extra={"orderId": recorded.order_id, "type": event["type"], "decision": recorded.outcome},
+        return {"outcome": recorded.outcome}
+    count("PaymentEventApplied", outcome=recorded.outcome)
+    logger.info(
+        "payment event",
+        extra={"orderId": recorded.order_id, "type": event["type"], "decision": recorded.outcome},
+    )
+    about = event["data"]["object"]
+    if event["type"] == "refund.failed":
+        count(REFUND_FAILED)
+        logger.error(
+            "refund failed",
+            extra={
+                "orderId": recorded.order_id,
+                "refund": about.get("id"),
+                "reason": about.get("failure_reason"),
+            },
+        )
+    elif event["type"] == "charge.dispute.created" and recorded.order is not None:
+        dispute = recorded.order.dispute
+        count(DISPUTE_OPENED)
+        logger.error(
+            "dispute opened",
+            extra={
+                "orderId": recorded.order_id,
+                "dispute": about.get("id"),
+                "reason": about.get("reason"),
+                "amount": about.get("amount"),
+                "evidenceDueBy": dispute.evidenceDueBy.isoformat()
+                if dispute and dispute.evidenceDueBy
+                else None,
+            },
         )
     return {"outcome": recorded.outcome}
 
