@@ -32,6 +32,7 @@ from localcloud.gateway import Answer, LocalGateway, json_answer
 from localcloud.moto_process import running_moto
 from localcloud.postgres import running_postgres
 from localcloud.runtime import Fault, FunctionRunner, Poller, worker_environment
+from localcloud.schedules import ScheduleTicker
 from localcloud.tokens import DevIssuer
 from project_paths import OPENAPI_FILE
 from runtimes.materialize import LocalModel, MaterializingMocks
@@ -201,6 +202,12 @@ class LocalCloud:
             poller.start()
             self.pollers.append(poller)
             self._exit.callback(poller.stop)
+        for schedule in self.model.schedules:
+            ticker = ScheduleTicker(
+                schedule, self.runners[self.model.function_by_name_or_arn(schedule.function_arn).name]
+            )
+            ticker.start()
+            self._exit.callback(ticker.stop)
         self.gateway = LocalGateway(
             self.model,
             self.runners,

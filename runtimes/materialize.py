@@ -12,6 +12,7 @@ a wiring mistake in the program shows up locally."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +44,16 @@ class LocalMapping:
 
 
 @dataclass
+class LocalSchedule:
+    """An EventBridge Scheduler schedule: the local cloud invokes `function_arn` every `every_seconds`."""
+
+    name: str
+    expression: str
+    every_seconds: int
+    function_arn: str
+
+
+@dataclass
 class LocalRoute:
     method: str
     path: str  # API Gateway's template, e.g. /orders/{id}
@@ -57,6 +68,7 @@ class LocalModel:
     routes: dict[tuple[str, str], LocalRoute] = field(default_factory=dict)
     stage_name: str = "v1"
     invocations: list[tuple[str, str]] = field(default_factory=list)  # (function name, JSON input)
+    schedules: list[LocalSchedule] = field(default_factory=list)
     queue_urls: dict[str, str] = field(default_factory=dict)  # arn → url
     exports: dict[str, Any] = field(default_factory=dict)
 
@@ -65,6 +77,16 @@ class LocalModel:
             if reference in (function.name, function.arn):
                 return function
         raise KeyError(f"no function {reference}")
+
+
+def schedule_seconds(expression: str) -> int:
+    """`rate(N minute|minutes|hour|hours|day|days)` in seconds ("Schedule types in EventBridge
+    Scheduler", rate-based schedules, https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html).
+    The local cloud runs no cron expressions."""
+    match = re.fullmatch(r"rate\((\d+) (minute|hour|day)s?\)", expression)
+    if match is None:
+        raise ValueError(f"the local cloud runs rate(...) schedules only, not {expression!r}")
+    return int(match[1]) * {"minute": 60, "hour": 3600, "day": 86400}[match[2]]
 
 
 class MaterializingMocks(RecordingMocks):
@@ -189,6 +211,14 @@ class MaterializingMocks(RecordingMocks):
         )
         state["arn"] = response["ArchiveArn"]
 
+    # --- EventBridge Scheduler: recorded, run by the local cloud (moto would keep it but fire nothing) ----
+
+    def _schedule(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> None:
+        expression = str(inputs["scheduleExpression"])
+        self.model.schedules.append(
+            LocalSchedule(name, expression, schedule_seconds(expression), str(inputs["target"]["arn"]))
+        )
+
     # --- secrets and notifications -----------------------------------------------------------------------
 
     def _secret(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> str:
@@ -290,4 +320,5 @@ _MATERIALISED_MODULES = {
     "rds",
     "lambda",
     "apigateway",
+    "scheduler",
 }
