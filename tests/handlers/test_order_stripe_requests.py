@@ -174,7 +174,8 @@ def test_requests_carry_the_pinned_api_version_whatever_the_sdk_defaults_to(
     # An SDK upgrade moves the version it sends by default (StripeClient falls back to _ApiVersion.CURRENT).
     monkeypatch.setattr(stripe._api_version._ApiVersion, "CURRENT", "2099-01-01.future")
     assert world.call("POST", "/orders", body={"items": [TEE]})[0] == 201
-    assert [request.stripe_version for request in world.stripe.request_log] == [API_VERSION]
+    # Every request, a retry after a slow answer included (a loaded machine may exceed the read timeout).
+    assert {request.stripe_version for request in world.stripe.request_log} == {API_VERSION}
 
 
 # --- item 6: one PaymentIntent per customer and Idempotency-Key -------------------------------------------

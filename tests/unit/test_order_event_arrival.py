@@ -7,6 +7,7 @@ id with two payloads. The order service's use cases over the in-memory adapters 
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 
 from order.domain import Line, refunded_amount
 from order.service import HANDLED_EVENT_TYPES
+from project_paths import PROJECT_ROOT
 from shared.events import OrderSnapshot, OrderStatus
 from shared.stripe_rules import WEBHOOK_EVENT_TYPES
 from tests.support.fakes import InMemoryOrderStore, InMemoryPayments, RecordingPublisher, order_service_over
@@ -74,6 +76,13 @@ SCENARIOS: dict[str, Scenario] = {
 
 def test_the_store_handles_exactly_the_events_its_webhook_subscribes_to() -> None:
     assert frozenset(WEBHOOK_EVENT_TYPES) == HANDLED_EVENT_TYPES
+
+
+def test_the_readme_subscribes_the_endpoint_to_exactly_those_events() -> None:
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    listed = readme.split("<!-- webhook-events -->")[1].split("<!-- /webhook-events -->")[0]
+    assert sorted(re.findall(r"`([a-z_.]+)`", listed)) == sorted(WEBHOOK_EVENT_TYPES)
+    assert sorted(re.findall(r"enabled_events\[\]=([a-z_.]+)", readme)) == sorted(WEBHOOK_EVENT_TYPES)
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
