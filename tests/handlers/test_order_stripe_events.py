@@ -8,7 +8,6 @@ deliver the ones the store subscribes to, signed, as the webhook queue hands the
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +19,7 @@ from order import wiring
 from order.handlers import refund_sweeper
 from shared.stripe_rules import API_VERSION, WEBHOOK_EVENT_TYPES
 from tests.handlers.order_world import OrderWorld
+from tests.handlers.test_order_stripe_requests import emitted
 from tests.support.lambda_context import lambda_context
 
 TEE = {"productId": "tee-organic-black", "quantity": 1}  # 3900 + 585 tax = 4485
@@ -48,18 +48,6 @@ def paid(world: OrderWorld) -> dict[str, Any]:
 def announced(world: OrderWorld) -> list[tuple[str, str]]:
     """(detail type, event id) of each event published since the last call."""
     return [(event["detail-type"], event["detail"]["eventId"]) for event in world.published()]
-
-
-def emitted(stdout: str, metric: str) -> list[dict[str, Any]]:
-    documents = []
-    for line in stdout.splitlines():
-        try:
-            document = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(document, dict) and metric in document and "_aws" in document:
-            documents.append(document)
-    return documents
 
 
 def test_the_fake_delivers_exactly_the_events_the_store_subscribes_to() -> None:
