@@ -1,6 +1,7 @@
 """`python -m localcloud` (what `make dev` runs) and its companion commands.
 
-    python -m localcloud [up] [--stack dev]   start the local cloud; Ctrl-C stops it
+    python -m localcloud [up] [--stack dev] [--quick-retries N]
+                                              start the local cloud; Ctrl-C stops it
     python -m localcloud pay <orderId>        Stripe pays the order: a signed payment_intent.succeeded
     python -m localcloud fail <orderId>       … or a signed payment_intent.payment_failed
     python -m localcloud refund-outside|dispute|processing|… <orderId>   the fake Stripe's other verbs
@@ -20,10 +21,12 @@ from typing import Any
 from project_paths import LOCAL_STATE_FILE
 
 
-def up(stack: str) -> int:
+def up(stack: str, quick_retries: int | None = None) -> int:
     from localcloud.cloud import LocalCloud, stop_on_sigterm
+    from localcloud.runtime import FAITHFUL, quick
 
-    cloud = LocalCloud(stack=stack).start()
+    retries = FAITHFUL if quick_retries is None else quick(quick_retries)
+    cloud = LocalCloud(stack=stack, retries=retries).start()
     LOCAL_STATE_FILE.write_text(
         json.dumps(
             {
@@ -83,6 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command")
     start = commands.add_parser("up", help="start the local cloud (the default)")
     start.add_argument("--stack", default="dev")
+    start.add_argument(
+        "--quick-retries",
+        type=int,
+        metavar="SECONDS",
+        help="a failed message comes back after SECONDS, not after the queue's visibility timeout",
+    )
     for verb, spec in CONTROL_VERBS.items():
         command = commands.add_parser(verb, help=f"Stripe: {spec.help}")
         command.add_argument("order_id")
@@ -101,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         given = {option.name: getattr(args, option.name) for option in CONTROL_VERBS[args.command].options}
         options = {name: value for name, value in given.items() if value not in (None, False)}
         return control(args.command, {"orderId": args.order_id, **options})
-    return up(getattr(args, "stack", "dev"))
+    return up(getattr(args, "stack", "dev"), getattr(args, "quick_retries", None))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,12 @@ N orders are placed (retrying on 5xx with the same Idempotency-Key); every Strip
 all λ invocations fails (the local cloud's seeded fault injector); the Data API answers
 DatabaseResumingException for a while; poison messages are sent (unsigned webhooks, malformed events on the
 bus). When the system is quiet, every DLQ is listed with the reason its consumer logged, then redriven
-with faults off; then the figures are checked: 0 lost, 0 doubled, every message accounted for."""
+with faults off; then the figures are checked: 0 lost, 0 doubled, every message accounted for.
+
+The cloud runs as `make dev` does (a pool of workers per function, each consumer at its mapping's maximum
+concurrency, IAM enforced), with quick retries (a failed message back after 1 s: faithful retries would
+wait out a 3-minute visibility timeout per injected fault) and API rate limits raised to leave the load
+to the consumers; the report shows the concurrency each function reached."""
 
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from typing import Any
 
 from localcloud.client import StoreClient
 from localcloud.cloud import LocalCloud, running_cloud, stop_on_sigterm
+from localcloud.runtime import quick
 from tools.ops.dlq import Kind
 from tools.ops.progress import Progress
 from tools.ops.queues import depth, discover, redrive
@@ -56,6 +62,8 @@ class ChaosReport:
     dlq_after_redrive: dict[str, int] = field(default_factory=dict)
     unaccounted: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # function → (workers it may run, most invocations it ran at once, cold starts, invocations)
+    concurrency: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
 
     @property
     def clean(self) -> bool:
@@ -92,12 +100,24 @@ class ChaosReport:
             )
         lines.append(f"  after redrive (poison only)    {self.dlq_after_redrive}")
         lines.append(f"  unaccounted messages           {len(self.unaccounted)}")
+        lines.append("  concurrency reached (at once / allowed, cold starts, invocations):")
+        for function, (allowed, peak, cold, invocations) in sorted(self.concurrency.items()):
+            lines.append(
+                f"    {function:<36} {peak:>3} / {allowed:<3} {cold:>4} cold {invocations:>7} invocations"
+            )
         lines.append(f"  result: {'CLEAN' if self.clean else 'NOT CLEAN'} in {self.seconds:.1f} s")
         return lines
 
 
-# A 1 s reports batching window instead of 30 s: the same code path, less waiting.
-DEFAULT_OVERRIDES = {"tbs:reportsBatchWindowSeconds": "1"}
+# A 1 s reports batching window instead of 30 s: the same code path, less waiting. Rate limits high
+# enough that the gateway does not throttle the load itself (tests/e2e/test_gateway_fidelity.py checks
+# throttling).
+DEFAULT_OVERRIDES = {
+    "tbs:reportsBatchWindowSeconds": "1",
+    "tbs:apiRateLimit": "2000",
+    "tbs:apiBurstLimit": "4000",
+    "tbs:webhookRateLimit": "2000",
+}
 
 
 def run(
@@ -110,7 +130,7 @@ def run(
     progress: Callable[[str], None] = lambda line: None,
 ) -> ChaosReport:
     if cloud is None:
-        with running_cloud(quiet=True, seed=seed, overrides=DEFAULT_OVERRIDES) as started:
+        with running_cloud(quiet=True, seed=seed, overrides=DEFAULT_OVERRIDES, retries=quick(1)) as started:
             return run(orders, seed, fault_rate, resuming_calls, poison, started, progress)
     return _Chaos(cloud, ChaosReport(orders, seed, fault_rate, resuming_calls, poison), progress).run()
 
@@ -151,6 +171,15 @@ class _Chaos:
         self._redrive_all()
         self._settle()
         self._measure(order_ids, observer)
+        report.concurrency = {
+            name.removeprefix(f"tbs-{cloud.stack}-"): (
+                pool.max_concurrency,
+                pool.peak_concurrency,
+                pool.cold_starts,
+                pool.invocations,
+            )
+            for name, pool in cloud.runners.items()
+        }
         report.seconds = time.monotonic() - started
         return report
 

@@ -56,9 +56,11 @@ def _decode(data: bytes) -> Any:
 
 
 def wait_for(
-    probe: Callable[[], T | None], what: str, timeout_seconds: float = 30, interval: float = 0.2
+    probe: Callable[[], T | None], what: str, timeout_seconds: float = 60, interval: float = 0.2
 ) -> T:
-    """Poll until `probe` returns something truthy; the event-driven parts finish asynchronously."""
+    """Poll until `probe` returns something truthy; the event-driven parts finish asynchronously.
+    The default bounds liveness, not speed: a chain of cold workers on a loaded 2-core machine has
+    taken over 20 s."""
     deadline = time.monotonic() + timeout_seconds
     while True:
         value = probe()

@@ -1,8 +1,10 @@
 """The local cloud: the Pulumi program's stack, running on this machine (loopback only).
 
 Start order: moto (a server process), the embedded PostgreSQL with the Data API emulator, the fake
-Stripe; then the real program under MaterializingMocks (creating tables, queues, bus, rules …); then a
-worker per function, the migration invocation, a poller per event source mapping, and the gateway."""
+Stripe; then the real program under MaterializingMocks (creating tables, queues, bus, rules, roles and
+their policies …); then credentials for each function's role (STS AssumeRole) and IAM enforcement on;
+then a pool of workers per function, the migration invocation, the pollers of each event source
+mapping, and the gateway."""
 
 from __future__ import annotations
 
@@ -18,45 +20,65 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 from components.serverless_db import MASTER_USERNAME
 from localcloud.data_api import DataApiEmulator
 from localcloud.fake_stripe import CONTROL_VERBS, ControlError, FakeStripe, signature_header
 from localcloud.fake_stripe import running as running_stripe
 from localcloud.gateway import Answer, LocalGateway, json_answer
-from localcloud.moto_process import running_moto
+from localcloud.iam import OPERATOR_ACCESS_KEY_ID, OPERATOR_SECRET_ACCESS_KEY, Principal, Principals
+from localcloud.moto_process import enforce_iam, running_moto
 from localcloud.postgres import running_postgres
-from localcloud.runtime import Fault, FunctionRunner, Poller, worker_environment
+from localcloud.runtime import (
+    FAITHFUL,
+    LOCAL_DEFAULT_CONCURRENCY,
+    Credentials,
+    Fault,
+    FunctionPool,
+    Poller,
+    Retries,
+    worker_environment,
+)
 from localcloud.schedules import ScheduleTicker
 from localcloud.tokens import DevIssuer
 from project_paths import OPENAPI_FILE
-from runtimes.materialize import LocalModel, MaterializingMocks
+from runtimes.materialize import UNSET_MAXIMUM_CONCURRENCY, LocalFunction, LocalModel, MaterializingMocks
 from runtimes.recording import DEFAULT_REGION, record, stack_config
 from tools.seed_catalog import load_products, seed
 
 WEBHOOK_SECRET = "whsec_local"  # noqa: S105 - the local fake Stripe's, nothing real
-# moto accepts any credentials; these never leave loopback.
 # Swagger UI from its public CDN (the browser loads it; this process fetches nothing).
 SWAGGER_PAGE = """<!doctype html><html><head><title>The Better Store API (local)</title>
 <link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5/swagger-ui.css"></head>
 <body><div id="ui"></div><script src="https://unpkg.com/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
 <script>SwaggerUIBundle({url: "/_local/openapi.json", dom_id: "#ui"})</script></body></html>"""
-LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+# The operator's credentials (tests, `make ops --local`, the chaos checker): the account's root user,
+# signed like any other and never limited by policies; functions get their own role's instead.
+LOCAL_CREDENTIALS = {
+    "aws_access_key_id": OPERATOR_ACCESS_KEY_ID,
+    "aws_secret_access_key": OPERATOR_SECRET_ACCESS_KEY,
+}
+# Many threads share a client (a poller's batches): no "connection pool is full" churn.
+CLIENT_CONFIG = Config(max_pool_connections=50)
 
 
 @dataclass
 class LocalCloud:
     stack: str = "dev"
     log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="tbs-localcloud-")))
-    retry_delay_seconds: int = 1
+    # When a failed message is received again: FAITHFUL (the queue's visibility timeout) or quick(n).
+    retries: Retries = FAITHFUL
     quiet: bool = False
     overrides: dict[str, str] = field(default_factory=dict)  # stack config, e.g. a shorter batching window
     seed: int = 0  # of the random fault injector (fault_rate)
+    enforce_iam: bool = True
 
     def __post_init__(self) -> None:
         self.region = stack_config(self.stack).get("aws:region", DEFAULT_REGION)
@@ -67,9 +89,16 @@ class LocalCloud:
         self.fault_rate = 0.0
         self._fault_random = random.Random(self.seed)  # noqa: S311 - seeded to repeat a run
         self._fault_lock = threading.Lock()
-        self.runners: dict[str, FunctionRunner] = {}
+        self.runners: dict[str, FunctionPool] = {}
         self.pollers: list[Poller] = []
         self.model = LocalModel()
+        self.principals = Principals()  # who may call the Data API emulator, by access key
+        self.principals.add(
+            OPERATOR_ACCESS_KEY_ID,
+            Principal("arn:aws:iam::123456789012:root", OPERATOR_SECRET_ACCESS_KEY, root=True),
+        )
+        self.role_credentials: dict[str, Credentials] = {}  # role ARN → its session's keys
+        self._role_clients: dict[tuple[str, str], Any] = {}
         self._exit = contextlib.ExitStack()
         self._log_lock = threading.Lock()
 
@@ -87,6 +116,9 @@ class LocalCloud:
         try:
             self._start_services()
             self._run_program()
+            self._issue_credentials()
+            if self.enforce_iam:
+                enforce_iam(self.aws_endpoint)
             self._start_functions()
         except BaseException:
             self.stop()
@@ -96,13 +128,20 @@ class LocalCloud:
 
     def _start_services(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.aws_endpoint = self._exit.enter_context(running_moto(self.log_dir / "moto.log"))
         # The embedded server runs as its own system user: its directory must be reachable by it
         # (pytest's and mkdtemp's directories are private to us).
         database_dir = Path(tempfile.mkdtemp(prefix="tbs-localcloud-db-"))
         database_dir.chmod(0o755)
         self._exit.callback(shutil.rmtree, database_dir, ignore_errors=True)
-        postgres = self._exit.enter_context(running_postgres(database_dir / "data"))
+        # PostgreSQL starts while moto does, and the program's modules load meanwhile: none needs another.
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="start") as starting:
+            postgres_context = running_postgres(database_dir / "data")
+            postgres_started = starting.submit(postgres_context.__enter__)
+            self._exit.callback(_leave_when_entered, postgres_context, postgres_started)
+            program_loaded = starting.submit(_load_program_modules)
+            self.aws_endpoint = self._exit.enter_context(running_moto(self.log_dir / "moto.log"))
+            postgres = postgres_started.result()
+            program_loaded.result()
         postgres.create_database("reports")
         # The emulator logs in as the role each request's secret names, reading the secret from moto.
         secrets = self.client("secretsmanager")
@@ -110,18 +149,33 @@ class LocalCloud:
             postgres,
             secret_values=lambda arn: str(secrets.get_secret_value(SecretId=arn)["SecretString"]),
             master_username=MASTER_USERNAME,
+            principals=self.principals if self.enforce_iam else None,
         ).start()
         self._exit.callback(self.data_api.stop)
         self.stripe, self.stripe_url = self._exit.enter_context(running_stripe(FakeStripe()))
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, credentials: Credentials | None = None) -> Any:
+        """A client of the local `service`: the operator's, or signed with `credentials` (a role's)."""
         endpoint = self.data_api.endpoint_url if service == "rds-data" else self.aws_endpoint
-        return boto3.client(
-            service,
-            endpoint_url=endpoint,
-            region_name=self.region,
-            **LOCAL_CREDENTIALS,
+        keys = (
+            {
+                "aws_access_key_id": credentials.access_key_id,
+                "aws_secret_access_key": credentials.secret_access_key,
+                "aws_session_token": credentials.session_token,
+            }
+            if credentials is not None
+            else LOCAL_CREDENTIALS
         )
+        return boto3.client(
+            service, endpoint_url=endpoint, region_name=self.region, config=CLIENT_CONFIG, **keys
+        )
+
+    def role_client(self, service: str, role_arn: str) -> Any:
+        """A client signed with the session of `role_arn` the cloud assumed (one per role and service)."""
+        key = (service, role_arn)
+        if key not in self._role_clients:
+            self._role_clients[key] = self.client(service, self.role_credentials[role_arn])
+        return self._role_clients[key]
 
     def _injected_fault(self, function_name: str) -> Fault | None:
         if function_name in self.faults:
@@ -166,19 +220,76 @@ class LocalCloud:
         self.model = mocks.model
         self.model.exports = recording.exports
 
+    def _role_policies(self, role_name: str) -> tuple[str, ...]:
+        """The policy documents of a role as moto has them (inline and attached), as JSON texts."""
+        iam = self.client("iam")
+        documents = [
+            json.dumps(iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"])
+            for name in iam.list_role_policies(RoleName=role_name)["PolicyNames"]
+        ]
+        for attached in iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"]:
+            policy = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]
+            version = iam.get_policy_version(
+                PolicyArn=attached["PolicyArn"], VersionId=policy["DefaultVersionId"]
+            )
+            documents.append(json.dumps(version["PolicyVersion"]["Document"]))
+        return tuple(documents)
+
+    def _issue_credentials(self) -> None:
+        """A session of each role a function or an integration runs with (STS AssumeRole, as Lambda and
+        API Gateway assume them), its keys known to the Data API emulator with the role's policies."""
+        sts = self.client("sts")
+        sessions = {function.role_arn: function.name for function in self.model.functions.values()}
+        for route in self.model.routes.values():
+            if route.integration.get("credentials"):
+                sessions[str(route.integration["credentials"])] = "apigateway"
+        for role_arn, session_name in sessions.items():
+            keys = sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name)["Credentials"]
+            credentials = Credentials(keys["AccessKeyId"], keys["SecretAccessKey"], keys["SessionToken"])
+            self.role_credentials[role_arn] = credentials
+            role_name = role_arn.rsplit("/", 1)[1]
+            self.principals.add(
+                credentials.access_key_id,
+                Principal(
+                    f"arn:aws:sts::{role_arn.split(':')[4]}:assumed-role/{role_name}/{session_name}",
+                    credentials.secret_access_key,
+                    credentials.session_token,
+                    self._role_policies(role_name),
+                ),
+            )
+
+    def concurrency(self, function: LocalFunction) -> int:
+        """How many workers a function may run: its mappings' maximum concurrency (summed when several
+        queues feed it), else the local default; never above its reserved concurrency."""
+        mappings = [
+            mapping.maximum_concurrency or LOCAL_DEFAULT_CONCURRENCY
+            for mapping in self.model.mappings
+            if self.model.function_by_name_or_arn(mapping.function_name).name == function.name
+        ]
+        limit = sum(mappings) if mappings else LOCAL_DEFAULT_CONCURRENCY
+        if function.reserved_concurrency is not None:
+            limit = min(limit, function.reserved_concurrency)
+        return max(1, limit)
+
     def _start_functions(self) -> None:
         endpoints = {
             "AWS_ENDPOINT_URL": self.aws_endpoint,
             "AWS_ENDPOINT_URL_RDS_DATA": self.data_api.endpoint_url,
             "STRIPE_API_BASE": self.stripe_url,
         }
+        for mapping in self.model.mappings:
+            if mapping.maximum_concurrency == UNSET_MAXIMUM_CONCURRENCY:
+                mapping.maximum_concurrency = LOCAL_DEFAULT_CONCURRENCY
         for function in self.model.functions.values():
-            self.runners[function.name] = FunctionRunner(
+            self.runners[function.name] = FunctionPool(
                 function,
-                worker_environment(function, endpoints, self.region),
+                worker_environment(
+                    function, endpoints, self.region, self.role_credentials.get(function.role_arn)
+                ),
                 self.log_dir,
                 self.log,
                 self._injected_fault,
+                max_concurrency=self.concurrency(function),
             )
         for runner in self.runners.values():
             self._exit.callback(runner.stop)
@@ -188,20 +299,20 @@ class LocalCloud:
             )
             if not outcome.ok:
                 raise RuntimeError(f"the deploy-time invocation of {function_name} failed: {outcome.error}")
-        sqs = self.client("sqs")
         for mapping in self.model.mappings:
             runner = self.runners[self.model.function_by_name_or_arn(mapping.function_name).name]
             poller = Poller(
                 mapping,
                 self.model.queue_urls[mapping.queue_arn],
                 runner,
-                sqs,
+                # The event source mapping reads the queue with the function's execution role.
+                self.role_client("sqs", runner.function.role_arn),
                 self.region,
-                self.retry_delay_seconds,
+                self.retries,
             )
             poller.start()
             self.pollers.append(poller)
-            self._exit.callback(poller.stop)
+        self._exit.callback(self._stop_pollers)
         for schedule in self.model.schedules:
             ticker = ScheduleTicker(
                 schedule, self.runners[self.model.function_by_name_or_arn(schedule.function_arn).name]
@@ -212,7 +323,8 @@ class LocalCloud:
             self.model,
             self.runners,
             self.issuer,
-            sqs,
+            lambda role_arn: self.role_client("sqs", role_arn),
+            log=self.log,
             extra_routes={
                 **{
                     ("POST", f"/_local/{verb}"): functools.partial(self._stripe_verb, verb)
@@ -227,6 +339,13 @@ class LocalCloud:
         self._exit.callback(self.gateway.stop)
         # Stripe's side of the wiring: the fake delivers its events to our webhook route, signed.
         self.stripe.add_webhook_endpoint(self.webhook_url, WEBHOOK_SECRET)
+
+    def _stop_pollers(self) -> None:
+        """All at once: each waits for its long poll and its batches in flight."""
+        for poller in self.pollers:
+            poller.signal_stop()
+        for poller in self.pollers:
+            poller.stop()
 
     def stop(self) -> None:
         self._exit.close()
@@ -244,6 +363,8 @@ class LocalCloud:
     def summary(self) -> str:
         customer = self.issuer.token("local-customer", "customer@example.com")
         admin = self.issuer.token("local-admin", "admin@example.com", groups=["admin"])
+        quick_seconds = self.retries.quick_seconds
+        comeback = "after the visibility timeout" if quick_seconds is None else f"after {quick_seconds} s"
         return "\n".join(
             [
                 f"The Better Store local cloud ({self.stack}) is up in {self.startup_seconds:.1f} s, "
@@ -253,8 +374,15 @@ class LocalCloud:
                 f"  AWS (moto)       {self.aws_endpoint}   Data API {self.data_api.endpoint_url}",
                 f"  fake Stripe      {self.stripe_url}",
                 f"  Swagger UI       {self.swagger_url}   (paste a token into Authorize)",
-                f"  functions        {len(self.runners)}, pollers {len(self.pollers)}, "
-                f"tables/queues/rules on moto",
+                f"  functions        {len(self.runners)} (up to "
+                + ", ".join(
+                    f"{pool.max_concurrency} {name.removeprefix(f'tbs-{self.stack}-')}"
+                    for name, pool in self.runners.items()
+                )
+                + " at once)",
+                f"  queues           {len(self.pollers)} event source mappings; failed messages come back "
+                f"{comeback} ({self.retries.mode})",
+                f"  IAM              {'enforced: each function has its role' if self.enforce_iam else 'off'}",
                 f"  logs             {self.log_dir} (one file per function, localcloud.log for invocations)",
                 f"  customer token   {customer}",
                 f"  admin token      {admin}",
@@ -318,6 +446,39 @@ class LocalCloud:
                 return int(response.status)
         except urllib.error.HTTPError as error:  # the gateway's answer, as Stripe would see it
             return int(error.code)
+
+
+def _leave_when_entered(context: contextlib.AbstractContextManager[Any], entered: Future[Any]) -> None:
+    """Leave a context entered on another thread, once (and if) its entry finished."""
+    if entered.exception() is None:
+        context.__exit__(None, None, None)
+
+
+def _load_program_modules() -> None:
+    """Import what running the program imports: pulumi_aws loads a service's modules (seconds for
+    them all) the first time one of its resource classes is used."""
+    import pulumi_aws
+
+    import services.program  # noqa: F401
+
+    for service, resource in PROGRAM_RESOURCES:
+        getattr(getattr(pulumi_aws, service), resource)
+
+
+# One resource class of each pulumi_aws service the program declares resources of.
+PROGRAM_RESOURCES = (
+    ("apigateway", "RestApi"),
+    ("cloudwatch", "LogGroup"),
+    ("cognito", "UserPool"),
+    ("dynamodb", "Table"),
+    ("ec2", "Vpc"),
+    ("iam", "Role"),
+    ("lambda_", "Function"),
+    ("rds", "Cluster"),
+    ("secretsmanager", "Secret"),
+    ("sns", "Topic"),
+    ("sqs", "Queue"),
+)
 
 
 @contextlib.contextmanager

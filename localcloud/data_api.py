@@ -3,8 +3,25 @@
 Implements ExecuteStatement (/Execute), BatchExecuteStatement (/BatchExecute), BeginTransaction,
 CommitTransaction and RollbackTransaction. `:name` parameters and typed fields are mapped both ways the
 way the Data API does (typeHint DECIMAL/TIMESTAMP/DATE/TIME/UUID/JSON; numeric and date/time results
-as strings). One SQL statement per call, as the real service allows. boto3 reaches it through
-AWS_ENDPOINT_URL_RDS_DATA; requests are not authenticated (it only ever listens on loopback).
+as strings). boto3 reaches it through AWS_ENDPOINT_URL_RDS_DATA.
+
+It refuses what the Data API refuses, with the error botocore raises for the real service (the
+`rds-data` service model's error shapes):
+- more than one statement in a call: ValidationException "Multistatements aren't supported." ("Comparing
+  Amazon RDS Data API behaviors for Aurora Serverless v2 and provisioned clusters with Aurora Serverless
+  v1 clusters", https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.differences.html);
+- a result column of a type outside the supported list, or a multidimensional array:
+  UnsupportedResultException ("Amazon RDS Data API operations reference",
+  https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api-operations.html, lists the
+  PostgreSQL scalar and array types; SUPPORTED_TYPES below);
+- a response over 1 MiB, or a result row over 64 KB: UnsupportedResultException; a request over 4 MiB
+  (headers and JSON): BadRequestException ("Amazon RDS Data API limitations",
+  https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.limitations.html);
+- a caller whose policies do not allow the rds-data action on the cluster, or secretsmanager:GetSecretValue
+  on the secret the Data API reads on the caller's behalf: AccessDeniedException ("Authorizing access to
+  the Amazon RDS Data API", https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.access.html).
+  Callers are authenticated by their Signature Version 4 signature (`principals`, the credentials the
+  local cloud issued); without `principals` every request is let in (the SQL tests' emulator).
 
 Like the Data API, it logs in as the user the request's secret names (`secretArn` → the secret's JSON
 `username`/`password`, read through `secret_values`), so each function runs with its own role's
@@ -18,13 +35,13 @@ POST /_emulator/resuming {"calls": n}. `operations` lists the Data API calls it 
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import datetime as dt
 import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,6 +49,7 @@ from typing import Any
 
 import pg8000.native  # type: ignore[import-untyped]
 
+from localcloud.iam import AccessDenied, Authorization, NotAuthenticated, Principals
 from localcloud.postgres import PostgresAddress
 
 # PostgreSQL type OIDs → the names the Data API reports in columnMetadata.typeName.
@@ -58,6 +76,37 @@ TYPE_NAMES = {
 JSON_TYPES = {114, 3802}
 CONTROL_RESUMING = "/_emulator/resuming"
 
+# The result types the Data API returns for Aurora PostgreSQL, by PostgreSQL type name (the operations
+# reference above): BOOL, BYTEA, DATE, CIDR, DECIMAL/NUMERIC, ENUM (any enum type), FLOAT8/DOUBLE
+# PRECISION, INET, INT/INT4/SERIAL, INT2/SMALLINT, INT8/BIGINT, JSONB/JSON, REAL/FLOAT, TEXT/CHAR(N)/
+# VARCHAR/NAME, TIME, TIMESTAMP, UUID, VECTOR, and one-dimensional arrays of BOOL, BIT, DATE, NUMERIC,
+# FLOAT8, INT4, INT2, INT8, JSON, REAL, TEXT/CHAR(N)/VARCHAR/NAME, TIME, TIMESTAMP, UUID.
+# timestamptz is not listed, yet the Data API answers it (as a UTC timestamp without offset: measured
+# against Aurora PostgreSQL 17 Serverless v2 by the pg-data-api proxy's compatibility notes), and the
+# reports schema relies on it: accepted.
+SUPPORTED_TYPES = frozenset(
+    {
+        "bool", "bytea", "date", "cidr", "numeric", "float8", "inet", "int4", "int2", "int8", "jsonb",
+        "json", "float4", "text", "bpchar", "varchar", "name", "time", "timestamp", "timestamptz", "uuid",
+        "vector", "_bool", "_bit", "_date", "_numeric", "_float8", "_int4", "_int2", "_int8", "_json",
+        "_float4", "_text", "_bpchar", "_varchar", "_name", "_time", "_timestamp", "_uuid",
+    }
+)  # fmt: skip
+MAX_RESPONSE_BYTES = 1024 * 1024  # 1 MiB
+MAX_ROW_BYTES = 64 * 1024  # 64 KB
+MAX_REQUEST_BYTES = 4 * 1024 * 1024  # 4 MiB, headers and JSON
+# The IAM action of each operation the emulator serves ("Actions, resources, and condition keys for
+# Amazon RDS Data API", https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonrdsdataapi.html).
+OPERATION_ACTIONS = {
+    "Execute": "rds-data:ExecuteStatement",
+    "BatchExecute": "rds-data:BatchExecuteStatement",
+    "BeginTransaction": "rds-data:BeginTransaction",
+    "CommitTransaction": "rds-data:CommitTransaction",
+    "RollbackTransaction": "rds-data:RollbackTransaction",
+}
+# What PostgreSQL answers when one call holds several statements (the extended protocol takes one).
+MULTIPLE_STATEMENTS = "cannot insert multiple commands into a prepared statement"
+
 
 class DataApiError(Exception):
     """An error the Data API answers with: its code becomes the exception class boto3 raises."""
@@ -67,6 +116,10 @@ class DataApiError(Exception):
         self.code = code
         self.message = message
         self.status = status
+
+
+def unsupported_result(message: str) -> DataApiError:
+    return DataApiError("UnsupportedResultException", message)
 
 
 def resuming_error() -> DataApiError:
@@ -163,13 +216,19 @@ class DataApiEmulator:
         postgres: PostgresAddress,
         secret_values: Callable[[str], str] | None = None,
         master_username: str | None = None,
+        principals: Principals | None = None,
     ) -> None:
         self.postgres = postgres
         self.secret_values = secret_values
         self.master_username = master_username
+        self.principals = principals
+        self._type_names: dict[int, str] = dict(TYPE_NAMES)  # OIDs the catalog has named, e.g. enums
+        self._enum_types: set[int] = set()
         self.operations: list[str] = []
         self._resuming_answers = 0
         self._transactions: dict[str, _Transaction] = {}
+        # Idle autocommit connections by login and database, reused as the Data API reuses its own.
+        self._idle: dict[tuple[PostgresAddress, str | None], list[Any]] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
@@ -192,8 +251,11 @@ class DataApiEmulator:
         self._server.server_close()
         with self._lock:
             transactions, self._transactions = list(self._transactions.values()), {}
-        for transaction in transactions:
-            transaction.connection.close()
+            idle = [connection for connections in self._idle.values() for connection in connections]
+            self._idle = {}
+        for connection in [transaction.connection for transaction in transactions] + idle:
+            with contextlib.suppress(pg8000.native.InterfaceError, OSError):  # the server may be gone first
+                connection.close()
 
     def answer_resuming(self, calls: int) -> None:
         """The next `calls` requests fail with DatabaseResumingException, as a paused cluster's do."""
@@ -204,6 +266,31 @@ class DataApiEmulator:
         with self._lock:
             self.operations.clear()
             self._resuming_answers = 0
+
+    def authorise(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        raw: bytes,
+        body: Mapping[str, Any],
+    ) -> None:
+        """The caller's signature, then its permission for the operation on the cluster and for reading
+        the secret; no-op without `principals`."""
+        if self.principals is None or operation not in OPERATION_ACTIONS:
+            return
+        try:
+            caller = self.principals.authenticate(method, path, headers, raw)
+        except NotAuthenticated as error:
+            raise DataApiError("UnrecognizedClientException", str(error), 403) from error
+        needed = [Authorization(OPERATION_ACTIONS[operation], str(body.get("resourceArn") or "*"))]
+        if body.get("secretArn"):
+            needed.append(Authorization("secretsmanager:GetSecretValue", str(body["secretArn"])))
+        try:
+            self.principals.authorise(caller, needed)
+        except AccessDenied as error:
+            raise DataApiError("AccessDeniedException", str(error), 403) from error
 
     # One method per operation; `body` is the request JSON, the return value the response JSON.
 
@@ -233,16 +320,56 @@ class DataApiEmulator:
             raise DataApiError("BadRequestException", "the emulator answers records only (formatRecordsAs)")
         with self._connection(request) as connection:
             context = self._run(connection, request["sql"], request.get("parameters", []))
+            columns = context.columns or []
+            for column in columns:
+                self._check_result_type(connection, column)
         response: dict[str, Any] = {"numberOfRecordsUpdated": _updated(context), "generatedFields": []}
-        columns = context.columns or []
         if columns:
-            response["records"] = [
-                [result_field(value, column["type_oid"]) for value, column in zip(row, columns, strict=True)]
-                for row in context.rows or []
-            ]
+            records = []
+            for row in context.rows or []:
+                if any(
+                    isinstance(value, list) and any(isinstance(item, list) for item in value) for value in row
+                ):
+                    raise unsupported_result("The result contains a multidimensional array")
+                record = [
+                    result_field(value, column["type_oid"])
+                    for value, column in zip(row, columns, strict=True)
+                ]
+                if len(json.dumps(record)) > MAX_ROW_BYTES:
+                    raise unsupported_result(
+                        f"The result exceeds the row size limit {MAX_ROW_BYTES // 1024} KB"
+                    )
+                records.append(record)
+            response["records"] = records
             if request.get("includeResultMetadata"):
-                response["columnMetadata"] = [_column_metadata(column) for column in columns]
+                response["columnMetadata"] = [self._column_metadata(column) for column in columns]
+        if len(json.dumps(response)) > MAX_RESPONSE_BYTES:
+            raise unsupported_result("The result exceeds the size limit 1 MB")
         return response
+
+    def _type_name(self, connection: Any, type_oid: int) -> str:
+        """PostgreSQL's name of a result type (the catalog's, for a type we have no fixed name for)."""
+        if type_oid not in self._type_names:
+            found = connection.run(
+                "SELECT typname, typtype FROM pg_catalog.pg_type WHERE oid = CAST(:oid AS oid)", oid=type_oid
+            )
+            name, kind = found[0] if found else (str(type_oid), "")
+            self._type_names[type_oid] = str(name)
+            if kind == "e":
+                self._enum_types.add(type_oid)
+        return self._type_names[type_oid]
+
+    def _check_result_type(self, connection: Any, column: Mapping[str, Any]) -> None:
+        name = self._type_name(connection, int(column["type_oid"]))
+        if name not in SUPPORTED_TYPES and int(column["type_oid"]) not in self._enum_types:
+            raise unsupported_result(f"The result contains the unsupported data type {name}.")
+
+    def _column_metadata(self, column: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "name": column["name"],
+            "label": column["name"],
+            "typeName": self._type_names.get(column["type_oid"], ""),
+        }
 
     def batch_execute_statement(self, request: Mapping[str, Any]) -> dict[str, Any]:
         parameter_sets = request.get("parameterSets") or [[]]
@@ -283,15 +410,26 @@ class DataApiEmulator:
         status = "Transaction Committed" if command == "COMMIT" else "Rollback Complete"
         return {"transactionStatus": status}
 
-    @contextmanager
+    @contextlib.contextmanager
     def _connection(self, request: Mapping[str, Any]) -> Iterator[Any]:
         transaction_id = request.get("transactionId")
         if not transaction_id:
-            connection = self._connect(request.get("database"), request.get("secretArn"))
+            key = (self._login(request.get("secretArn")), request.get("database"))
+            with self._lock:
+                idle = self._idle.get(key)
+                connection = idle.pop() if idle else None
+            if connection is None:
+                connection = self._connect(request.get("database"), request.get("secretArn"))
             try:
                 yield connection
-            finally:
-                connection.close()
+                # What a call set on its session (SET …) does not reach the next call.
+                connection.run("DISCARD ALL")
+                connection.run("SET TIME ZONE 'UTC'")
+            except BaseException:
+                connection.close()  # whatever state it is in, it is not handed out again
+                raise
+            with self._lock:
+                self._idle.setdefault(key, []).append(connection)
             return
         with self._lock:
             transaction = self._transactions.get(transaction_id)
@@ -349,6 +487,8 @@ class DataApiEmulator:
             # The extended protocol runs exactly one statement, as the Data API does.
             return connection.execute_unnamed(statement, values, oids=oids)
         except pg8000.native.DatabaseError as error:
+            if MULTIPLE_STATEMENTS in _message(error):
+                raise DataApiError("ValidationException", "Multistatements aren't supported.") from error
             raise DataApiError("DatabaseErrorException", _message(error)) from error
         except pg8000.native.InterfaceError as error:
             raise DataApiError("BadRequestException", str(error)) from error
@@ -365,25 +505,23 @@ def _updated(context: Any) -> int:
     return max(context.row_count, 0) if context.row_count is not None else 0
 
 
-def _column_metadata(column: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "name": column["name"],
-        "label": column["name"],
-        "typeName": TYPE_NAMES.get(column["type_oid"], ""),
-    }
-
-
 def _handler_for(emulator: DataApiEmulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
             try:
-                body = json.loads(self.rfile.read(length) or b"{}")
+                size = len(raw) + sum(len(name) + len(value) + 4 for name, value in self.headers.items())
+                if size > MAX_REQUEST_BYTES:
+                    raise DataApiError("BadRequestException", "Request size exceeds the 4 MiB limit")
+                body = json.loads(raw or b"{}")
                 if self.path == CONTROL_RESUMING:
                     emulator.answer_resuming(int(body["calls"]))
                     self._answer(200, {"resumingCalls": int(body["calls"])})
                     return
-                self._answer(200, emulator.serve(self.path.strip("/"), body))
+                operation = self.path.strip("/")
+                emulator.authorise(operation, self.command, self.path, dict(self.headers.items()), raw, body)
+                self._answer(200, emulator.serve(operation, body))
             except DataApiError as error:
                 self._answer(error.status, {"message": error.message}, error.code)
             except json.JSONDecodeError as error:
@@ -409,7 +547,7 @@ def _handler_for(emulator: DataApiEmulator) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@contextmanager
+@contextlib.contextmanager
 def running_data_api(postgres: PostgresAddress) -> Iterator[DataApiEmulator]:
     emulator = DataApiEmulator(postgres).start()
     try:

@@ -2,11 +2,18 @@
 
 `DATABASE_URL` (postgresql://user:password@host:port/database, or ?host=/socket/dir for a unix socket)
 points at an existing server; otherwise the PostgreSQL 16 bundled by the `pgserver` wheel is started
-in a directory of the caller's choosing (unix socket only, so it never listens on a network port)."""
+in a directory of the caller's choosing (unix socket only, so it never listens on a network port).
+
+Creating a cluster (initdb) takes seconds, copying one well under a second: the first start on a machine
+creates a template cluster in the temporary directory, and every start copies it."""
 
 from __future__ import annotations
 
+import fcntl
+import importlib.metadata
 import os
+import shutil
+import tempfile
 import urllib.parse
 import warnings
 from collections.abc import Iterator
@@ -58,6 +65,9 @@ class PostgresAddress:
             host=self.host,
             port=self.port,
             unix_sock=self.unix_socket,
+            # No TLS over a local socket (pg8000 would build a TLS context, loading the system's CA
+            # certificates, for every connection); a server reached by host negotiates as usual.
+            ssl_context=False if self.unix_socket else None,
         )
 
     def create_database(self, name: str) -> None:
@@ -83,6 +93,41 @@ def _skip_durability(address: PostgresAddress) -> None:
         connection.close()
 
 
+TEMPLATE = Path(tempfile.gettempdir()) / f"tbs-localcloud-postgres-{importlib.metadata.version('pgserver')}"
+
+
+def _template(get_server: Any) -> Path:
+    """An initialised, stopped cluster (made once per machine, under a lock other processes wait on)."""
+    if (TEMPLATE / "PG_VERSION").exists():
+        return TEMPLATE
+    with open(f"{TEMPLATE}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (TEMPLATE / "PG_VERSION").exists():
+            building = Path(tempfile.mkdtemp(prefix=f"{TEMPLATE.name}-building-"))
+            building.chmod(0o755)  # the server runs as its own system user
+            server = get_server(building / "data", cleanup_mode="stop")
+            try:
+                info = server.get_postmaster_info()
+                _skip_durability(
+                    PostgresAddress("postgres", None, "postgres", unix_socket=str(info.socket_path))
+                )
+            finally:
+                server.cleanup()  # stopped cleanly: a copy starts without recovery
+            (building / "data").rename(TEMPLATE)
+            shutil.rmtree(building, ignore_errors=True)
+    return TEMPLATE
+
+
+def _copy_of_template(get_server: Any, data_dir: Path) -> None:
+    template = _template(get_server)
+    shutil.copytree(template, data_dir, symlinks=True)
+    owner = template.stat()
+    if os.geteuid() == 0 and owner.st_uid != 0:  # root runs the server as pgserver's system user
+        for directory, _, files in os.walk(data_dir):
+            for path in [directory, *(os.path.join(directory, name) for name in files)]:
+                os.chown(path, owner.st_uid, owner.st_gid)
+
+
 @contextmanager
 def running_postgres(data_dir: Path) -> Iterator[PostgresAddress]:
     """DATABASE_URL's server if set; otherwise an embedded server in `data_dir`, deleted on exit."""
@@ -95,13 +140,13 @@ def running_postgres(data_dir: Path) -> Iterator[PostgresAddress]:
         warnings.simplefilter("ignore")
         from pgserver.postgres_server import get_server
 
+    if not (data_dir / "PG_VERSION").exists():
+        _copy_of_template(get_server, data_dir)
     server = get_server(data_dir, cleanup_mode="delete")
     try:
         info = server.get_postmaster_info()
-        address = PostgresAddress(
+        yield PostgresAddress(
             user="postgres", password=None, database="postgres", unix_socket=str(info.socket_path)
         )
-        _skip_durability(address)
-        yield address
     finally:
         server.cleanup()

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import threading
 
-from localcloud.runtime import FunctionRunner
+from localcloud.runtime import FunctionPool
 from runtimes.materialize import LocalSchedule
 
 
 class ScheduleTicker(threading.Thread):
-    def __init__(self, schedule: LocalSchedule, runner: FunctionRunner) -> None:
+    def __init__(self, schedule: LocalSchedule, runner: FunctionPool) -> None:
         super().__init__(name=f"schedule {schedule.name}", daemon=True)
         self.schedule = schedule
         self._runner = runner

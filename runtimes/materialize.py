@@ -2,9 +2,10 @@
 declares, which is what the local cloud (`make dev`, localcloud/) runs.
 
 Tables, queues (with their redrive policies and queue policies), the bus, rules, targets and the archive,
-secrets and topics are created on moto; functions, event source mappings, the REST API and the migration
-invocation are recorded as a LocalModel the local cloud then runs. Everything else (alarms, dashboards,
-roles, log groups, …) has no local behaviour and just gets the outputs a provider would compute.
+secrets, topics and IAM roles with their policies are created on moto; functions, event source mappings,
+the REST API (routes, method settings, gateway responses) and the migration invocation are recorded as a
+LocalModel the local cloud then runs. Everything else (alarms, dashboards, log groups, …) has no local
+behaviour and just gets the outputs a provider would compute.
 
 There is no second, hand-written wiring: names, ARNs and environments come from the program itself, so
 a wiring mistake in the program shows up locally."""
@@ -32,6 +33,13 @@ class LocalFunction:
     timeout_seconds: int
     async_retries: int = 2
     async_dlq_arn: str | None = None
+    role_arn: str = ""
+    reserved_concurrency: int | None = None
+
+
+# An SQS event source mapping without a ScalingConfig may scale to 1,000 concurrent batches; locally
+# such a mapping gets the local default instead (localcloud.runtime.LOCAL_DEFAULT_CONCURRENCY).
+UNSET_MAXIMUM_CONCURRENCY = 0
 
 
 @dataclass
@@ -41,6 +49,7 @@ class LocalMapping:
     batch_size: int
     batching_window_seconds: int
     report_batch_item_failures: bool
+    maximum_concurrency: int = UNSET_MAXIMUM_CONCURRENCY
 
 
 @dataclass
@@ -67,10 +76,16 @@ class LocalModel:
     mappings: list[LocalMapping] = field(default_factory=list)
     routes: dict[tuple[str, str], LocalRoute] = field(default_factory=dict)
     stage_name: str = "v1"
+    rest_api_id: str = "local"
     invocations: list[tuple[str, str]] = field(default_factory=list)  # (function name, JSON input)
     schedules: list[LocalSchedule] = field(default_factory=list)
     queue_urls: dict[str, str] = field(default_factory=dict)  # arn → url
     exports: dict[str, Any] = field(default_factory=dict)
+    roles: list[str] = field(default_factory=list)  # role ARNs, as created in moto
+    # The stage's method settings by method path ("*/*", "~1webhooks~1stripe/POST"), and the gateway
+    # responses by type ("DEFAULT_4XX"), as the program declares them.
+    method_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    gateway_responses: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def function_by_name_or_arn(self, reference: str) -> LocalFunction:
         for function in self.functions.values():
@@ -251,12 +266,15 @@ class MaterializingMocks(RecordingMocks):
 
     def _function(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> None:
         variables = (inputs.get("environment") or {}).get("variables") or {}
+        reserved = inputs.get("reservedConcurrentExecutions")
         self.model.functions[state["name"]] = LocalFunction(
             name=state["name"],
             arn=state["arn"],
             handler=inputs["handler"],
             environment={key: str(value) for key, value in variables.items()},
             timeout_seconds=int(inputs.get("timeout") or 3),
+            role_arn=str(inputs.get("role") or ""),
+            reserved_concurrency=int(reserved) if reserved is not None and int(reserved) >= 0 else None,
         )
 
     def _eventsourcemapping(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> None:
@@ -268,6 +286,9 @@ class MaterializingMocks(RecordingMocks):
                 batching_window_seconds=int(inputs.get("maximumBatchingWindowInSeconds") or 0),
                 report_batch_item_failures="ReportBatchItemFailures"
                 in (inputs.get("functionResponseTypes") or []),
+                maximum_concurrency=int(
+                    (inputs.get("scalingConfig") or {}).get("maximumConcurrency") or UNSET_MAXIMUM_CONCURRENCY
+                ),
             )
         )
 
@@ -285,6 +306,7 @@ class MaterializingMocks(RecordingMocks):
 
     def _restapi(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> None:
         self._api_paths[state["rootResourceId"]] = ""
+        self.model.rest_api_id = str(state["executionArn"]).rsplit(":", 1)[1]
 
     def _resource(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> str:
         resource_id = mock_outputs("aws:apigateway/resource:Resource", name, inputs, self.region)[0]
@@ -309,6 +331,36 @@ class MaterializingMocks(RecordingMocks):
     def _stage(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> None:
         self.model.stage_name = inputs["stageName"]
 
+    def _methodsettings(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> None:
+        self.model.method_settings[inputs["methodPath"]] = dict(inputs.get("settings") or {})
+
+    def _response(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> None:
+        self.model.gateway_responses[inputs["responseType"]] = {
+            "statusCode": inputs.get("statusCode"),
+            "templates": dict(inputs.get("responseTemplates") or {}),
+            "parameters": dict(inputs.get("responseParameters") or {}),
+        }
+
+    # --- IAM: every role and its policies, as the program declares them --------------------------------
+
+    def _role(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> str:
+        role = self._client("iam").create_role(
+            RoleName=state["name"],
+            AssumeRolePolicyDocument=inputs["assumeRolePolicy"],
+            Description=inputs.get("description") or "",
+        )["Role"]
+        state["arn"] = role["Arn"]
+        self.model.roles.append(role["Arn"])
+        return str(state["name"])
+
+    def _rolepolicy(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> None:
+        self._client("iam").put_role_policy(
+            RoleName=inputs["role"], PolicyName=state["name"], PolicyDocument=inputs["policy"]
+        )
+
+    def _rolepolicyattachment(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> None:
+        self._client("iam").attach_role_policy(RoleName=inputs["role"], PolicyArn=inputs["policyArn"])
+
 
 # Type tokens' modules whose resources have local behaviour (the handler names above).
 _MATERIALISED_MODULES = {
@@ -321,4 +373,5 @@ _MATERIALISED_MODULES = {
     "lambda",
     "apigateway",
     "scheduler",
+    "iam",
 }

@@ -28,8 +28,9 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
     checksum   text        NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now()
 )"""
-# Any fixed number works; it only has to be the same for every migrator.
-LOCK_MIGRATIONS = "SELECT pg_advisory_xact_lock(7301) AS locked"
+# Any fixed number works; it only has to be the same for every migrator. The lock function returns
+# `void`, a type the Data API refuses to return: the row is selected as a boolean instead.
+LOCK_MIGRATIONS = "SELECT true AS locked FROM pg_advisory_xact_lock(7301)"
 APPLIED = "SELECT version, checksum FROM schema_migrations ORDER BY version"
 RECORD = "INSERT INTO schema_migrations (version, name, checksum) VALUES (:version, :name, :checksum)"
 

@@ -8,16 +8,20 @@ import pytest
 
 from localcloud.client import StoreClient
 from localcloud.cloud import LocalCloud, running_cloud
+from localcloud.runtime import quick
 
 
 @pytest.fixture(scope="session")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
-    # A 1 s batching window instead of the stack's 30 s: the same code path, a shorter wait.
+    # A 1 s batching window instead of the stack's 30 s, and failed messages back after 1 s instead of
+    # the visibility timeout: the same code paths, shorter waits (tests/e2e/test_retries.py checks the
+    # faithful timing).
     with running_cloud(
         stack="dev",
         log_dir=tmp_path_factory.mktemp("localcloud"),
         quiet=True,
         overrides={"tbs:reportsBatchWindowSeconds": "1"},
+        retries=quick(1),
     ) as local:
         yield local
 

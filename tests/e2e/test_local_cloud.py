@@ -26,7 +26,7 @@ def status_becomes(customer: StoreClient, order_id: str, status: str) -> dict[st
         order = customer.call("GET", f"/orders/{order_id}").body
         return order if order["status"] == status else None
 
-    return wait_for(probe, f"order {order_id} to become {status}", timeout_seconds=20)
+    return wait_for(probe, f"order {order_id} to become {status}")
 
 
 def report_month(admin: StoreClient) -> dict[str, Any]:
@@ -53,7 +53,7 @@ def test_an_order_from_checkout_to_the_monthly_report(
         month = report_month(admin)
         return month if month["orderCount"] == before["orderCount"] + 1 else None
 
-    month = wait_for(counted, "the monthly report to count the order", timeout_seconds=20)
+    month = wait_for(counted, "the monthly report to count the order")
     assert month["grossAmount"] - before["grossAmount"] == 10694
     cloud.log(f"e2e order→report {time.monotonic() - started:.2f} s")
 
@@ -100,7 +100,7 @@ def test_a_poison_message_ends_in_the_right_dlq(cloud: LocalCloud) -> None:
         depths = cloud.dlq_depths()
         return depths if depths[webhook_dlq] == before[webhook_dlq] + 1 else None
 
-    depths = wait_for(dead_lettered, f"the poison message in {webhook_dlq}", timeout_seconds=30)
+    depths = wait_for(dead_lettered, f"the poison message in {webhook_dlq}")
     assert {name: depth for name, depth in depths.items() if name != webhook_dlq} == {
         name: depth for name, depth in before.items() if name != webhook_dlq
     }

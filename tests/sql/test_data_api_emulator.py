@@ -108,8 +108,9 @@ def test_sql_errors_come_back_as_database_errors_with_the_message(new_database: 
 
 
 def test_one_statement_per_call_like_the_data_api(new_database: DataApi) -> None:
-    with pytest.raises(ClientError, match="multiple commands"):
+    with pytest.raises(ClientError, match="Multistatements aren't supported") as refused:
         new_database.execute("SELECT 1; SELECT 2")
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
 
 
 def test_an_unknown_transaction_is_not_found(new_database: DataApi) -> None:

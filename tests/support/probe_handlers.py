@@ -1,4 +1,4 @@
-"""Two trivial Lambda handlers for the local cloud's runner tests: one answers, one fails."""
+"""Trivial Lambda handlers for the local cloud's runner and gateway tests."""
 
 from __future__ import annotations
 
@@ -11,3 +11,22 @@ def answers(event: dict[str, Any], context: object) -> dict[str, Any]:
 
 def fails(event: dict[str, Any], context: object) -> dict[str, Any]:
     raise NotImplementedError("this probe always fails")
+
+
+def sleeps(event: dict[str, Any], context: object) -> dict[str, Any]:
+    """Takes `seconds` (default 0.5), then answers with its own process id (which worker ran it)."""
+    import os
+    import time
+
+    time.sleep(float(event.get("seconds", 0.5)))
+    return {"statusCode": 200, "body": str(os.getpid())}
+
+
+def reports_an_unknown_message(event: dict[str, Any], context: object) -> dict[str, Any]:
+    """A partial batch response naming a message the batch does not hold."""
+    return {"batchItemFailures": [{"itemIdentifier": "not-in-this-batch"}]}
+
+
+def answers_malformed(event: dict[str, Any], context: object) -> object:
+    """Not a proxy response: API Gateway answers 502 for it."""
+    return {"statusCode": "two hundred", "body": {"not": "a string"}}

@@ -1,0 +1,519 @@
+"""moto's server, as the local cloud runs it: `python -m localcloud.moto_server -H 127.0.0.1 -p <port>`.
+
+Before moto starts, three kinds of change are installed in this process (moto itself is not edited):
+
+1. **IAM**, resource by resource. moto's own authorisation (switched on by the local cloud once its
+   set-up calls are done: POST /moto-api/reset-auth) checks the caller's signature and finds the
+   caller's role, but compares policies with the resource "*" for every service but SQS and STS, so a
+   least-privilege policy naming a table or a bus would deny everything. Here the same signature check
+   and role lookup run, and localcloud/iam.py decides with the ARNs each request really touches. The
+   local cloud's own operator credentials (OPERATOR_ACCESS_KEY_ID, the operator tools' and tests') act
+   as the account's root user: signed, never limited by policies.
+2. **Atomicity under concurrency.** moto serves requests on threads but its DynamoDB conditional writes
+   and transactions and its SQS queues are not thread-safe (a delete rebuilds the message list while a
+   send appends to it; a failed transaction restores a copy of the whole table over writes made
+   meanwhile). DynamoDB documents single-item conditional writes and transactions as atomic and SQS
+   loses no message, so each DynamoDB call runs under one lock and each SQS call under its queue's lock.
+3. **Costs that grow with the data**, which made a long chaos run slow down as it went (each receive
+   read every queue attribute once per message; each transaction deep-copied its whole table; every
+   request listed moto's package directory and its response class's methods; Werkzeug's server opened a
+   connection and a thread per call). Each replacement computes the
+   same answer as moto does.
+
+And one fidelity fix: EventBridge delivers an event to an SQS target with its `account`
+("Amazon EventBridge events", https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-events.html);
+moto 5.2.5 leaves it out."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as dt
+import functools
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+from urllib.parse import parse_qs
+
+import moto
+from moto.core.exceptions import InvalidClientTokenIdError, JsonRESTError, SignatureDoesNotMatchError
+
+from localcloud.iam import (
+    OPERATOR_ACCESS_KEY_ID,
+    OPERATOR_SECRET_ACCESS_KEY,
+    Scope,
+    denial_message,
+    first_denied,
+    required,
+)
+
+PATCHED_MOTO_VERSION = "5.2.5"
+SERVER_THREADS = 48
+ACCOUNT_ID = "123456789012"  # moto's default account: the one the program's ARNs name
+
+
+# --- 1. IAM ----------------------------------------------------------------------------------------------
+
+
+class _AccessDenied(JsonRESTError):
+    code = 403
+
+
+class _Unauthenticated(JsonRESTError):
+    code = 400
+
+
+class _QueryAccessDenied(JsonRESTError):
+    """The query-protocol services' (STS, IAM, SNS) answer: XML, code AccessDenied."""
+
+    code = 403
+
+    def __init__(self, message: str) -> None:
+        super().__init__("AccessDenied", message)
+        from moto.core.exceptions import _RESTError
+
+        xml = _RESTError("AccessDenied", message)
+        self.description = xml.description or ""
+        self.content_type = xml.content_type
+
+
+class _OperatorKey:
+    """The operator's credentials, as moto's access-key classes present a caller."""
+
+    def __init__(self, account_id: str, partition: str) -> None:
+        self.arn = f"arn:{partition}:iam::{account_id}:root"
+
+    def create_credentials(self) -> Any:
+        from botocore.credentials import Credentials
+
+        return Credentials(OPERATOR_ACCESS_KEY_ID, OPERATOR_SECRET_ACCESS_KEY)
+
+    def collect_policies(self) -> list[Any]:
+        return []
+
+
+def _policy_text(policy: Any) -> str:
+    """A policy as moto's access keys collect it (inline: the JSON text; managed: the object)."""
+    if isinstance(policy, str):
+        return policy
+    if isinstance(policy, dict):
+        return str(policy["policy_document"])
+    default = next(version for version in policy.versions if version.is_default)
+    return str(default.document)
+
+
+def _request_params(response: Any) -> dict[str, Any]:
+    body = response.raw_body
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", errors="replace")
+    content_type = str(response.headers.get("Content-Type", ""))
+    if "json" in content_type and body:
+        try:
+            loaded = json.loads(body)
+            return loaded if isinstance(loaded, dict) else {}
+        except ValueError:
+            return {}
+    query = parse_qs(body or "") if body else {}
+    query.update(response.querystring or {})
+    return {
+        key: values[0] if isinstance(values, list) and values else values for key, values in query.items()
+    }
+
+
+def _secret_arn(region: str) -> Callable[[str], str]:
+    def resolve(secret_id: str) -> str:
+        if secret_id.startswith("arn:"):
+            return secret_id
+        from moto.secretsmanager.models import secretsmanager_backends
+
+        try:
+            return str(secretsmanager_backends[ACCOUNT_ID][region].describe_secret(secret_id).arn)
+        except Exception:  # an unknown secret: authorised by its name, answered by moto
+            return secret_id
+
+    return resolve
+
+
+def _install_iam() -> None:
+    from moto import settings
+    from moto.core.authorization import ActionAuthenticatorMixin
+    from moto.iam import access_control
+
+    original_create_access_key = access_control.create_access_key
+
+    def create_access_key(
+        account_id: str, partition: str, access_key_id: str, headers: dict[str, str]
+    ) -> Any:
+        if access_key_id == OPERATOR_ACCESS_KEY_ID:
+            return _OperatorKey(account_id, partition)
+        return original_create_access_key(account_id, partition, access_key_id, headers)
+
+    access_control.create_access_key = create_access_key
+
+    def authorize(self: Any, resource: str = "*") -> None:
+        if ActionAuthenticatorMixin.request_count < settings.INITIAL_NO_AUTH_ACTION_COUNT:
+            ActionAuthenticatorMixin.request_count += 1
+            return
+        if self.headers.get("X-Amz-Target") in ActionAuthenticatorMixin.PUBLIC_OPERATIONS:
+            return
+        path = self.raw_path + (f"?{self.uri.split('?', 1)[1]}" if "?" in self.uri else "")
+        json_protocol = bool(self.headers.get("X-Amz-Target")) or "json" in str(
+            self.headers.get("Content-Type", "")
+        )
+        try:
+            request = access_control.IAMRequest(
+                account_id=self.current_account,
+                method=self.method,
+                path=path,
+                data=self.data,
+                body=self.raw_body,
+                headers=self.headers,
+                action=self._get_action(),
+            )
+            request.check_signature()  # a wrong secret or session token is refused here, as AWS does
+        except (InvalidClientTokenIdError, SignatureDoesNotMatchError) as error:
+            if not json_protocol:
+                raise
+            # What the JSON-protocol services answer ("Common Errors", DynamoDB's "Error handling").
+            code = (
+                "UnrecognizedClientException"
+                if isinstance(error, InvalidClientTokenIdError)
+                else "InvalidSignatureException"
+            )
+            raise _Unauthenticated(code, error.message) from error
+        key = request._access_key
+        if isinstance(key, _OperatorKey) or request._action == "sts:GetCallerIdentity":
+            return
+        service, operation = request._action.split(":", 1)
+        needed = required(
+            service,
+            operation,
+            _request_params(self),
+            Scope(request._region, self.current_account),
+            _secret_arn(request._region),
+        )
+        documents = [_policy_text(policy) for policy in key.collect_policies()]
+        denied = first_denied(documents, needed)
+        if denied is None:
+            return
+        message = denial_message(key.arn, *denied)
+        if json_protocol:
+            raise _AccessDenied("AccessDeniedException", message)
+        raise _QueryAccessDenied(message)
+
+    ActionAuthenticatorMixin._authenticate_and_authorize_normal_action = authorize  # type: ignore[method-assign]
+
+
+# --- 2. atomicity --------------------------------------------------------------------------------------
+
+_SQS_QUEUE_CALLS = (
+    "send_message",
+    "send_message_batch",
+    "receive_message",
+    "delete_message",
+    "delete_message_batch",
+    "change_message_visibility",
+    "change_message_visibility_batch",
+    "purge_queue",
+)
+
+
+def _install_atomicity() -> None:
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.sqs.models import SQSBackend
+
+    dynamodb_lock = threading.RLock()
+    dynamodb_call_action = DynamoHandler.call_action
+
+    def call_action(self: Any) -> Any:
+        with dynamodb_lock:
+            return dynamodb_call_action(self)
+
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+
+    def under_queue_lock(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def locked(self: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+            # The queue's own condition (an RLock): a long poll waiting on it releases it meanwhile.
+            with self.get_queue(queue_name)._messages_lock:
+                return method(self, queue_name, *args, **kwargs)
+
+        return locked
+
+    for name in _SQS_QUEUE_CALLS:
+        setattr(SQSBackend, name, under_queue_lock(getattr(SQSBackend, name)))
+
+
+# --- 3. costs that grow with the data ----------------------------------------------------------------------
+
+
+def _unix_time(value: dt.datetime | None = None) -> float:
+    """moto.core.utils.unix_time, without building two datetimes per call when no time is given."""
+    if value is None:
+        return time.time()
+    return (value - dt.datetime(1970, 1, 1)).total_seconds()
+
+
+def _unix_time_millis(value: dt.datetime | None = None) -> float:
+    return _unix_time(value) * 1000.0
+
+
+def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+    """moto 5.2.5's DynamoDBBackend.transact_write_items, rolling back the items it wrote instead of
+    restoring a deep copy of every table it touched (which cost O(table) per transaction)."""
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import (
+        ConditionalCheckFailed,
+        MockValidationException,
+        MultipleTransactionsException,
+        TooManyTransactionsException,
+        TransactionCanceledException,
+        TransactWriteSingleOpException,
+    )
+
+    if len(transact_items) > 100:
+        raise TooManyTransactionsException()
+    written: list[tuple[str, dict[str, Any], Any]] = []  # (table, key, the item before), in order
+    targets: set[tuple[str, str]] = set()
+
+    def rollback() -> None:
+        for table_name, key, before in reversed(written):
+            if before is None:
+                self.delete_item(table_name, key)
+            else:
+                self.put_item(table_name, before.to_json()["Attributes"])
+
+    errors: list[tuple[str | None, str | None, dict[str, Any] | None]] = []
+    for item in transact_items:
+        original_item: dict[str, Any] | None = None
+        if len(item) > 1:
+            raise TransactWriteSingleOpException
+        try:
+            op_type, op = next(iter(item.items()))
+            if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
+                raise ValueError("Unsupported transaction operation")
+            table_name = op["TableName"]
+            condition = op.get("ConditionExpression")
+            names = op.get("ExpressionAttributeNames")
+            values = op.get("ExpressionAttributeValues")
+            if op_type == "Put":
+                table = self.get_table(table_name)
+                key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
+                if table.range_key_attr is not None:
+                    key[table.range_key_attr] = op["Item"][table.range_key_attr]
+            else:
+                key = op["Key"]
+            target = (str(table_name), str(dict(sorted(key.items()))))
+            if target in targets:
+                raise MultipleTransactionsException()
+            targets.add(target)
+            current = self.get_item(table_name, key)
+            if condition is not None and not get_filter_expression(condition, names, values).expr(current):
+                if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+                    original_item = current.to_json()["Attributes"]
+                raise ConditionalCheckFailed(item=original_item)
+            if op_type != "ConditionCheck":
+                written.append((table_name, key, copy.deepcopy(current)))
+            conditions = {
+                "condition_expression": condition,
+                "expression_attribute_names": names,
+                "expression_attribute_values": values,
+            }
+            if op_type == "Put":
+                self.put_item(table_name, op["Item"], **conditions)
+            elif op_type == "Delete":
+                self.delete_item(table_name, key, **conditions)
+            elif op_type == "Update":
+                self.update_item(table_name, key, update_expression=op["UpdateExpression"], **conditions)
+            errors.append((None, None, None))
+        except (MultipleTransactionsException, MockValidationException):
+            rollback()
+            raise
+        except ConditionalCheckFailed as error:
+            errors.append(("ConditionalCheckFailed", str(error.message), original_item))
+        except Exception as error:
+            errors.append((type(error).__name__, str(error), original_item))
+    if any(code is not None for code, _, _ in errors):
+        rollback()
+        raise TransactionCanceledException(errors)
+
+
+class _QueueAttributes(Mapping[str, Any]):
+    """moto's Queue.attributes, each value computed when read: the message counts scan the queue, and
+    moto reads this mapping for one flag on every send (and three times per name asked for)."""
+
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue
+        names = list(queue.BASE_ATTRIBUTES)
+        if queue.fifo_queue:
+            names += queue.FIFO_ATTRIBUTES
+        if queue.kms_master_key_id:
+            names += queue.KMS_ATTRIBUTES
+        if queue.policy:
+            names.append("Policy")
+        if queue.redrive_policy:
+            names.append("RedrivePolicy")
+        self._names = list(dict.fromkeys(names))
+
+    def __getitem__(self, name: str) -> Any:
+        from moto.core.utils import camelcase_to_underscores
+
+        if name not in self._names:
+            raise KeyError(name)
+        if name == "Policy":
+            return self._queue.policy or None
+        if name == "RedrivePolicy":
+            return json.dumps(self._queue.redrive_policy) if self._queue.redrive_policy else None
+        value = getattr(self._queue, camelcase_to_underscores(name))
+        return str(value).lower() if isinstance(value, bool) else value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+def _install_costs() -> None:
+    from jsonpath_ng import ext as jsonpath_ext
+    from moto import backends
+    from moto.core import responses as core_responses
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+    from moto.sqs import models as sqs_models
+
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules  # the package does not change while we run
+    # Every call looked its access key up in every partition's IAM (creating, and loading AWS's managed
+    # policies into, the IAM of aws-cn, aws-us-gov, …); the local cloud is one account in partition aws.
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+    from moto.iam import models as iam_models
+
+    def get_account_id_from(access_key: str) -> str:
+        for account_id, account in list(iam_models.iam_backends.items()):
+            if access_key in account["aws"].access_keys:
+                return str(account_id)
+        return DEFAULT_ACCOUNT_ID
+
+    iam_models.get_account_id_from = get_account_id_from
+    # Every call listed its response class's methods (inspect.getmembers); a class does not change.
+    core_responses.method_names_from_class = functools.cache(core_responses.method_names_from_class)  # type: ignore[attr-defined]
+
+    sqs_models.unix_time = _unix_time  # type: ignore[attr-defined,assignment]
+    sqs_models.unix_time_millis = _unix_time_millis  # type: ignore[attr-defined,assignment]
+
+    def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
+        queue = self.get_queue(queue_name)
+        return bool(int(queue.message_retention_period) + message.sent_timestamp / 1000 > _unix_time())
+
+    sqs_models.SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
+        is_message_valid_based_on_retention_period
+    )
+
+    def had_receipt_handle(self: Any, receipt_handle: str) -> bool:
+        return receipt_handle == self.receipt_handle or receipt_handle in self._old_receipt_handles
+
+    sqs_models.Message.had_receipt_handle = had_receipt_handle  # type: ignore[method-assign]
+    DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
+    sqs_models.Queue.attributes = property(_QueueAttributes)  # type: ignore[assignment,method-assign]
+
+    table_query = Table.query
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        """A query of the table itself reads only its partition (moto sorts every item of the table to
+        find it). Safe to narrow `items` for the call: every DynamoDB call holds the DynamoDB lock."""
+        if kwargs.get("index_name") or hash_key is None or (len(args) > 6 and args[6]):
+            return table_query(self, hash_key, *args, **kwargs)
+        everything = self.items
+        self.items = {hash_key: everything[hash_key]} if hash_key in everything else {}
+        try:
+            return table_query(self, hash_key, *args, **kwargs)
+        finally:
+            self.items = everything
+
+    Table.query = query  # type: ignore[method-assign]
+    # EventBridge's archive target renders an input template per event, compiling the same JSONPath
+    # expressions each time; a compiled expression is immutable.
+    jsonpath_ext.parse = functools.lru_cache(maxsize=256)(jsonpath_ext.parse)  # type: ignore[attr-defined]
+
+
+# --- the EventBridge envelope --------------------------------------------------------------------------
+
+
+def _install_event_envelope() -> None:
+    from moto.events.utils import EventTemplateParser
+
+    transform = EventTemplateParser.parse
+
+    def parse(input_template: str, input_paths_map: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
+        if input_template or input_paths_map:
+            return transform(input_template, input_paths_map, event)  # type: ignore[arg-type]  # an InputTransformer: moto's
+        return {
+            "version": "0",
+            "id": event["id"],
+            "detail-type": event["detail-type"],
+            "source": event["source"],
+            "account": event["account"],
+            "time": event["time"],  # moto writes it as ISO 8601 when it sends to SQS
+            "region": event["region"],
+            "resources": event.get("resources") or [],
+            "detail": event["detail"],
+        }
+
+    EventTemplateParser.parse = staticmethod(parse)  # type: ignore[method-assign,assignment]
+
+
+def install() -> None:
+    if moto.__version__ != PATCHED_MOTO_VERSION:
+        raise RuntimeError(
+            f"localcloud/moto_server.py patches moto {PATCHED_MOTO_VERSION}, found {moto.__version__}: "
+            "review each patch against the new version, then update PATCHED_MOTO_VERSION"
+        )
+    _install_iam()
+    _install_atomicity()
+    _install_costs()
+    _install_event_envelope()
+
+
+def _load_managed_policies() -> None:
+    """AWS's managed policies (a role attaching one must find it, as in AWS), loaded while the local
+    cloud starts its other services rather than on the first IAM call (~0.5 s)."""
+    from moto.iam.models import iam_backends
+
+    iam_backends[ACCOUNT_ID]["aws"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m localcloud.moto_server", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    os.environ["MOTO_PORT"] = str(args.port)
+    install()
+    threading.Thread(target=_load_managed_policies, daemon=True).start()
+    import waitress
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    # moto's own entry point serves with Werkzeug's development server, which closes the connection
+    # after every response (a new connection and thread per call); waitress keeps connections alive and
+    # serves from a pool of threads: a third less CPU a call here and on the caller's side. The threads
+    # cover the long polls of every poller at once.
+    waitress.serve(
+        DomainDispatcherApplication(create_backend_app),
+        host=args.host,
+        port=args.port,
+        threads=SERVER_THREADS,
+        connection_limit=1000,
+        channel_timeout=600,
+        _quiet=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
