@@ -69,9 +69,10 @@ snapshots: install
 docs: install
 	$(BIN)/python -m tools.export_docs
 
-# Load data/products.json into a deployed stack's catalog (TABLE=<name> for any other table).
+# Load data/products.json into a deployed stack's catalog and data/downloads/ into its downloads bucket
+# (TABLE=<name> [BUCKET=<name>] for any other table and bucket).
 seed: install
-	$(BIN)/python -m tools.seed_catalog $(if $(TABLE),--table $(TABLE),--stack $(STACK))
+	$(BIN)/python -m tools.seed_catalog $(if $(TABLE),--table $(TABLE) $(if $(BUCKET),--bucket $(BUCKET)),--stack $(STACK))
 
 # The dependency layer for Lambda (arm64, python3.13), byte-for-byte reproducible.
 package: install
@@ -101,9 +102,10 @@ ops: install
 diagram: install
 	$(BIN)/python -m tools.diagram --svg
 
-# Performance figures (a few minutes; not part of `make test`): printed and written to docs/performance.md.
+# Performance figures, each next to its goal; fails when one is missed (several minutes, a million orders;
+# not part of `make test`). `make bench WRITE=1` also rewrites docs/performance.md.
 bench: install
-	$(BIN)/python -m localcloud.bench
+	$(BIN)/python -m localcloud.bench $(if $(WRITE),--write)
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -151,10 +151,11 @@ class RestApi(pulumi.ComponentResource):
         return parent_id
 
     def add_lambda_route(self, method: str, path: str, handler: Function, *, public: bool = False) -> None:
-        """`method path` proxied to `handler`; an authorised route's resource also gets the browser's
-        preflight (OPTIONS, unauthorised) proxied to the same function."""
+        """`method path` proxied to `handler`; its resource also gets the browser's preflight (OPTIONS,
+        unauthorised) proxied to the same function: an authorised route's calls carry Authorization, and a
+        public route's may carry If-None-Match, neither of them a CORS-safelisted header."""
         self._proxy_route(method, path, handler, public=public)
-        if not public and path not in self._preflighted:
+        if path not in self._preflighted:
             self._preflighted.add(path)
             self._proxy_route(PREFLIGHT_METHOD, path, handler, public=True)
 

@@ -6,12 +6,16 @@
     python -m localcloud fail <orderId>       … or a signed payment_intent.payment_failed
     python -m localcloud refund-outside|dispute|processing|… <orderId>   the fake Stripe's other verbs
                                               (docs/stripe.md; `python -m localcloud <verb> --help`)
+    python -m localcloud dispatch <orderId> [--carrier C] [--tracking T]   the warehouse dispatches the
+                                              order's parcel, through its route (POST /fulfilment/…)
+    python -m localcloud dispatch <orderId> --failed REASON   … or cannot dispatch it
 The running cloud writes its URLs and tokens to .localcloud.json, which the other commands read."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import signal
 import sys
 import urllib.error
@@ -27,6 +31,7 @@ def up(stack: str, quick_retries: int | None = None) -> int:
 
     retries = FAITHFUL if quick_retries is None else quick(quick_retries)
     cloud = LocalCloud(stack=stack, retries=retries).start()
+    cloud.seed_data()
     LOCAL_STATE_FILE.write_text(
         json.dumps(
             {
@@ -35,7 +40,9 @@ def up(stack: str, quick_retries: int | None = None) -> int:
                 "awsEndpoint": cloud.aws_endpoint,
                 "customerToken": cloud.issuer.token("local-customer", "customer@example.com"),
                 "adminToken": cloud.issuer.token("local-admin", "admin@example.com", groups=["admin"]),
+                "warehouseToken": cloud.warehouse_token(),
                 "productsTable": cloud.model.exports.get("productsTable"),
+                "downloadsBucket": cloud.model.exports.get("downloadsBucket"),
                 "region": cloud.region,
             },
             indent=2,
@@ -79,6 +86,25 @@ def control(action: str, body: dict[str, Any]) -> int:
     return 0
 
 
+def dispatch(order_id: str, carrier: str, tracking: str | None, failed: str | None) -> int:
+    """The warehouse marks the order's dispatch request through the real route, with its dev token."""
+    from localcloud.client import StoreClient
+
+    local = state()
+    warehouse = StoreClient(local["apiUrl"], local["warehouseToken"])
+    if failed is not None:
+        reply = warehouse.call("POST", f"/fulfilment/dispatches/{order_id}/fail", {"reason": failed})
+    else:
+        parcel = {"carrier": carrier, "trackingNumber": tracking or f"LC{secrets.randbelow(10**9):09d}NZ"}
+        reply = warehouse.call("POST", f"/fulfilment/dispatches/{order_id}/dispatch", parcel)
+    if reply.status != 200:
+        message = reply.body.get("message") if isinstance(reply.body, dict) else reply.body
+        print(f"dispatch: {reply.status} {message}", file=sys.stderr)
+        return 1
+    print(json.dumps(reply.body, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from localcloud.fake_stripe import CONTROL_VERBS
 
@@ -105,7 +131,14 @@ def main(argv: list[str] | None = None) -> int:
                     choices=option.choices or None,
                     help=option.help,
                 )
+    warehouse = commands.add_parser("dispatch", help="the warehouse dispatches an order (its route)")
+    warehouse.add_argument("order_id")
+    warehouse.add_argument("--carrier", default="NZ Post", help="1..100 characters (default: NZ Post)")
+    warehouse.add_argument("--tracking", help="the tracking number, 1..100 characters (default: made up)")
+    warehouse.add_argument("--failed", metavar="REASON", help="mark it failed with this reason instead")
     args = parser.parse_args(argv)
+    if args.command == "dispatch":
+        return dispatch(args.order_id, args.carrier, args.tracking, args.failed)
     if args.command in CONTROL_VERBS:
         given = {option.name: getattr(args, option.name) for option in CONTROL_VERBS[args.command].options}
         options = {name: value for name, value in given.items() if value not in (None, False)}

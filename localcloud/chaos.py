@@ -6,8 +6,10 @@ N orders are placed (retrying on 5xx with the same Idempotency-Key); every Strip
 3 times, all deliveries shuffled together (one order in five also gets a failed payment first); a share of
 all λ invocations fails (the local cloud's seeded fault injector); the Data API answers
 DatabaseResumingException for a while; poison messages are sent (unsigned webhooks, malformed events on the
-bus). When the system is quiet, every DLQ is listed with the reason its consumer logged, then redriven
-with faults off; then the figures are checked: 0 lost, 0 doubled, every message accounted for.
+bus); the warehouse dispatches every order through its route, twice, retrying its 5xx. When the system is
+quiet, every DLQ is listed with the reason its consumer logged, then redriven with faults off (and the
+orders whose dispatch request only then appeared are dispatched); then the figures are checked: 0 lost,
+0 doubled, every message accounted for.
 
 The cloud runs as `make dev` does (a pool of workers per function, each consumer at its mapping's maximum
 concurrency, IAM enforced), with quick retries (a failed message back after 1 s: faithful retries would
@@ -40,6 +42,7 @@ from tools.ops.target import Target
 PRODUCTS = [("tee-organic-black", 1), ("ebook-zero-waste", 1), ("mug-enamel", 2)]
 DELIVERIES_PER_WEBHOOK = 3
 CREATE_ATTEMPTS = 20
+DISPATCH_ATTEMPTS = 20
 STALL_SECONDS = 120
 
 
@@ -146,6 +149,7 @@ class _Chaos:
         self.customer = StoreClient(
             cloud.api_url, cloud.issuer.token(f"chaos-{self.run_id}", "chaos@example.com")
         )
+        self.warehouse = StoreClient(cloud.api_url, cloud.warehouse_token())
 
     def run(self) -> ChaosReport:
         started = time.monotonic()
@@ -161,6 +165,8 @@ class _Chaos:
             self._send_poison()
             self.progress("webhooks and poison sent; waiting for the system to settle")
             self._settle()
+            self._dispatch(order_ids)
+            self._settle()
         finally:
             cloud.fault_rate = 0.0
         report.injected_failures = self._failures_logged() - invocations_before
@@ -169,6 +175,8 @@ class _Chaos:
             f"dead letters: { {q: len(r) for q, r in report.dlq_before_redrive.items()} }; redriving"
         )
         self._redrive_all()
+        self._settle()
+        self._dispatch(order_ids)  # those whose request was held in a DLQ until the redrive
         self._settle()
         self._measure(order_ids, observer)
         report.concurrency = {
@@ -214,6 +222,25 @@ class _Chaos:
             statuses = list(pool.map(self.cloud.send_webhook, deliveries))
         if set(statuses) != {200}:
             raise RuntimeError(f"webhook deliveries answered {Counter(statuses)}")
+
+    def _dispatch_once(self, order_id: str) -> bool:
+        """The warehouse marks the order dispatched, twice (a repeat must change nothing), retrying on
+        an injected failure as a warehouse client would; False while there is no request yet (404)."""
+        parcel = {"carrier": "NZ Post", "trackingNumber": f"CH{order_id[-12:]}"}
+        for _ in range(DISPATCH_ATTEMPTS):
+            reply = self.warehouse.call("POST", f"/fulfilment/dispatches/{order_id}/dispatch", parcel)
+            if reply.status == 404:
+                return False
+            if reply.status == 200:
+                return True
+            if reply.status < 500:
+                raise RuntimeError(f"dispatching {order_id}: {reply.status} {reply.body}")
+        raise RuntimeError(f"order {order_id} could not be dispatched in {DISPATCH_ATTEMPTS} attempts")
+
+    def _dispatch(self, order_ids: list[str]) -> None:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            done = list(pool.map(self._dispatch_once, order_ids + order_ids))
+        self.progress(f"the warehouse dispatched {sum(done[: len(order_ids)])} of {len(order_ids)} orders")
 
     def _send_poison(self) -> None:
         events = self.cloud.client("events")

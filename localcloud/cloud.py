@@ -51,7 +51,7 @@ from localcloud.tokens import DevIssuer
 from project_paths import OPENAPI_FILE
 from runtimes.materialize import UNSET_MAXIMUM_CONCURRENCY, LocalFunction, LocalModel, MaterializingMocks
 from runtimes.recording import DEFAULT_REGION, record, stack_config
-from tools.seed_catalog import load_products, seed
+from tools.seed_catalog import load_products, seed, seed_downloads
 
 WEBHOOK_SECRET = "whsec_local"  # noqa: S105 - the local fake Stripe's, nothing real
 # Swagger UI from its public CDN (the browser loads it; this process fetches nothing).
@@ -360,6 +360,17 @@ class LocalCloud:
     def webhook_url(self) -> str:
         return f"{self.gateway.url}/webhooks/stripe"
 
+    def warehouse_token(self) -> str:
+        """A dev token of the warehouse group (what `python -m localcloud dispatch` plays)."""
+        return self.issuer.token("local-warehouse", "warehouse@example.com", groups=["warehouse"])
+
+    def seed_data(self) -> None:
+        """The catalog into the products table, the digital goods into the downloads bucket."""
+        products = load_products()
+        seed(self.resource("dynamodb").Table(self.model.exports["productsTable"]), products)
+        if "downloadsBucket" in self.model.exports:
+            seed_downloads(self.client("s3"), self.model.exports["downloadsBucket"], products)
+
     def summary(self) -> str:
         customer = self.issuer.token("local-customer", "customer@example.com")
         admin = self.issuer.token("local-admin", "admin@example.com", groups=["admin"])
@@ -386,8 +397,10 @@ class LocalCloud:
                 f"  logs             {self.log_dir} (one file per function, localcloud.log for invocations)",
                 f"  customer token   {customer}",
                 f"  admin token      {admin}",
+                f"  warehouse token  {self.warehouse_token()}",
                 "  pay an order     python -m localcloud pay <orderId>   (or: fail, processing, "
                 "refund-outside, dispute, …: see --help)",
+                "  dispatch it      python -m localcloud dispatch <orderId>   (the warehouse, by its route)",
                 "Ctrl-C stops everything.",
             ]
         )
@@ -486,7 +499,7 @@ def running_cloud(**options: Any) -> Iterator[LocalCloud]:
     """A started local cloud (LocalCloud's fields as options) with the catalog seeded; stopped on exit."""
     cloud = LocalCloud(**options).start()
     try:
-        seed(cloud.resource("dynamodb").Table(cloud.model.exports["productsTable"]), load_products())
+        cloud.seed_data()
         yield cloud
     finally:
         cloud.stop()

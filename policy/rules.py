@@ -39,6 +39,13 @@ ROLE = "aws:iam/role:Role"
 DB_SUBNET_GROUP = "aws:rds/subnetGroup:SubnetGroup"
 SUBNET = "aws:ec2/subnet:Subnet"
 RANDOM_ID = "random:index/randomId:RandomId"
+BUCKET = "aws:s3/bucket:Bucket"
+BUCKET_PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+BUCKET_OWNERSHIP = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
+BUCKET_ENCRYPTION = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+BUCKET_VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
+BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+PUBLIC_ACCESS_BLOCKS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
 
 MIN_PYTHON = (3, 12)
 VISIBILITY_TIMEOUT_FACTOR = 6
@@ -53,16 +60,26 @@ LAMBDA_SYSTEM_LOG_LEVELS = ("DEBUG", "INFO", "WARN")
 # "Aurora Serverless v2 capacity", https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-serverless-v2.how-it-works.html
 SCALE_TO_ZERO_MINIMUM = {13: (13, 15), 14: (14, 12), 15: (15, 7), 16: (16, 3)}
 
-# The RDS Data API takes at most 4 MiB per request ("Limitations for the Amazon RDS Data API",
-# https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.limitations.html), and EventBridge
-# caps an event at 256 KiB ("Calculating Amazon EventBridge PutEvents event entry size",
-# https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-putevent-size.html). The reports consumer
-# sends a whole batch as one request, so a batch of the largest events must fit:
-#     4 MiB / 256 KiB = 16 events; one event's worth is kept back for the statement and the request's
-#     JSON envelope, so at most 15 events per batch.
+# How many order events one reports batch may carry, so that the batch is always one Data API request.
+# A request is at most 4 MiB, headers and JSON included ("Amazon RDS Data API limitations",
+# https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.limitations.html). The consumer
+# sends a batch as one row per order, JSON inside the request's JSON; the event contract bounds every
+# string and list of an order (lambdas/shared/events.py), so the largest legal order has a known size in
+# the request: tests/unit/test_event_size.py builds it (every string at its maximum length, of the
+# character whose double escaping costs most: 12 bytes for one outside the BMP) and measures it.
 DATA_API_REQUEST_BYTES = 4 * 1024 * 1024
-MAX_EVENT_BYTES = 256 * 1024
-MAX_DATA_API_BATCH = DATA_API_REQUEST_BYTES // MAX_EVENT_BYTES - 1
+DATA_API_HEADER_BYTES = 8 * 1024  # a signed request's HTTP headers (a role's session token is most of it)
+DATA_API_STATEMENT_BYTES = 16 * 1024  # the upsert's SQL, its other parameters, the request's envelope
+MAX_ORDER_ROW_REQUEST_BYTES = 70_500  # the largest legal order in the request (measured, see above)
+
+
+def orders_per_data_api_request(row_bytes: int = MAX_ORDER_ROW_REQUEST_BYTES) -> int:
+    """How many orders of `row_bytes` each always fit one Data API request beside the statement."""
+    return (DATA_API_REQUEST_BYTES - DATA_API_HEADER_BYTES - DATA_API_STATEMENT_BYTES) // row_bytes
+
+
+# tbs:reportsBatchSize is capped here (services/config.py) and the rule below checks every deployed batch.
+MAX_DATA_API_BATCH = orders_per_data_api_request()
 
 # Reserved concurrency the stack may claim in its account and region when the stack does not say
 # (tbs:reservedConcurrencyBudget). Lambda keeps 100 of the account's concurrency unreserved and new
@@ -349,8 +366,8 @@ def data_api_batches_fit_one_request(graph: Graph) -> list[str]:
         size = int(mapping.props.get("batchSize") or 10)
         if size > MAX_DATA_API_BATCH:
             problems.append(
-                f"{_label(mapping)}: batches of {size} events may exceed the Data API's 4 MiB request "
-                f"(at most {MAX_DATA_API_BATCH} events of EventBridge's 256 KiB fit)"
+                f"{_label(mapping)}: batches of {size} orders may exceed the Data API's 4 MiB request "
+                f"(at most {MAX_DATA_API_BATCH} of the largest orders the event contract allows fit)"
             )
     return problems
 
@@ -427,6 +444,40 @@ def every_table_queue_and_database_is_encrypted(graph: Graph) -> list[str]:
         for cluster in graph.of_type(CLUSTER)
         if not cluster.props.get("storageEncrypted")
     ]
+    return problems
+
+
+@rule
+def every_bucket_is_private_and_encrypted(graph: Graph) -> list[str]:
+    """Every bucket blocks all four kinds of public access, is owned by its owner alone (ACLs off), is
+    encrypted by default, has no bucket policy (it is reached only through the functions' roles and the
+    URLs they presign), and in production keeps every version of its objects (components/bucket.py says
+    where AWS documents each setting)."""
+    problems = []
+    for bucket in graph.of_type(BUCKET):
+        name = bucket.props.get("bucket")
+        blocks = graph.by_prop(BUCKET_PUBLIC_ACCESS_BLOCK, "bucket", name)
+        if not any(all(block.props.get(flag) is True for flag in PUBLIC_ACCESS_BLOCKS) for block in blocks):
+            problems.append(f"{_label(bucket)}: public access not blocked in all four ways")
+        ownership = [
+            _get(controls.props, "rule", "objectOwnership")
+            for controls in graph.of_type(BUCKET_OWNERSHIP)
+            if controls.props.get("bucket") == name
+        ]
+        if "BucketOwnerEnforced" not in ownership:
+            problems.append(
+                f"{_label(bucket)}: ACLs not disabled (object ownership is not BucketOwnerEnforced)"
+            )
+        if not graph.by_prop(BUCKET_ENCRYPTION, "bucket", name):
+            problems.append(f"{_label(bucket)}: no default encryption")
+        if graph.by_prop(BUCKET_POLICY, "bucket", name):
+            problems.append(f"{_label(bucket)}: a bucket policy (buckets are reached through roles only)")
+        versioning = [
+            _get(v.props, "versioningConfiguration", "status")
+            for v in graph.by_prop(BUCKET_VERSIONING, "bucket", name)
+        ]
+        if graph.production and "Enabled" not in versioning:
+            problems.append(f"{_label(bucket)}: production keeps object versions, and this bucket does not")
     return problems
 
 

@@ -2,10 +2,10 @@
 declares, which is what the local cloud (`make dev`, localcloud/) runs.
 
 Tables, queues (with their redrive policies and queue policies), the bus, rules, targets and the archive,
-secrets, topics and IAM roles with their policies are created on moto; functions, event source mappings,
-the REST API (routes, method settings, gateway responses) and the migration invocation are recorded as a
-LocalModel the local cloud then runs. Everything else (alarms, dashboards, log groups, …) has no local
-behaviour and just gets the outputs a provider would compute.
+buckets, secrets, topics and IAM roles with their policies are created on moto; functions, event source
+mappings, the REST API (routes, method settings, gateway responses) and the migration invocation are
+recorded as a LocalModel the local cloud then runs. Everything else (alarms, dashboards, log groups, …)
+has no local behaviour and just gets the outputs a provider would compute.
 
 There is no second, hand-written wiring: names, ARNs and environments come from the program itself, so
 a wiring mistake in the program shows up locally."""
@@ -234,6 +234,19 @@ class MaterializingMocks(RecordingMocks):
             LocalSchedule(name, expression, schedule_seconds(expression), str(inputs["target"]["arn"]))
         )
 
+    # --- S3 -----------------------------------------------------------------------------------------------
+
+    def _bucket(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> str:
+        # Private by default on moto as on AWS; the access block, ownership and encryption resources that
+        # the program declares beside it have no local behaviour.
+        location = (
+            {}
+            if self.region == "us-east-1"
+            else {"CreateBucketConfiguration": {"LocationConstraint": self.region}}
+        )
+        self._client("s3").create_bucket(Bucket=state["bucket"], **location)
+        return str(state["bucket"])
+
     # --- secrets and notifications -----------------------------------------------------------------------
 
     def _secret(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> str:
@@ -374,4 +387,5 @@ _MATERIALISED_MODULES = {
     "apigateway",
     "scheduler",
     "iam",
+    "s3",
 }

@@ -230,6 +230,10 @@ def mock_outputs(
             state["arn"] = f"arn:aws:cognito-idp:{region}:{ACCOUNT_ID}:userpool/{resource_id}"
         case "random:index/randomId:RandomId":
             state["hex"] = short_id[: 2 * int(inputs.get("byteLength") or 4)]
+        case "aws:s3/bucket:Bucket":
+            # Pulumi names a bucket after its resource, with a random suffix (bucket names are global).
+            state["bucket"] = resource_id = str(inputs.get("bucket") or f"{name}-{short_id[:7]}")
+            state["arn"] = f"arn:aws:s3:::{state['bucket']}"
         case "aws:secretsmanager/secret:Secret":
             state["arn"] = f"{prefix}:secret:{physical}-{short_id[:6]}"
             resource_id = state["arn"]

@@ -77,8 +77,9 @@ CONFIG_KEYS = {
     "the cluster is created) or a full version to pin (at least 16.3, for 0 ACU).",
     "dbSubnetGroupName": "Use this existing DB subnet group (default: the program creates a small VPC with "
     "private subnets in two zones, no NAT).",
-    "reportsBatchSize": "Order events per reports batch, i.e. per Data API round trip (1..15, default 15: "
-    "a batch of EventBridge's largest events must fit one 4 MiB Data API request).",
+    "reportsBatchSize": "Order events per reports batch, i.e. per Data API round trip "
+    f"(1..{MAX_DATA_API_BATCH}, default {MAX_DATA_API_BATCH}: a batch of the largest orders the event "
+    "contract allows must fit one 4 MiB Data API request).",
     "reportsBatchWindowSeconds": "Seconds the reports consumer waits to fill a batch (default 30).",
 }
 
@@ -175,7 +176,7 @@ def load(config: pulumi.Config | None = None, stack: str | None = None) -> Stack
     _check(
         1 <= batch_size <= MAX_DATA_API_BATCH,
         f"reportsBatchSize must be within 1..{MAX_DATA_API_BATCH}: a batch is one Data API request (4 MiB) "
-        "of events of up to 256 KiB",
+        "and holds that many of the largest orders the event contract allows",
     )
     _check(0 <= batch_window <= 300, "reportsBatchWindowSeconds must be within 0..300")
     # SQS allows batches over 10 only with a batching window of at least one second.

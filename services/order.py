@@ -35,6 +35,11 @@ ORDER_ROUTES = [
     ("GET", "/orders/{id}"),
     ("POST", "/orders/{id}/cancel"),
 ]
+# The catalog: no token needed (the stage's throttling still applies); answers are cacheable.
+PUBLIC_ROUTES = [
+    ("GET", "/products"),
+    ("GET", "/products/{id}"),
+]
 WEBHOOK_PATH = "/webhooks/stripe"
 # The refund sweeper (lambdas/order/handlers/refund_sweeper.py): how often it finishes the cancellations
 # the API left half-done, and how long one run may take (it stops while one more refund still fits).
@@ -100,13 +105,15 @@ class Order(pulumi.ComponentResource):
                 "api",
                 code=code,
                 handler="order.handlers.api.handler",
-                description="Storefront REST API: orders and cancellations",
+                description="Storefront REST API: the catalog, orders and cancellations",
                 statements=[
                     allow(
                         ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"],
                         [self.orders.arn, orders_index_arn],
                     ),
-                    allow(["dynamodb:BatchGetItem", "dynamodb:GetItem"], [self.products.arn]),
+                    allow(
+                        ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Scan"], [self.products.arn]
+                    ),
                     allow(IDEMPOTENCY_ACTIONS, [create_idempotency.arn]),
                     allow(["secretsmanager:GetSecretValue"], [stripe_api_key.arn]),
                     platform.publish_events_statement(),
@@ -126,6 +133,8 @@ class Order(pulumi.ComponentResource):
         )
         for method, path in ORDER_ROUTES:
             api.add_lambda_route(method, path, self.api_handler)
+        for method, path in PUBLIC_ROUTES:
+            api.add_lambda_route(method, path, self.api_handler, public=True)
 
         consumer_visibility = required_visibility_timeout(CONSUMER_TIMEOUT_SECONDS, 0)
         webhook_parent, webhook_leaf = WEBHOOK_PATH.rsplit("/", 1)
@@ -147,8 +156,8 @@ class Order(pulumi.ComponentResource):
             # Stripe sends a few events per order; a flood is not Stripe.
             throttle=Throttle(config.webhook_rate_limit, int(config.webhook_rate_limit * 2)),
         )
-        # Transitions are conditional PutItems of the whole snapshot (status + version guard).
-        orders_write = allow(["dynamodb:GetItem", "dynamodb:PutItem"], [self.orders.arn])
+        # Transitions are conditional UpdateItems (status + version guard) that leave line states alone.
+        orders_write = allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], [self.orders.arn])
         payment_intent_index_arn = self.orders.arn.apply(lambda arn: f"{arn}/index/byPaymentIntent")
         self.payment_events = IdempotentConsumer(
             f"{prefix}-payment-events",
@@ -182,15 +191,19 @@ class Order(pulumi.ComponentResource):
             f"{prefix}-fulfilled",
             EventSubscriptionArgs(
                 bus_name=platform.bus_name,
-                pattern={"source": ["tbs.fulfilment"], "detail-type": ["OrderFulfilled"]},
+                pattern={
+                    "source": ["tbs.fulfilment"],
+                    "detail-type": ["OrderFulfilled", "FulfilmentUpdated"],
+                },
                 alarm_topic_arn=platform.alarm_topic.arn,
                 visibility_timeout_seconds=consumer_visibility,
-                description="Fulfilment finished an order: mark it FULFILLED",
+                description="Fulfilment reports on an order: its lines' states, and FULFILLED when done",
             ),
             opts=child,
         )
-        # Marking an order FULFILLED is a conditional write on its status and version: a redelivery
-        # changes nothing, so this consumer keeps no idempotency records.
+        # Marking an order FULFILLED is a conditional write on its status and version, and line states are
+        # applied by a rule that gives the same lines in any order: a redelivery changes nothing, so this
+        # consumer keeps no idempotency records.
         self.fulfilled_events = QueueConsumer(
             f"{prefix}-fulfilled-events",
             QueueConsumerArgs(
@@ -199,7 +212,7 @@ class Order(pulumi.ComponentResource):
                     "fulfilled-events",
                     code=code,
                     handler="order.handlers.fulfilled_events.handler",
-                    description="Marks orders FULFILLED when fulfilment reports back",
+                    description="Keeps fulfilment's line states on orders; marks them FULFILLED",
                     statements=[orders_write],
                     environment={"ORDERS_TABLE": self.orders.name},
                     timeout_seconds=CONSUMER_TIMEOUT_SECONDS,

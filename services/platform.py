@@ -92,7 +92,7 @@ class Platform(pulumi.ComponentResource):
         self.api = None
         self.user_pool_id = None
         self.user_pool_client_id = None
-        if config.runs("order") or config.runs("reports"):
+        if config.runs("order") or config.runs("fulfilment") or config.runs("reports"):
             account = (
                 self._api_gateway_account_settings(prefix) if config.manage_api_gateway_account else None
             )
@@ -174,6 +174,13 @@ class Platform(pulumi.ComponentResource):
             name="admin",
             user_pool_id=pool.id,
             description="Store staff: may read the monthly report",
+            opts=child,
+        )
+        aws.cognito.UserGroup(
+            f"{prefix}-warehouse",
+            name="warehouse",
+            user_pool_id=pool.id,
+            description="Warehouse staff: list dispatch requests, mark them dispatched or failed",
             opts=child,
         )
         self.user_pool_id, self.user_pool_client_id = pool.id, client.id

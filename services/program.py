@@ -16,6 +16,7 @@ def build() -> None:
     platform = Platform(config)
     dashboards: list[pulumi.Output[str]] = []
     order: Order | None = None
+    fulfilment: Fulfilment | None = None
     if config.runs("order"):
         raw = pulumi.Config(stack_config.NAMESPACE)
         stripe = StripeSecrets(
@@ -24,7 +25,8 @@ def build() -> None:
         order = Order(config, platform, stripe)
         dashboards.append(order.dashboard.dashboard_name)
     if config.runs("fulfilment"):
-        dashboards.append(Fulfilment(config, platform).dashboard.dashboard_name)
+        fulfilment = Fulfilment(config, platform)
+        dashboards.append(fulfilment.dashboard.dashboard_name)
     if config.runs("reports"):
         dashboards.append(Reports(config, platform).dashboard.dashboard_name)
 
@@ -35,6 +37,9 @@ def build() -> None:
         pulumi.export("webhookUrl", platform.api.route_url(WEBHOOK_PATH))
         pulumi.export("ordersTable", order.orders.name)
         pulumi.export("productsTable", order.products.name)
+    if fulfilment is not None:
+        pulumi.export("fulfilmentTable", fulfilment.table.name)
+        pulumi.export("downloadsBucket", fulfilment.downloads.name)
     if platform.user_pool_id is not None:
         pulumi.export("userPoolId", platform.user_pool_id)
         pulumi.export("userPoolClientId", platform.user_pool_client_id)

@@ -8,10 +8,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
 from project_paths import DOCS_DIR, PROJECT_ROOT
+from services.order import PUBLIC_ROUTES
 
 ROOT, DOCS = PROJECT_ROOT, DOCS_DIR
 
@@ -47,13 +49,20 @@ WEBHOOK_PATH = {
 }
 
 
+def _route_key(method: str, path: str) -> tuple[str, str]:
+    """A route as API Gateway's template and Powertools' path both name it: parameters unnamed."""
+    return method.lower(), re.sub(r"\{[^}]+\}", "{}", path)
+
+
 def openapi() -> str:
-    """One document for the whole storefront API: the order and reports resolvers and the webhook."""
+    """One document for the whole storefront API: the order, fulfilment and reports resolvers and the
+    webhook. The routes the program declares public (services.order.PUBLIC_ROUTES) need no token."""
     for name, value in DOC_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
     sys.path.insert(0, str(ROOT / "lambdas"))
     from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
+    from fulfilment.handlers.api import app as fulfilment
     from order.handlers.api import app as orders
     from reports.handlers.report_api import app as reports
 
@@ -63,13 +72,20 @@ def openapi() -> str:
             security=[{"cognito": []}],
             title="The Better Store storefront API",
             version="1.0.0",
-            description="Stage base path /v1. Every route but the Stripe webhook needs a Cognito ID token "
-            "(Authorization header); /reports/monthly also needs the admin group.",
+            description="Stage base path /v1. Every route but the catalog (/products) and the Stripe webhook "
+            "needs a Cognito ID token (Authorization header); /reports/monthly also needs the admin group, "
+            "/fulfilment/* the warehouse group.",
         )
     )
-    report_schema = json.loads(reports.get_openapi_json_schema())
-    schema["paths"].update(report_schema["paths"])
-    schema["components"]["schemas"].update(report_schema.get("components", {}).get("schemas", {}))
+    for app in (fulfilment, reports):
+        other = json.loads(app.get_openapi_json_schema())
+        schema["paths"].update(other["paths"])
+        schema["components"]["schemas"].update(other.get("components", {}).get("schemas", {}))
+    public = {_route_key(method, path) for method, path in PUBLIC_ROUTES}
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            if _route_key(method, path) in public:
+                operation["security"] = []
     schema["paths"]["/webhooks/stripe"] = WEBHOOK_PATH
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 

@@ -1,39 +1,72 @@
-"""The fulfilment use cases over two ports: the FulfilmentStore below (adapter: store.py) and a publish
-function (adapter: shared.bus), put together by wiring.py.
+"""The fulfilment use cases over their ports: the FulfilmentStore below (adapter: store.py), a publish
+function (adapter: shared.bus) and, for the download route, a DownloadFiles (adapter: files.py), put
+together by wiring.py.
 
-Every step is a conditional write that is a no-op when already done, so an OrderConfirmed delivered again
-after a crash at any point resumes where the first attempt stopped and creates nothing twice:
+A confirmed order (OrderConfirmed) is written in one conditional transaction when its records fit one
+(the common case): the order's record, an item per line (a digital line with its delivery), the dispatch
+request. A bigger order is written step by step, each step a conditional write that is a no-op when
+already done, so a redelivery after a crash at any point resumes where the first attempt stopped:
 
     begin (ORDER FULFILLING) → items PENDING → dispatch request → each item PROCESSED (delivery token |
-    dispatch) → no item pending: ORDER FULFILLED → publish OrderFulfilled → ORDER marked published
-"""
+    dispatch) → ORDER AWAITING_DISPATCH | FULFILLED
+
+Either way, then: announce it (OrderFulfilled for a digital-only order, else FulfilmentUpdated) → mark the
+announcement published. A redelivery finds the record and resumes from it (next_step).
+
+The warehouse closes a dispatch request (dispatched or failed) with one conditional transaction that is
+refused once the order is cancelled; a cancellation (OrderCancelled) stops a request not yet closed. Each
+closing is announced (OrderFulfilled when dispatched, else FulfilmentUpdated) and marked published, so a
+repeated request gets the same answer and no second event."""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
 from fulfilment.domain import (
+    Closing,
+    Conflict,
+    Delivery,
+    Dispatch,
     DispatchLine,
     DispatchStatus,
+    DownloadGrant,
+    Fulfilment,
+    Gone,
     ItemStatus,
+    NotFound,
     OrderRecord,
     Outcome,
     Step,
     all_processed,
     cancel_outcome,
     check_handled,
+    closed,
+    closing_announcement,
+    closing_refusal,
+    confirmation_announcement,
     dispatch_lines,
-    fulfilled_detail,
+    fits_one_transaction,
+    new_delivery,
     next_step,
+    planned,
 )
 from shared.clock import utc_now
-from shared.events import DetailType, EventDetail, ItemKind, OrderSnapshot, StoreEvent
+from shared.events import DetailType, EventDetail, FulfilmentDetail, ItemKind, OrderSnapshot, StoreEvent
+
+MAX_ATTEMPTS = 3  # re-read and decide again when a cancellation or another request got there first
 
 
 class FulfilmentStore(Protocol):
+    def fulfil_at_once(
+        self, order: OrderSnapshot, deliveries: dict[int, Delivery], now: datetime
+    ) -> OrderRecord | None:
+        """Write every record of the order in one transaction, if none exists yet; else write nothing
+        and return the order's record as stored (an earlier attempt, or a cancellation's tombstone)."""
+
     def begin(self, order: OrderSnapshot, now: datetime) -> OrderRecord | None:
         """Record the order as FULFILLING; if it is already recorded, return that record instead."""
 
@@ -42,15 +75,20 @@ class FulfilmentStore(Protocol):
     def request_dispatch(self, order_id: str, lines: Sequence[DispatchLine], now: datetime) -> bool:
         """False when the order was cancelled first (no request is then made)."""
 
-    def deliver(self, order_id: str, index: int, download_token: str, now: datetime) -> None: ...
+    def deliver(self, order: OrderSnapshot, index: int, delivery: Delivery) -> None: ...
 
     def mark_dispatch_requested(self, order_id: str, index: int, now: datetime) -> None: ...
 
     def item_statuses(self, order_id: str) -> dict[int, ItemStatus]: ...
 
-    def mark_fulfilled(self, order_id: str, now: datetime) -> OrderRecord: ...
+    def mark_processed(self, order: OrderSnapshot, now: datetime) -> OrderRecord:
+        """Every line is processed: AWAITING_DISPATCH, or FULFILLED (digital only) with its time kept."""
 
-    def mark_published(self, order_id: str, now: datetime) -> None: ...
+    def load(self, order_id: str) -> Fulfilment | None:
+        """Everything stored about the order (one consistent read); None when nothing is."""
+
+    def mark_published(self, order_id: str, now: datetime) -> None:
+        """The confirmation's announcement is on the bus."""
 
     def mark_cancelled(self, order_id: str, version: int, now: datetime) -> OrderRecord | None:
         """The record as it was before (None: fulfilment never saw the order)."""
@@ -58,9 +96,39 @@ class FulfilmentStore(Protocol):
     def stop_dispatch(self, order_id: str, now: datetime) -> DispatchStatus | None:
         """Stop a REQUESTED dispatch; return its status before (None: there is no dispatch request)."""
 
+    def close_dispatch(self, order_id: str, closing: Closing, now: datetime) -> bool:
+        """Close a REQUESTED dispatch request of an order not cancelled, as `closing` says (a dispatch
+        also fulfils the order); False, writing nothing, when either condition does not hold."""
+
+    def mark_dispatch_published(self, order_id: str, now: datetime) -> None:
+        """The dispatch request's closing is on the bus."""
+
+    def open_dispatches(self, limit: int, cursor: str | None) -> DispatchPage:
+        """REQUESTED dispatch requests, oldest first; the cursor is opaque (one the store did not hand
+        out raises shared.cursors.InvalidCursor)."""
+
+    def find_download(self, token: str) -> DownloadGrant | None: ...
+
+
+class DownloadFiles(Protocol):
+    def link(self, product_id: str) -> DownloadLink:
+        """A short-lived URL of the product's file."""
+
+
+@dataclass(frozen=True)
+class DispatchPage:
+    dispatches: list[Dispatch]
+    cursor: str | None
+
+
+@dataclass(frozen=True)
+class DownloadLink:
+    url: str
+    expires_at: datetime
+
 
 # Puts one event on the bus; raises when the event was not accepted (shared.bus.publish).
-Publish = Callable[[DetailType, EventDetail], None]
+Publish = Callable[[DetailType, EventDetail | FulfilmentDetail], None]
 
 
 class IncompleteFulfilment(RuntimeError):
@@ -68,6 +136,8 @@ class IncompleteFulfilment(RuntimeError):
 
 
 def new_download_token() -> str:
+    # 256 random bits, URL-safe: unguessable ("secrets — Generate secure random numbers for managing
+    # secrets", https://docs.python.org/3/library/secrets.html#how-many-bytes-should-tokens-use).
     return secrets.token_urlsafe(32)
 
 
@@ -77,30 +147,51 @@ class FulfilmentService:
         store: FulfilmentStore,
         publish: Publish,
         *,
+        files: DownloadFiles | None = None,  # only the download route hands out files
         clock: Callable[[], datetime] = utc_now,
         new_token: Callable[[], str] = new_download_token,
+        fits_one_write: Callable[[OrderSnapshot], bool] = fits_one_transaction,
     ) -> None:
         self._store = store
         self._publish_event = publish
+        self._files = files
         self._clock = clock
         self._new_token = new_token
+        self._fits_one_write = fits_one_write
+
+    # --- the order events (the consumer) ------------------------------------------------------------
 
     def handle(self, event: StoreEvent) -> Outcome:
         order = check_handled(event)
         if event.detail_type is DetailType.ORDER_CONFIRMED:
             return self.confirm(order)
-        return self.cancel(order)
+        outcome = self.cancel(order)
+        if event.detail_type is DetailType.ORDER_REFUNDED and outcome is Outcome.ALREADY_DISPATCHED:
+            return Outcome.REFUND_AFTER_DISPATCH
+        return outcome
 
     def confirm(self, order: OrderSnapshot) -> Outcome:
-        existing = self._store.begin(order, self._clock())
-        if existing is None:
-            return self._fulfil(order)
+        now = self._clock()
+        if self._fits_one_write(order):
+            deliveries = {
+                index: new_delivery(self._new_token(), now)
+                for index, item in enumerate(order.items)
+                if item.kind is ItemKind.DIGITAL
+            }
+            existing = self._store.fulfil_at_once(order, deliveries, now)
+            if existing is None:
+                # Written just now: announced from what was written, without reading it back.
+                return self._announce_confirmation(planned(order, deliveries, now))
+        else:
+            existing = self._store.begin(order, now)
+            if existing is None:
+                return self._fulfil_step_by_step(order)
         match next_step(existing):
             case Step.FULFIL:
                 # The stored snapshot is the one the first attempt started with: resume with exactly it.
-                return self._fulfil(existing.snapshot or order)
+                return self._fulfil_step_by_step(existing.snapshot or order)
             case Step.PUBLISH:
-                self._publish(existing)
+                self._announce_confirmation(self._load(order.orderId))
                 return Outcome.REPUBLISHED
             case Step.NOTHING:
                 return Outcome.ALREADY_FULFILLED
@@ -110,13 +201,17 @@ class FulfilmentService:
     def cancel(self, order: OrderSnapshot) -> Outcome:
         now = self._clock()
         # Mark first, stop second: a dispatch request racing with us either exists by now (and is stopped)
-        # or is refused because the order is marked cancelled.
+        # or is refused because the order is marked cancelled; so is the warehouse's closing of it.
         before = self._store.mark_cancelled(order.orderId, order.version, now)
         if before is None or before.snapshot is None:
             return Outcome.UNKNOWN_ORDER
-        return cancel_outcome(self._store.stop_dispatch(order.orderId, now))
+        outcome = cancel_outcome(self._store.stop_dispatch(order.orderId, now))
+        if outcome in (Outcome.DISPATCH_STOPPED, Outcome.ALREADY_STOPPED):
+            # The customer sees the lines withdrawn; announced until marked so (a redelivery resumes).
+            self._announce_closing(self._load(order.orderId))
+        return outcome
 
-    def _fulfil(self, order: OrderSnapshot) -> Outcome:
+    def _fulfil_step_by_step(self, order: OrderSnapshot) -> Outcome:
         now = self._clock()
         order_id = order.orderId
         self._store.add_items(order, now)
@@ -125,20 +220,72 @@ class FulfilmentService:
             return Outcome.SKIPPED_CANCELLED
         for index, item in enumerate(order.items):
             if item.kind is ItemKind.DIGITAL:
-                self._store.deliver(order_id, index, self._new_token(), now)
+                self._store.deliver(order, index, new_delivery(self._new_token(), now))
             else:
                 self._store.mark_dispatch_requested(order_id, index, now)
         if not all_processed(order, self._store.item_statuses(order_id)):
             raise IncompleteFulfilment(f"order {order_id} still has pending items")
-        record = self._store.mark_fulfilled(order_id, now)
+        record = self._store.mark_processed(order, now)
         if next_step(record) is Step.CANCELLED:
             return Outcome.SKIPPED_CANCELLED
-        self._publish(record)
-        return Outcome.FULFILLED
+        return self._announce_confirmation(self._load(order_id))
 
-    def _publish(self, record: OrderRecord) -> None:
-        if record.snapshot is None or record.fulfilled_at is None:
-            raise IncompleteFulfilment(f"order {record.order_id} is not fulfilled: nothing to publish")
-        detail = fulfilled_detail(record.snapshot, record.fulfilled_at)
-        self._publish_event(DetailType.ORDER_FULFILLED, detail)
-        self._store.mark_published(record.order_id, self._clock())
+    def _announce_confirmation(self, fulfilment: Fulfilment) -> Outcome:
+        """Built only from what is stored (or was just written), so a re-publish after a crash is the
+        very same event."""
+        detail_type, detail = confirmation_announcement(fulfilment)
+        self._publish_event(detail_type, detail)
+        self._store.mark_published(fulfilment.order.order_id, self._clock())
+        return Outcome.FULFILLED if fulfilment.dispatch is None else Outcome.DISPATCH_REQUESTED
+
+    # --- the warehouse ----------------------------------------------------------------------------------
+
+    def open_dispatches(self, limit: int, cursor: str | None) -> DispatchPage:
+        return self._store.open_dispatches(limit, cursor)
+
+    def close_dispatch(self, order_id: str, closing: Closing) -> Dispatch:
+        """The warehouse dispatched (or failed) an order's dispatch request: record it once, announce it
+        once. A repeat of the same closing gets the same answer and no second event; anything else on a
+        closed or withdrawn request is a Conflict, an unknown order NotFound."""
+        for _ in range(MAX_ATTEMPTS):
+            fulfilment = self._store.load(order_id)
+            refusal = closing_refusal(fulfilment, order_id, closing)
+            if refusal is not None:
+                raise refusal
+            assert fulfilment is not None and fulfilment.dispatch is not None
+            if fulfilment.dispatch.status is DispatchStatus.REQUESTED:
+                now = self._clock()
+                if not self._store.close_dispatch(order_id, closing, now):
+                    continue  # cancelled or closed meanwhile: decide again on what is stored now
+                fulfilment = closed(fulfilment, closing, now)
+            return self._announce_closing(fulfilment)
+        raise Conflict(f"the dispatch request of order {order_id} kept changing; look at it again")
+
+    def _announce_closing(self, fulfilment: Fulfilment) -> Dispatch:
+        """Announce a closed dispatch request unless it was already; the request as it is then."""
+        dispatch = fulfilment.dispatch
+        assert dispatch is not None and dispatch.status is not DispatchStatus.REQUESTED
+        if not dispatch.published:
+            detail_type, detail = closing_announcement(fulfilment)
+            self._publish_event(detail_type, detail)
+            self._store.mark_dispatch_published(fulfilment.order.order_id, self._clock())
+        return replace(dispatch, published=True)
+
+    # --- downloads -------------------------------------------------------------------------------------
+
+    def download(self, customer_id: str, token: str) -> DownloadLink:
+        """The file behind a download token of the customer's: another customer's token, or a token
+        that was never handed out, is not found (NotFound); an expired one is Gone."""
+        assert self._files is not None, "the download route wires its files"
+        grant = self._store.find_download(token)
+        if grant is None or grant.customer_id != customer_id:
+            raise NotFound("no such download")
+        if self._clock() >= grant.expires_at:
+            raise Gone(f"this download link expired at {grant.expires_at.isoformat()}")
+        return self._files.link(grant.product_id)
+
+    def _load(self, order_id: str) -> Fulfilment:
+        fulfilment = self._store.load(order_id)
+        if fulfilment is None:
+            raise IncompleteFulfilment(f"order {order_id} has no fulfilment record")
+        return fulfilment

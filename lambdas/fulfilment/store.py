@@ -1,12 +1,17 @@
 """The fulfilment table (DynamoDB: hash key `orderId`, range key `sk`), one partition per order: the
 fulfilment service's FulfilmentStore (fulfilment.service).
 
-    sk ORDER        fulfilment's record: status FULFILLING → FULFILLED, the confirmed snapshot (JSON),
-                    fulfilledAt, publishedAt once OrderFulfilled is on the bus, cancelledAt once cancelled
-                    (a cancellation for an order never seen leaves a CANCELLED tombstone)
+    sk ORDER        fulfilment's record: status FULFILLING → AWAITING_DISPATCH | FULFILLED, the confirmed
+                    snapshot (JSON), fulfilledAt, publishedAt once the confirmation's announcement is on the
+                    bus, cancelledAt once cancelled (a cancellation for an order never seen leaves a
+                    CANCELLED tombstone)
     sk ITEM#0000    one per order line, PENDING → PROCESSED; a digital line carries its delivery (download
-                    token): the record a mailer reads
-    sk DISPATCH     the dispatch request for the physical lines: REQUESTED → DISPATCHED (warehouse) | STOPPED
+                    token, expiry) and, for the `downloads` index, the token and the customer
+    sk DISPATCH     the dispatch request for the physical lines: REQUESTED → DISPATCHED | FAILED (the
+                    warehouse) | STOPPED (a cancellation); publishedAt once its closing is on the bus.
+                    While REQUESTED it carries `dispatchQueue`, the key of the sparse `openDispatches`
+                    index (oldest first by requestedAt): the warehouse's list is a query of the open
+                    requests only, never a scan of the table
 
 Every write is conditional, so repeating it changes nothing."""
 
@@ -20,14 +25,39 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from fulfilment.domain import DispatchLine, DispatchStatus, FulfilmentStatus, ItemStatus, OrderRecord
+from fulfilment.domain import (
+    Closing,
+    Delivery,
+    Dispatch,
+    DispatchLine,
+    DispatchStatus,
+    DownloadGrant,
+    Fulfilment,
+    FulfilmentStatus,
+    ItemStatus,
+    OrderRecord,
+    dispatch_lines,
+    status_when_processed,
+)
+from fulfilment.service import DispatchPage
+from shared.cursors import InvalidCursor, decode_cursor, encode_cursor
 from shared.dynamodb import CONDITION_FAILED, is_condition_failure
-from shared.events import OrderSnapshot
+from shared.events import ItemKind, OrderSnapshot
 
 ORDER_SK = "ORDER"
 DISPATCH_SK = "DISPATCH"
 ITEM_PREFIX = "ITEM#"
+OPEN_DISPATCHES_INDEX = "openDispatches"
+DOWNLOADS_INDEX = "downloads"
+# The one partition of the open-dispatches index: the warehouse's queue, in requestedAt order.
+OPEN = "OPEN"
 _NAME = re.compile(r"#(\w+)")
+# What the warehouse records when it closes a request, by the status it closes it with.
+_CLOSED_AT = {
+    DispatchStatus.DISPATCHED: "dispatchedAt",
+    DispatchStatus.FAILED: "failedAt",
+    DispatchStatus.STOPPED: "stoppedAt",
+}
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -46,16 +76,46 @@ def _from_dynamo(item: Mapping[str, Any]) -> dict[str, Any]:
     return {name: _deserializer.deserialize(value) for name, value in item.items()}
 
 
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
 def _order_record(item: Mapping[str, Any]) -> OrderRecord:
     snapshot = item.get("snapshot")
-    fulfilled_at = item.get("fulfilledAt")
     return OrderRecord(
         order_id=str(item["orderId"]),
         status=FulfilmentStatus(item["status"]),
         snapshot=OrderSnapshot.model_validate_json(snapshot) if snapshot else None,
-        fulfilled_at=datetime.fromisoformat(fulfilled_at) if fulfilled_at else None,
+        fulfilled_at=_time(item.get("fulfilledAt")),
         published="publishedAt" in item,
         cancelled="cancelledAt" in item,
+    )
+
+
+def _dispatch(item: Mapping[str, Any]) -> Dispatch:
+    status = DispatchStatus(item["status"])
+    closed_at = _CLOSED_AT.get(status)
+    return Dispatch(
+        order_id=str(item["orderId"]),
+        status=status,
+        lines=tuple(
+            DispatchLine(int(line["index"]), line["productId"], line["productName"], int(line["quantity"]))
+            for line in item["lines"]
+        ),
+        requested_at=datetime.fromisoformat(item["requestedAt"]),
+        closed_at=_time(item.get(closed_at)) if closed_at else None,
+        carrier=item.get("carrier"),
+        tracking_number=item.get("trackingNumber"),
+        reason=item.get("reason"),
+        published="publishedAt" in item,
+    )
+
+
+def _delivery(delivery: Mapping[str, Any]) -> Delivery:
+    return Delivery(
+        token=delivery["downloadToken"],
+        delivered_at=datetime.fromisoformat(delivery["deliveredAt"]),
+        expires_at=datetime.fromisoformat(delivery["expiresAt"]),
     )
 
 
@@ -66,6 +126,112 @@ class FulfilmentTable:
 
     def _key(self, order_id: str, sk: str) -> dict[str, Any]:
         return _to_dynamo({"orderId": order_id, "sk": sk})
+
+    # --- the records of a confirmed order ------------------------------------------------------------
+
+    def _order_values(self, order: OrderSnapshot, status: FulfilmentStatus, now: datetime) -> dict[str, Any]:
+        values = {
+            "orderId": order.orderId,
+            "sk": ORDER_SK,
+            "status": status.value,
+            "snapshot": order.model_dump_json(),
+            "confirmedVersion": order.version,
+            "receivedAt": now.isoformat(),
+        }
+        if status is FulfilmentStatus.FULFILLED:
+            values["fulfilledAt"] = now.isoformat()
+        return values
+
+    def _item_values(
+        self, order: OrderSnapshot, index: int, status: ItemStatus, now: datetime
+    ) -> dict[str, Any]:
+        item = order.items[index]
+        return {
+            "orderId": order.orderId,
+            "sk": item_sk(index),
+            "index": index,
+            "productId": item.productId,
+            "productName": item.productName,
+            "kind": item.kind.value,
+            "quantity": item.quantity,
+            "status": status.value,
+            "createdAt": now.isoformat(),
+        }
+
+    @staticmethod
+    def _processed(delivery: Delivery | None, customer_id: str, now: datetime) -> dict[str, Any]:
+        """What a processed line records: its delivery (digital) or its dispatch request (physical)."""
+        if delivery is None:
+            return {"dispatch": DISPATCH_SK}
+        return {
+            "delivery": {
+                "downloadToken": delivery.token,
+                "deliveredAt": delivery.delivered_at.isoformat(),
+                "expiresAt": delivery.expires_at.isoformat(),
+            },
+            # The downloads index's key, and who may use the token.
+            "downloadToken": delivery.token,
+            "customerId": customer_id,
+        }
+
+    def _dispatch_values(self, order_id: str, lines: Sequence[DispatchLine], now: datetime) -> dict[str, Any]:
+        return {
+            "orderId": order_id,
+            "sk": DISPATCH_SK,
+            "status": DispatchStatus.REQUESTED.value,
+            "lines": [
+                {
+                    "index": line.index,
+                    "productId": line.product_id,
+                    "productName": line.product_name,
+                    "quantity": line.quantity,
+                }
+                for line in lines
+            ],
+            "requestedAt": now.isoformat(),
+            "dispatchQueue": OPEN,
+        }
+
+    def _put(self, values: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": _to_dynamo(values),
+                "ConditionExpression": "attribute_not_exists(sk)",
+                **extra,
+            }
+        }
+
+    def fulfil_at_once(
+        self, order: OrderSnapshot, deliveries: dict[int, Delivery], now: datetime
+    ) -> OrderRecord | None:
+        lines = dispatch_lines(order)
+        order_values = self._order_values(order, status_when_processed(order), now)
+        if lines:
+            order_values["dispatchRequestedAt"] = now.isoformat()  # as request_dispatch records it
+        items = [
+            self._put(order_values, ReturnValuesOnConditionCheckFailure="ALL_OLD"),
+            *(
+                self._put(
+                    self._item_values(order, index, ItemStatus.PROCESSED, now)
+                    | {"processedAt": now.isoformat()}
+                    | self._processed(deliveries.get(index), order.customerId, now)
+                )
+                for index in range(len(order.items))
+            ),
+        ]
+        if lines:
+            items.append(self._put(self._dispatch_values(order.orderId, lines, now)))
+        try:
+            self._client.transact_write_items(TransactItems=items)
+        except ClientError as error:
+            reasons = _cancellation_reasons(error)
+            if reasons and reasons[0].get("Code") == CONDITION_FAILED and "Item" in reasons[0]:
+                return _order_record(_from_dynamo(reasons[0]["Item"]))  # an earlier attempt or a tombstone
+            raise
+        return None
+
+    # --- … or step by step, for an order beyond one transaction --------------------------------------
 
     def _put_if_absent(self, values: Mapping[str, Any]) -> dict[str, Any] | None:
         """Create the item; if it exists, leave it and return it as stored."""
@@ -96,75 +262,42 @@ class FulfilmentTable:
         request: dict[str, Any] = {
             "TableName": self._table,
             "Key": self._key(order_id, sk),
-            "UpdateExpression": expression,
-            "ExpressionAttributeValues": _to_dynamo(values),
             "ReturnValues": return_values,
+            **self._expression(expression, values, condition),
         }
         if condition:
-            request |= {"ConditionExpression": condition, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
-        # Attribute names are written `#name` (some, like `status`, are reserved words); DynamoDB rejects a
-        # declared name the expressions do not use, so declare exactly those used.
+            request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        return _from_dynamo(self._client.update_item(**request).get("Attributes", {}))
+
+    @staticmethod
+    def _expression(expression: str, values: Mapping[str, Any], condition: str | None) -> dict[str, Any]:
+        """An update's expressions. Attribute names are written `#name` (some, like `status`, are reserved
+        words); DynamoDB rejects a declared name or value the expressions do not use, so declare exactly
+        those used."""
+        request: dict[str, Any] = {"UpdateExpression": expression}
+        if condition:
+            request["ConditionExpression"] = condition
+        if values:
+            request["ExpressionAttributeValues"] = _to_dynamo(values)
         names = {f"#{name}": name for name in _NAME.findall(f"{expression} {condition or ''}")}
         if names:
             request["ExpressionAttributeNames"] = names
-        return _from_dynamo(self._client.update_item(**request).get("Attributes", {}))
+        return request
 
     def begin(self, order: OrderSnapshot, now: datetime) -> OrderRecord | None:
-        existing = self._put_if_absent(
-            {
-                "orderId": order.orderId,
-                "sk": ORDER_SK,
-                "status": FulfilmentStatus.FULFILLING.value,
-                "snapshot": order.model_dump_json(),
-                "confirmedVersion": order.version,
-                "receivedAt": now.isoformat(),
-            }
-        )
+        existing = self._put_if_absent(self._order_values(order, FulfilmentStatus.FULFILLING, now))
         return _order_record(existing) if existing is not None else None
 
     def add_items(self, order: OrderSnapshot, now: datetime) -> None:
-        for index, item in enumerate(order.items):
-            self._put_if_absent(
-                {
-                    "orderId": order.orderId,
-                    "sk": item_sk(index),
-                    "index": index,
-                    "productId": item.productId,
-                    "productName": item.productName,
-                    "kind": item.kind.value,
-                    "quantity": item.quantity,
-                    "status": ItemStatus.PENDING.value,
-                    "createdAt": now.isoformat(),
-                }
-            )
+        for index in range(len(order.items)):
+            self._put_if_absent(self._item_values(order, index, ItemStatus.PENDING, now))
 
     def request_dispatch(self, order_id: str, lines: Sequence[DispatchLine], now: datetime) -> bool:
         # One transaction: the request exists only if the order was not cancelled when it was made.
-        dispatch = {
-            "orderId": order_id,
-            "sk": DISPATCH_SK,
-            "status": DispatchStatus.REQUESTED.value,
-            "lines": [
-                {
-                    "index": line.index,
-                    "productId": line.item.productId,
-                    "productName": line.item.productName,
-                    "quantity": line.item.quantity,
-                }
-                for line in lines
-            ],
-            "requestedAt": now.isoformat(),
-        }
         try:
             self._client.transact_write_items(
                 TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": _to_dynamo(dispatch),
-                            "ConditionExpression": "attribute_not_exists(sk)",
-                        }
-                    },
+                    self._put(self._dispatch_values(order_id, lines, now)),
                     {
                         "Update": {
                             "TableName": self._table,
@@ -179,11 +312,10 @@ class FulfilmentTable:
                 ]
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+            reasons = _cancellation_reasons(error)
+            if not reasons:
                 raise
-            dispatch_reason, order_reason = (
-                reason.get("Code") for reason in error.response.get("CancellationReasons", [{}, {}])
-            )
+            dispatch_reason, order_reason = (reason.get("Code") for reason in reasons)
             if order_reason == CONDITION_FAILED:
                 return False
             if dispatch_reason == CONDITION_FAILED and order_reason in (None, "None"):
@@ -220,12 +352,12 @@ class FulfilmentTable:
             condition="#status = :pending",
         )
 
-    def deliver(self, order_id: str, index: int, download_token: str, now: datetime) -> None:
-        delivery = {"downloadToken": download_token, "deliveredAt": now.isoformat()}
-        self._process_item(order_id, index, now, {"delivery": delivery})
+    def deliver(self, order: OrderSnapshot, index: int, delivery: Delivery) -> None:
+        now = delivery.delivered_at
+        self._process_item(order.orderId, index, now, self._processed(delivery, order.customerId, now))
 
     def mark_dispatch_requested(self, order_id: str, index: int, now: datetime) -> None:
-        self._process_item(order_id, index, now, {"dispatch": DISPATCH_SK})
+        self._process_item(order_id, index, now, self._processed(None, "", now))
 
     def item_statuses(self, order_id: str) -> dict[int, ItemStatus]:
         statuses: dict[int, ItemStatus] = {}
@@ -243,16 +375,45 @@ class FulfilmentTable:
                 statuses[int(item["index"])] = ItemStatus(item["status"])
         return statuses
 
-    def mark_fulfilled(self, order_id: str, now: datetime) -> OrderRecord:
+    def mark_processed(self, order: OrderSnapshot, now: datetime) -> OrderRecord:
+        status = status_when_processed(order)
+        fulfilled = (
+            ", fulfilledAt = if_not_exists(fulfilledAt, :now)" if status is FulfilmentStatus.FULFILLED else ""
+        )
         return _order_record(
             self._update(
-                order_id,
+                order.orderId,
                 ORDER_SK,
-                "SET #status = :fulfilled, fulfilledAt = if_not_exists(fulfilledAt, :now)",
-                {":fulfilled": FulfilmentStatus.FULFILLED.value, ":now": now.isoformat()},
+                f"SET #status = :status{fulfilled}",
+                {":status": status.value} | ({":now": now.isoformat()} if fulfilled else {}),
                 condition="attribute_exists(sk)",
                 return_values="ALL_NEW",
             )
+        )
+
+    # --- reading an order's fulfilment back ----------------------------------------------------------
+
+    def load(self, order_id: str) -> Fulfilment | None:
+        items: list[dict[str, Any]] = []
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self._table,
+            KeyConditionExpression="orderId = :orderId",
+            ExpressionAttributeValues=_to_dynamo({":orderId": order_id}),
+            ConsistentRead=True,
+        ):
+            items += [_from_dynamo(raw) for raw in page.get("Items", [])]
+        by_sk = {str(item["sk"]): item for item in items}
+        if ORDER_SK not in by_sk:
+            return None
+        return Fulfilment(
+            order=_order_record(by_sk[ORDER_SK]),
+            deliveries={
+                int(item["index"]): _delivery(item["delivery"])
+                for sk, item in by_sk.items()
+                if sk.startswith(ITEM_PREFIX) and "delivery" in item
+            },
+            dispatch=_dispatch(by_sk[DISPATCH_SK]) if DISPATCH_SK in by_sk else None,
         )
 
     def mark_published(self, order_id: str, now: datetime) -> None:
@@ -263,6 +424,8 @@ class FulfilmentTable:
             {":now": now.isoformat()},
             condition="attribute_exists(sk)",
         )
+
+    # --- cancellation ------------------------------------------------------------------------------------
 
     def mark_cancelled(self, order_id: str, version: int, now: datetime) -> OrderRecord | None:
         # An upsert: for an order never seen it leaves a tombstone, so a late OrderConfirmed is not fulfilled.
@@ -280,7 +443,7 @@ class FulfilmentTable:
         stored = self._update_unless_done(
             order_id,
             DISPATCH_SK,
-            "SET #status = :stopped, stoppedAt = :now",
+            "SET #status = :stopped, stoppedAt = :now REMOVE dispatchQueue",
             {
                 ":stopped": DispatchStatus.STOPPED.value,
                 ":requested": DispatchStatus.REQUESTED.value,
@@ -292,3 +455,120 @@ class FulfilmentTable:
             return DispatchStatus.REQUESTED
         status = stored.get("status")
         return DispatchStatus(status) if status else None
+
+    # --- the warehouse ------------------------------------------------------------------------------------
+
+    def close_dispatch(self, order_id: str, closing: Closing, now: datetime) -> bool:
+        details = (
+            {"carrier": closing.carrier, "trackingNumber": closing.tracking_number}
+            if closing.status is DispatchStatus.DISPATCHED
+            else {"reason": closing.reason}
+        )
+        details[_CLOSED_AT[closing.status]] = now.isoformat()
+        dispatch = self._expression(
+            "SET #status = :closed, "
+            + ", ".join(f"#{name} = :{name}" for name in details)
+            + " REMOVE dispatchQueue",
+            {":closed": closing.status.value, ":requested": DispatchStatus.REQUESTED.value}
+            | {f":{name}": value for name, value in details.items()},
+            "#status = :requested",
+        )
+        # The order's record guards the closing: none once the order is cancelled (a cancellation marks
+        # it before it stops the request). A dispatch also fulfils the order.
+        not_cancelled = "attribute_exists(sk) AND attribute_not_exists(cancelledAt)"
+        if closing.status is DispatchStatus.DISPATCHED:
+            order: dict[str, Any] = {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": self._key(order_id, ORDER_SK),
+                    **self._expression(
+                        "SET #status = :fulfilled, fulfilledAt = if_not_exists(fulfilledAt, :now)",
+                        {":fulfilled": FulfilmentStatus.FULFILLED.value, ":now": now.isoformat()},
+                        not_cancelled,
+                    ),
+                }
+            }
+        else:
+            order = {
+                "ConditionCheck": {
+                    "TableName": self._table,
+                    "Key": self._key(order_id, ORDER_SK),
+                    "ConditionExpression": not_cancelled,
+                }
+            }
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": self._key(order_id, DISPATCH_SK),
+                            **dispatch,
+                        }
+                    },
+                    order,
+                ]
+            )
+        except ClientError as error:
+            if any(reason.get("Code") == CONDITION_FAILED for reason in _cancellation_reasons(error)):
+                return False
+            raise
+        return True
+
+    def mark_dispatch_published(self, order_id: str, now: datetime) -> None:
+        self._update(
+            order_id,
+            DISPATCH_SK,
+            "SET publishedAt = if_not_exists(publishedAt, :now)",
+            {":now": now.isoformat()},
+            condition="attribute_exists(sk)",
+        )
+
+    def open_dispatches(self, limit: int, cursor: str | None) -> DispatchPage:
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": OPEN_DISPATCHES_INDEX,
+            "KeyConditionExpression": "dispatchQueue = :open",
+            "ExpressionAttributeValues": _to_dynamo({":open": OPEN}),
+            "ScanIndexForward": True,  # oldest first
+            "Limit": limit,
+        }
+        if cursor:
+            key = decode_cursor(cursor, {"orderId", "sk", "dispatchQueue", "requestedAt"})
+            if key["sk"] != DISPATCH_SK or key["dispatchQueue"] != OPEN:
+                raise InvalidCursor("cursor is not valid: start again without it")
+            query["ExclusiveStartKey"] = _to_dynamo(key)
+        response = self._client.query(**query)
+        last = response.get("LastEvaluatedKey")
+        return DispatchPage(
+            dispatches=[_dispatch(_from_dynamo(item)) for item in response.get("Items", [])],
+            cursor=encode_cursor(_from_dynamo(last)) if last else None,
+        )
+
+    # --- downloads ----------------------------------------------------------------------------------------
+
+    def find_download(self, token: str) -> DownloadGrant | None:
+        response = self._client.query(
+            TableName=self._table,
+            IndexName=DOWNLOADS_INDEX,
+            KeyConditionExpression="downloadToken = :token",
+            ExpressionAttributeValues=_to_dynamo({":token": token}),
+        )
+        for raw in response.get("Items", []):
+            item = _from_dynamo(raw)
+            if item.get("kind") == ItemKind.DIGITAL.value and "delivery" in item:
+                return DownloadGrant(
+                    order_id=str(item["orderId"]),
+                    index=int(item["index"]),
+                    customer_id=str(item["customerId"]),
+                    product_id=str(item["productId"]),
+                    expires_at=_delivery(item["delivery"]).expires_at,
+                )
+        return None
+
+
+def _cancellation_reasons(error: ClientError) -> list[dict[str, Any]]:
+    """Why DynamoDB cancelled a transaction, one reason per action in order; [] for any other error."""
+    if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return []
+    return list(error.response.get("CancellationReasons", []))

@@ -12,7 +12,11 @@ version, so a duplicate or out-of-order event changes nothing.
 
 Refunds and disputes are not steps of the machine but what Stripe last reported about each (merged
 monotonically: a refund's or dispute's status only moves forward), so they too converge whatever order
-Stripe's events arrive in; an order whose succeeded refunds cover its total is REFUNDED."""
+Stripe's events arrive in; an order whose succeeded refunds cover its total is REFUNDED.
+
+Each line also shows fulfilment's state of it (event-carried: FulfilmentUpdated, OrderFulfilled), kept
+beside the status machine rather than in it: a line update is not a change of the order's status and
+does not change its version, and it is applied in any order (`with_line_updates`)."""
 
 from __future__ import annotations
 
@@ -25,21 +29,26 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any
 
+from pydantic import ValidationError
+
 from shared.events import (
+    MAX_ORDER_LINES,
     DetailType,
     DisputeRecord,
     DisputeStatus,
     EventDetail,
     ItemKind,
+    LineUpdate,
     OrderItem,
     OrderSnapshot,
     OrderStatus,
     RefundRecord,
     RefundStatus,
 )
+from shared.refusal import Refusal
 from shared.stripe_rules import MAXIMUM_CHARGE, charge_limit_refusal
 
-MAX_LINES = 50
+MAX_LINES = MAX_ORDER_LINES  # the event contract's bound
 MAX_QUANTITY = 99
 
 TRANSITIONS: Mapping[OrderStatus, frozenset[OrderStatus]] = {
@@ -76,14 +85,8 @@ EVENT_OF: Mapping[OrderStatus, DetailType] = {
 PAID_STATUSES = frozenset({OrderStatus.PAID, OrderStatus.FULFILLED})
 
 
-class DomainError(Exception):
-    """An expected refusal, with the HTTP status and the message the caller sees."""
-
-    status_code = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class DomainError(Refusal):
+    """An expected refusal of an order use case, with the HTTP status and the message the caller sees."""
 
 
 class InvalidOrder(DomainError):
@@ -91,6 +94,10 @@ class InvalidOrder(DomainError):
 
 
 class OrderNotFound(DomainError):
+    status_code = 404
+
+
+class ProductNotFound(DomainError):
     status_code = 404
 
 
@@ -286,6 +293,40 @@ def check_received(order: OrderSnapshot, amount_received: object) -> None:
         raise PaymentMismatch(
             f"order {order.orderId} expects {order.grossAmount} received, Stripe reports {amount_received!r}"
         )
+
+
+class LineMismatch(ValueError):
+    """A line update for a line the order does not have (or of the other kind): a producer bug."""
+
+
+def with_line_updates(order: OrderSnapshot, updates: Sequence[LineUpdate]) -> OrderSnapshot:
+    """`order` with fulfilment's line updates applied: a final state always (a line reaches one final
+    state only, so it is never replaced by another), the first state only where the line has none yet.
+    So updates arriving in any order, or again, leave the same lines."""
+    items = list(order.items)
+    for update in updates:
+        if update.index >= len(items) or items[update.index].productId != update.productId:
+            raise LineMismatch(f"order {order.orderId} has no line {update.index} of {update.productId}")
+        line = items[update.index]
+        if update.fulfilment.final or line.fulfilment is None:
+            try:
+                items[update.index] = OrderItem.model_validate(
+                    {**dict(line), "fulfilment": update.fulfilment}
+                )
+            except ValidationError as error:
+                raise LineMismatch(
+                    f"order {order.orderId} line {update.index}: {error.errors()[0]['msg']}"
+                ) from None
+    return order.model_copy(update={"items": items})
+
+
+def line_updates(order: OrderSnapshot) -> list[LineUpdate]:
+    """The line states an order snapshot carries (OrderFulfilled's), as updates."""
+    return [
+        LineUpdate(index=index, productId=item.productId, fulfilment=item.fulfilment)
+        for index, item in enumerate(order.items)
+        if item.fulfilment is not None
+    ]
 
 
 def cancel_refusal(order: OrderSnapshot) -> str | None:

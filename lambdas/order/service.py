@@ -16,14 +16,17 @@ from order.domain import (
     Conflict,
     Decision,
     Line,
+    LineMismatch,
     OrderNotFound,
     Product,
+    ProductNotFound,
     announcement,
     cancel_refusal,
     check_chargeable,
     check_payment_event,
     decide,
     event_detail,
+    line_updates,
     lines_fingerprint,
     new_order,
     priced_items,
@@ -34,6 +37,7 @@ from order.domain import (
     reported_refunds_of_charge,
     totals,
     transition,
+    with_line_updates,
     with_reported,
     with_store_refund,
 )
@@ -41,6 +45,8 @@ from shared.clock import utc_now
 from shared.events import (
     DetailType,
     EventDetail,
+    FulfilmentEvent,
+    LineUpdate,
     OrderSnapshot,
     OrderStatus,
     RefundRecord,
@@ -82,6 +88,12 @@ HANDLED_EVENT_TYPES = frozenset({*TARGET_OF, *REFUND_EVENTS, CHARGE_REFUNDED, *D
 @dataclass(frozen=True)
 class Page:
     orders: list[OrderSnapshot]
+    cursor: str | None
+
+
+@dataclass(frozen=True)
+class ProductPage:
+    products: list[Product]
     cursor: str | None
 
 
@@ -169,7 +181,13 @@ class OrderStore(Protocol):
 
     def replace(self, before: OrderSnapshot, after: OrderSnapshot) -> bool:
         """Write `after` only if the stored order is still exactly `before` (status and version).
-        False means someone else changed it first: re-read and decide again."""
+        False means someone else changed it first: re-read and decide again. The lines' fulfilment
+        states are written as record_fulfilment writes them, so one recorded meanwhile is never lost."""
+
+    def record_fulfilment(self, order_id: str, updates: Sequence[LineUpdate]) -> bool:
+        """Apply fulfilment's line updates as order.domain.with_line_updates does, whatever the order's
+        status and version (they do not change); False, changing nothing, when the order does not exist
+        or has not these lines."""
 
     def order_id_of_intent(self, payment_intent_id: str) -> str | None:
         """The order paid (or to be paid) by this PaymentIntent (Stripe's charges, refunds and disputes
@@ -189,6 +207,10 @@ class OrderStore(Protocol):
 class Catalog(Protocol):
     def products(self, product_ids: Iterable[str]) -> dict[str, Product]:
         """The active products among `product_ids` (unknown or inactive ones are absent)."""
+
+    def page(self, limit: int, cursor: str | None) -> ProductPage:
+        """Up to `limit` active products; the cursor is opaque (a forged one raises
+        shared.cursors.InvalidCursor)."""
 
 
 class CreateRequests(Protocol):
@@ -322,6 +344,22 @@ class OrderService:
         if order is None or order.customerId != customer_id:
             raise OrderNotFound(f"order {order_id} not found")
         return order
+
+    def catalog_page(self, limit: int, cursor: str | None) -> ProductPage:
+        """Products a customer can order (active, in the store's currency), at the prices an order is
+        charged (order.domain.priced_items prices from the very same records)."""
+        assert self.catalog is not None, "the API wires the catalog"
+        page = self.catalog.page(limit, cursor)
+        return ProductPage(
+            [product for product in page.products if product.currency == self.currency], page.cursor
+        )
+
+    def product(self, product_id: str) -> Product:
+        assert self.catalog is not None, "the API wires the catalog"
+        product = self.catalog.products([product_id]).get(product_id)
+        if product is None or product.currency != self.currency:
+            raise ProductNotFound(f"product {product_id} not found")
+        return product
 
     def recent_orders(self, customer_id: str, limit: int, cursor: str | None) -> Page:
         since = ulid_floor(self.clock() - HISTORY)
@@ -457,13 +495,36 @@ class OrderService:
 
     def mark_fulfilled(self, event: StoreEvent) -> Decision:
         """Fulfilment reports back: the order becomes FULFILLED, once (a late or repeated event after a
-        cancel or a first delivery changes nothing)."""
+        cancel or a first delivery changes nothing), its lines showing how each was fulfilled."""
         if event.detail_type is not DetailType.ORDER_FULFILLED:
             raise UnexpectedEvent(f"unexpected {event.detail_type} on the fulfilled-events queue")
-        return self._apply(event.detail.order.orderId, OrderStatus.FULFILLED)
+        order_id, updates = event.detail.order.orderId, line_updates(event.detail.order)
+        decision = self._apply(order_id, OrderStatus.FULFILLED, updates=updates)
+        if decision is not Decision.APPLY and updates:
+            # What was delivered and dispatched is fulfilment's fact, whatever became of the order (a cancel
+            # that won the race for it still shows the parcel the warehouse sent).
+            self._record_lines(order_id, updates)
+        return decision
+
+    def record_fulfilment(self, event: FulfilmentEvent) -> None:
+        """Fulfilment's state of some lines changed (delivered, dispatch requested, failed, withdrawn):
+        the order shows it, in whatever order the updates arrive."""
+        self._record_lines(event.detail.orderId, event.detail.lines)
+
+    def _record_lines(self, order_id: str, updates: Sequence[LineUpdate]) -> None:
+        if not self.orders.record_fulfilment(order_id, updates):
+            order = self.orders.get(order_id)
+            if order is None:
+                raise OrderNotFound(f"order {order_id} not found")
+            with_line_updates(order, updates)  # raises LineMismatch, saying which line
+            raise LineMismatch(f"order {order_id} refused the line updates")
 
     def _apply(
-        self, order_id: str, target: OrderStatus, check: Callable[[OrderSnapshot], None] | None = None
+        self,
+        order_id: str,
+        target: OrderStatus,
+        check: Callable[[OrderSnapshot], None] | None = None,
+        updates: Sequence[LineUpdate] = (),
     ) -> Decision:
         """Move the order to `target` if the status machine allows it, then announce the new state.
 
@@ -479,7 +540,7 @@ class OrderService:
             if decision is Decision.STALE:
                 return decision
             if decision is Decision.APPLY:
-                updated = transition(order, target, self.clock())
+                updated = with_line_updates(transition(order, target, self.clock()), updates)
                 if not self.orders.replace(order, updated):
                     continue
                 order = updated

@@ -7,22 +7,23 @@ from __future__ import annotations
 
 from decimal import Decimal
 from functools import cache, partial
+from typing import TYPE_CHECKING
 
 import boto3
-from aws_lambda_powertools.utilities import parameters
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-from pydantic import BaseModel
 
 from order.payments import StripeGateway
 from order.service import OrderService, Publish
 from order.store import CatalogTable, CreateRequestTable, OrderTable
 from shared.bus import publish
-from shared.settings import load
+from shared.settings import Settings, load
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 SECRET_CACHE_SECONDS = 300  # a rotated secret is picked up within five minutes
 
 
-class ApiSettings(BaseModel):
+class ApiSettings(Settings):
     ORDERS_TABLE: str
     PRODUCTS_TABLE: str
     IDEMPOTENCY_TABLE: str
@@ -33,27 +34,27 @@ class ApiSettings(BaseModel):
     STRIPE_API_BASE: str | None = None  # the local fake Stripe; unset in AWS
 
 
-class PaymentEventsSettings(BaseModel):
+class PaymentEventsSettings(Settings):
     ORDERS_TABLE: str
     IDEMPOTENCY_TABLE: str
     EVENT_BUS_NAME: str
     STRIPE_WEBHOOK_SECRET_ARN: str
 
 
-class RefundSweeperSettings(BaseModel):
+class RefundSweeperSettings(Settings):
     ORDERS_TABLE: str
     EVENT_BUS_NAME: str
     STRIPE_API_KEY_SECRET_ARN: str
     STRIPE_API_BASE: str | None = None
 
 
-class FulfilledEventsSettings(BaseModel):
+class FulfilledEventsSettings(Settings):
     ORDERS_TABLE: str
     EVENT_BUS_NAME: str
 
 
 # Handler string (as services/order.py deploys it) → what that function reads from its environment.
-SETTINGS: dict[str, type[BaseModel]] = {
+SETTINGS: dict[str, type[Settings]] = {
     "order.handlers.api.handler": ApiSettings,
     "order.handlers.payment_events.handler": PaymentEventsSettings,
     "order.handlers.fulfilled_events.handler": FulfilledEventsSettings,
@@ -62,6 +63,9 @@ SETTINGS: dict[str, type[BaseModel]] = {
 
 
 def secret(arn: str) -> str:
+    # Imported by the first read: the fulfilled-events function reads no secret.
+    from aws_lambda_powertools.utilities import parameters
+
     return str(parameters.get_secret(arn, max_age=SECRET_CACHE_SECONDS))
 
 
@@ -98,9 +102,15 @@ def api_service() -> OrderService:
     )
 
 
+def _idempotency_table(name: str) -> DynamoDBPersistenceLayer:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    return DynamoDBPersistenceLayer(table_name=name)
+
+
 @cache
 def api_idempotency() -> DynamoDBPersistenceLayer:
-    return DynamoDBPersistenceLayer(table_name=load(ApiSettings).IDEMPOTENCY_TABLE)
+    return _idempotency_table(load(ApiSettings).IDEMPOTENCY_TABLE)
 
 
 @cache
@@ -111,7 +121,7 @@ def payment_events_service() -> OrderService:
 
 @cache
 def payment_events_idempotency() -> DynamoDBPersistenceLayer:
-    return DynamoDBPersistenceLayer(table_name=load(PaymentEventsSettings).IDEMPOTENCY_TABLE)
+    return _idempotency_table(load(PaymentEventsSettings).IDEMPOTENCY_TABLE)
 
 
 def webhook_secret() -> str:

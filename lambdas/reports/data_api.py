@@ -22,6 +22,11 @@ Row = dict[str, Any]
 T = TypeVar("T")
 
 RESUMING_ERROR = "DatabaseResumingException"
+# A request is at most 4 MiB, headers and JSON included ("Amazon RDS Data API limitations",
+# https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.limitations.html); the headers of
+# a signed request are well under 8 KiB (the program's policy.rules sizes the reports' batches the same way).
+REQUEST_LIMIT_BYTES = 4 * 1024 * 1024
+HEADER_ALLOWANCE_BYTES = 8 * 1024
 
 
 def sql_parameter(name: str, value: SqlValue) -> dict[str, Any]:
@@ -45,7 +50,9 @@ def sql_parameter(name: str, value: SqlValue) -> dict[str, Any]:
     elif isinstance(value, dt.date):
         parameter.update(value={"stringValue": value.isoformat()}, typeHint="DATE")
     elif isinstance(value, dict | list):
-        parameter.update(value={"stringValue": json.dumps(value)}, typeHint="JSON")
+        # Compact, and not escaped twice: botocore escapes the request's JSON, this JSON travels inside it.
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        parameter.update(value={"stringValue": text}, typeHint="JSON")
     else:
         parameter["value"] = {"stringValue": value}
     return parameter
@@ -109,13 +116,7 @@ class DataApi:
         self, sql: str, parameters: Mapping[str, SqlValue] | None = None, transaction_id: str | None = None
     ) -> list[Row]:
         """One statement, one round trip; rows as dicts keyed by column name."""
-        response = self._client.execute_statement(
-            **self._target,
-            **({"transactionId": transaction_id} if transaction_id else {}),
-            sql=sql,
-            parameters=[sql_parameter(name, value) for name, value in (parameters or {}).items()],
-            includeResultMetadata=True,
-        )
+        response = self._client.execute_statement(**self._request(sql, parameters, transaction_id))
         columns = [
             (column["name"], column.get("typeName", "")) for column in response.get("columnMetadata", [])
         ]
@@ -126,6 +127,23 @@ class DataApi:
             }
             for record in response.get("records", [])
         ]
+
+    def fits_one_request(self, sql: str, parameters: Mapping[str, SqlValue]) -> bool:
+        """Whether execute(sql, parameters) stays within the Data API's request size: its JSON body as
+        botocore writes it (json.dumps, ASCII only), and room for the headers."""
+        body = json.dumps(self._request(sql, parameters, None))
+        return len(body) + HEADER_ALLOWANCE_BYTES <= REQUEST_LIMIT_BYTES
+
+    def _request(
+        self, sql: str, parameters: Mapping[str, SqlValue] | None, transaction_id: str | None
+    ) -> dict[str, Any]:
+        return {
+            **self._target,
+            **({"transactionId": transaction_id} if transaction_id else {}),
+            "sql": sql,
+            "parameters": [sql_parameter(name, value) for name, value in (parameters or {}).items()],
+            "includeResultMetadata": True,
+        }
 
     def execute_many(
         self, sql: str, parameter_sets: Sequence[Mapping[str, SqlValue]], transaction_id: str | None = None

@@ -26,6 +26,7 @@ from datetime import UTC, date, datetime
 from typing import Any, TypedDict
 
 from shared.events import OrderStatus, StoreEvent
+from shared.identity import groups_of as groups_of  # the report route's check, shared with others
 
 REVENUE_STATUSES = (OrderStatus.PAID, OrderStatus.FULFILLED)
 PAID_OR_BEYOND = frozenset(
@@ -69,8 +70,8 @@ class ItemRow(TypedDict):
 
 
 class OrderRow(TypedDict):
-    """One order as the reports store it: the columns of table orders, the confirmation time (table
-    order_confirmations) and the lines (table order_items)."""
+    """One order as the reports store it: the columns of table orders (the confirmation time among them)
+    and the lines (table order_items)."""
 
     order_id: str
     customer_id: str
@@ -214,12 +215,3 @@ def report_csv(report: Sequence[MonthTotals]) -> str:
     for line in report:
         writer.writerow([getattr(line, column) for column in CSV_COLUMNS])
     return buffer.getvalue()
-
-
-def groups_of(claim: object) -> set[str]:
-    """Cognito's `cognito:groups` claim as API Gateway passes it: "admin", "[admin, other]", or a list."""
-    if isinstance(claim, list):
-        return {str(group) for group in claim}
-    if not isinstance(claim, str):
-        return set()
-    return {group.strip() for group in claim.strip().strip("[]").split(",") if group.strip()}

@@ -8,17 +8,16 @@ from functools import cache
 from typing import Any
 
 import boto3
-from pydantic import BaseModel
 
 from reports.data_api import DataApi
 from reports.logins import ROLE_SECRETS
 from reports.schema import DatabaseSchema
 from reports.service import ReportsService
 from reports.store import ReportsDatabase
-from shared.settings import load
+from shared.settings import Settings, load
 
 
-class DatabaseSettings(BaseModel):
+class DatabaseSettings(Settings):
     """The database and the login (secret) a function uses it with (its own: migration 0002)."""
 
     DB_CLUSTER_ARN: str
@@ -41,7 +40,7 @@ class MigrateSettings(DatabaseSettings):
 
 
 # Handler string (as services/reports.py deploys it) → what that function reads from its environment.
-SETTINGS: dict[str, type[BaseModel]] = {
+SETTINGS: dict[str, type[Settings]] = {
     "reports.handlers.consumer.handler": ConsumerSettings,
     "reports.handlers.report_api.handler": ReportApiSettings,
     "reports.handlers.migrate.handler": MigrateSettings,

@@ -13,26 +13,33 @@ REST APIs in API Gateway", https://docs.aws.amazon.com/apigateway/latest/develop
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Sequence
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import ServiceError
+from aws_lambda_powertools.event_handler.exceptions import ForbiddenError, ServiceError, UnauthorizedError
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from shared.identity import Caller, caller_of
+from shared.models import Model
 from shared.observability import logger
+from shared.refusal import Refusal
 from shared.validation import field_problems, summary
 
 CORS_ORIGINS_VARIABLE = "CORS_ALLOWED_ORIGINS"
-# Request headers the storefront sends besides Powertools' defaults (Authorization, Content-Type, …).
-CORS_REQUEST_HEADERS = ["Idempotency-Key"]
-# Response headers browser code may read besides the CORS-safelisted ones (Content-Type, …).
-CORS_EXPOSED_HEADERS = ["Content-Disposition", "Retry-After"]
+# Request headers the storefront sends besides Powertools' defaults (Authorization, Content-Type, …):
+# If-None-Match for the catalog's conditional requests (not CORS-safelisted, so it is preflighted).
+CORS_REQUEST_HEADERS = ["Idempotency-Key", "If-None-Match"]
+# Response headers browser code may read besides the CORS-safelisted ones (Content-Type, …): ETag is not
+# one ("CORS-safelisted response header name", Fetch Standard,
+# https://fetch.spec.whatwg.org/#cors-safelisted-response-header-name).
+CORS_EXPOSED_HEADERS = ["Content-Disposition", "ETag", "Retry-After"]
 # How long a browser may reuse a preflight answer (browsers cap it: Chromium at 2 hours).
 PREFLIGHT_MAX_AGE_SECONDS = 600
 
@@ -100,6 +107,22 @@ def _no_cors_headers_for_other_origins(
     return response
 
 
+def caller(app: APIGatewayRestResolver) -> Caller:
+    """The authenticated caller of the current request (the authorizer's claims), else a 401."""
+    found = caller_of(app.current_event.request_context.authorizer.claims)
+    if found is None:
+        raise UnauthorizedError("no authenticated caller")
+    return found
+
+
+def member_of(app: APIGatewayRestResolver, group: str, refusal: str) -> Caller:
+    """The caller, if in the Cognito group `group`; else a 403 saying `refusal`."""
+    who = caller(app)
+    if group not in who.groups:
+        raise ForbiddenError(refusal)
+    return who
+
+
 def rest_resolver() -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(
         enable_validation=True, cors=StackOrigins(), json_body_deserializer=parse_json
@@ -109,12 +132,12 @@ def rest_resolver() -> APIGatewayRestResolver:
     return app
 
 
-class FieldProblem(BaseModel):
+class FieldProblem(Model):
     field: str = Field(description="Dotted path of the offending field; empty for the body as a whole")
     message: str
 
 
-class ErrorOut(BaseModel):
+class ErrorOut(Model):
     """Every refusal and error of the storefront API: API Gateway's own answers (401, 403, 429) carry
     `message` too."""
 
@@ -144,6 +167,39 @@ COMMON_ERRORS: dict[int, OpenAPIResponse] = {
 
 def json_response(status: int, body: dict[str, Any]) -> Response[Any]:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+def entity_tag(body: dict[str, Any]) -> str:
+    """A strong entity tag of a JSON body: the same body, the same tag."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    return f'"{hashlib.sha256(canonical).hexdigest()[:32]}"'
+
+
+def none_match(if_none_match: str | None, tag: str) -> bool:
+    """Whether If-None-Match names `tag` (or "*"), compared weakly as the header requires ("13.1.2.
+    If-None-Match", RFC 9110 HTTP Semantics, https://www.rfc-editor.org/rfc/rfc9110#name-if-none-match)."""
+    if not if_none_match:
+        return False
+    candidates = [candidate.strip() for candidate in if_none_match.split(",")]
+    return "*" in candidates or tag.removeprefix("W/") in [
+        candidate.removeprefix("W/") for candidate in candidates
+    ]
+
+
+def cacheable_json(body: dict[str, Any], if_none_match: str | None, max_age_seconds: int) -> Response[Any]:
+    """A public, cacheable JSON answer with its ETag; 304 without a body when the client's copy (named
+    in If-None-Match) is still this one ("15.4.5. 304 Not Modified", RFC 9110,
+    https://www.rfc-editor.org/rfc/rfc9110#name-304-not-modified: the same ETag and Cache-Control)."""
+    tag = entity_tag(body)
+    headers = {
+        "ETag": tag,
+        "Cache-Control": f"public, max-age={max_age_seconds}",
+        # CORS headers depend on the Origin: a shared cache must not hand one origin's answer to another.
+        "Vary": "Origin",
+    }
+    if none_match(if_none_match, tag):
+        return Response(status_code=304, body=None, headers=headers)
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
 
 
 def parse_json(text: str) -> Any:
@@ -185,6 +241,10 @@ def register_error_handlers(app: APIGatewayRestResolver) -> None:
         # The first part of each location is where the value was ("body", "query", …).
         problems = field_problems(error.errors(), skip=1)
         return json_response(422, {"message": f"invalid request: {summary(problems)}", "errors": problems})
+
+    @app.exception_handler(Refusal)
+    def refused(error: Refusal) -> Response[Any]:
+        return json_response(error.status_code, {"message": error.message})
 
     @app.exception_handler(UnicodeDecodeError)
     def undecodable_body(error: UnicodeDecodeError) -> Response[Any]:

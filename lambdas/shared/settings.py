@@ -9,6 +9,14 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from shared.models import Model
+
+
+class Settings(Model):
+    """What one function reads from its environment (built when first loaded: a function pays for its
+    own settings model only, not for its siblings')."""
+
+
 SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
 

@@ -37,3 +37,8 @@ def admin(cloud: LocalCloud) -> StoreClient:
     return StoreClient(
         cloud.api_url, cloud.issuer.token("store-admin", "admin@example.com", groups=["admin"])
     )
+
+
+@pytest.fixture
+def warehouse(cloud: LocalCloud) -> StoreClient:
+    return StoreClient(cloud.api_url, cloud.warehouse_token())

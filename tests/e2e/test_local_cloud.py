@@ -35,8 +35,23 @@ def report_month(admin: StoreClient) -> dict[str, Any]:
     return dict(reply.body["months"][0])
 
 
+def dispatched_when_requested(warehouse: StoreClient, order_id: str) -> dict[str, Any]:
+    """The warehouse marks the order's parcel dispatched, once fulfilment has asked for it."""
+
+    def dispatched() -> dict[str, Any] | None:
+        reply = warehouse.call(
+            "POST",
+            f"/fulfilment/dispatches/{order_id}/dispatch",
+            {"carrier": "NZ Post", "trackingNumber": f"NZ{order_id[-9:]}"},
+        )
+        assert reply.status in (200, 404), reply.body  # 404: not requested yet
+        return dict(reply.body) if reply.status == 200 else None
+
+    return wait_for(dispatched, f"the dispatch request of {order_id}", timeout_seconds=20)
+
+
 def test_an_order_from_checkout_to_the_monthly_report(
-    cloud: LocalCloud, customer: StoreClient, admin: StoreClient
+    cloud: LocalCloud, customer: StoreClient, admin: StoreClient, warehouse: StoreClient
 ) -> None:
     before = report_month(admin)
     started = time.monotonic()
@@ -46,6 +61,7 @@ def test_an_order_from_checkout_to_the_monthly_report(
         10694,
     )  # 9299 + 15 % (1394.85 → 1395)
     assert customer.control("pay", order["orderId"]).status == 200
+    dispatched_when_requested(warehouse, order["orderId"])
     fulfilled = status_becomes(customer, order["orderId"], "FULFILLED")
     assert fulfilled["version"] == 3
 
@@ -58,11 +74,12 @@ def test_an_order_from_checkout_to_the_monthly_report(
     cloud.log(f"e2e order→report {time.monotonic() - started:.2f} s")
 
 
-def test_a_failed_payment_then_a_success(customer: StoreClient) -> None:
+def test_a_failed_payment_then_a_success(customer: StoreClient, warehouse: StoreClient) -> None:
     order = place(customer, TEE)
     assert customer.control("fail", order["orderId"]).status == 200
     status_becomes(customer, order["orderId"], "PAYMENT_FAILED")
     assert customer.control("pay", order["orderId"]).status == 200
+    dispatched_when_requested(warehouse, order["orderId"])
     status_becomes(customer, order["orderId"], "FULFILLED")
 
 

@@ -1,7 +1,8 @@
 """Stripe's events as a real store receives them (issue 17, items 3 and 4), end to end: the fake Stripe's
 verbs deliver signed events to the real webhook route → SQS → payment-events λ → orders table → bus →
-reports. Each event type's detail is pinned by tests/handlers/test_order_stripe_events.py; these are the
-wiring (the byPaymentIntent index, the consumer's permissions, the reports' new statuses)."""
+fulfilment and reports. Each event type's detail is pinned by tests/handlers/test_order_stripe_events.py;
+these are the wiring (the byPaymentIntent index, the consumer's permissions, fulfilment's subscription,
+the reports' new statuses)."""
 
 from __future__ import annotations
 
@@ -9,32 +10,51 @@ from typing import Any
 
 from localcloud.client import StoreClient, wait_for
 from localcloud.cloud import LocalCloud
+from tests.e2e.test_fulfilment_life import PARCEL, lines_become
 from tests.e2e.test_local_cloud import TEE, place, report_month, status_becomes
 
 
-def shows(customer: StoreClient, order_id: str, what: str, condition: Any) -> dict[str, Any]:
+def shows(
+    customer: StoreClient, order_id: str, what: str, condition: Any, timeout_seconds: float = 20
+) -> dict[str, Any]:
     def probe() -> dict[str, Any] | None:
         order = dict(customer.call("GET", f"/orders/{order_id}").body)
         return order if condition(order) else None
 
-    return wait_for(probe, f"order {order_id} to show {what}", timeout_seconds=20)
+    return wait_for(probe, f"order {order_id} to show {what}", timeout_seconds=timeout_seconds)
 
 
-def test_a_dashboard_refund_in_full_refunds_the_order_and_the_report_stops_counting_it(
-    customer: StoreClient, admin: StoreClient
+def awaiting_dispatch(customer: StoreClient, order_id: str) -> dict[str, Any]:
+    """The paid order once fulfilment has asked the warehouse to dispatch it (the first story in a fresh
+    cloud starts every function in it: a minute on a loaded machine)."""
+    return shows(
+        customer,
+        order_id,
+        "its line awaiting dispatch",
+        lambda order: (order["items"][0].get("fulfilment") or {}).get("state") == "AWAITING_DISPATCH",
+        timeout_seconds=60,
+    )
+
+
+def test_a_dashboard_refund_in_full_stops_the_dispatch_and_the_report_stops_counting_it(
+    customer: StoreClient, admin: StoreClient, warehouse: StoreClient
 ) -> None:
     before = report_month(admin)
     order = place(customer, TEE)
-    assert customer.control("pay", order["orderId"]).status == 200
-    status_becomes(customer, order["orderId"], "FULFILLED")
+    order_id = order["orderId"]
+    assert customer.control("pay", order_id).status == 200
+    awaiting_dispatch(customer, order_id)
     wait_for(
         lambda: report_month(admin)["orderCount"] == before["orderCount"] + 1, "the report to count the order"
     )
-    assert customer.control("refund-outside", order["orderId"]).status == 200
-    refunded = status_becomes(customer, order["orderId"], "REFUNDED")
+    assert customer.control("refund-outside", order_id).status == 200
+    refunded = status_becomes(customer, order_id, "REFUNDED")
     assert [(refund["amount"], refund["status"]) for refund in refunded["refunds"]] == [
         (order["grossAmount"], "succeeded")
     ]
+    lines_become(customer, order_id, "WITHDRAWN")  # fulfilment stopped the dispatch request
+    late = warehouse.call("POST", f"/fulfilment/dispatches/{order_id}/dispatch", PARCEL)
+    assert late.status == 409, late.body
     wait_for(
         lambda: report_month(admin)["orderCount"] == before["orderCount"], "the report to stop counting it"
     )

@@ -1,5 +1,6 @@
-"""The fulfilment consumer's world under moto: its table, its idempotency table, the bus, the queue the
-program subscribes to OrderConfirmed/OrderCancelled, and a queue that catches what fulfilment publishes."""
+"""Fulfilment's world under moto: its table (with the program's indexes), the consumer's idempotency
+table, the downloads bucket, the bus, the queue the program subscribes to OrderConfirmed/OrderCancelled,
+and a queue that catches what fulfilment publishes; the consumer and the API function run on it."""
 
 from __future__ import annotations
 
@@ -15,22 +16,31 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from fulfilment.handlers import consumer
+import fulfilment.domain
+from fulfilment.handlers import api, consumer
+from shared import settings
 from shared.events import (
     DetailType,
     EventDetail,
     put_events_entry,
 )
 from shared.observability import logger
+from tests.support.apigateway import rest_event
 from tests.support.fulfilment_builders import REGION
-from tests.support.lambda_context import lambda_context
+from tests.support.lambda_context import FakeContext, lambda_context
 from tests.support.wiring import rebuild_on_next_use
 
 TABLE = "tbs-test-fulfilment-items"
 IDEMPOTENCY_TABLE = "tbs-test-fulfilment-consumer-idempotency"
+DOWNLOADS_BUCKET = "tbs-test-fulfilment-downloads"
 BUS = "tbs-test"
+# As services/fulfilment.py declares them.
+INDEXES = {"openDispatches": ("dispatchQueue", "requestedAt"), "downloads": ("downloadToken", "orderId")}
 # As services/fulfilment.py subscribes the consumer's queue to the bus.
-ORDER_EVENTS_PATTERN = {"source": ["tbs.order"], "detail-type": ["OrderConfirmed", "OrderCancelled"]}
+ORDER_EVENTS_PATTERN = {
+    "source": ["tbs.order"],
+    "detail-type": ["OrderConfirmed", "OrderCancelled", "OrderRefunded"],
+}
 
 
 @dataclass
@@ -50,9 +60,13 @@ class FulfilmentWorld:
         return self.receive()
 
     def receive(self) -> list[dict[str, Any]]:
+        """The consumer's queue's messages as records, taken off the queue (a test redelivers a record by
+        handing it to the consumer again)."""
         messages = self.sqs.receive_message(
             QueueUrl=self.input_queue, MaxNumberOfMessages=10, AttributeNames=["All"]
         ).get("Messages", [])
+        for message in messages:
+            self.sqs.delete_message(QueueUrl=self.input_queue, ReceiptHandle=message["ReceiptHandle"])
         return [self.record(message["Body"], message["MessageId"]) for message in messages]
 
     def record(self, body: str, message_id: str | None = None) -> dict[str, Any]:
@@ -107,6 +121,16 @@ class FulfilmentWorld:
             for raw in response["Items"]
         }
 
+    def call(self, method: str, path: str, **options: Any) -> tuple[int, Any, dict[str, str]]:
+        """The API function's answer to a request through the stage: status, JSON body, headers."""
+        response = api.handler(rest_event(method, path, **options), FakeContext())
+        body = json.loads(response["body"]) if response.get("body") else None
+        headers = dict(response.get("headers") or {})
+        headers |= {
+            name: ",".join(values) for name, values in (response.get("multiValueHeaders") or {}).items()
+        }
+        return response["statusCode"], body, headers
+
     def forget_idempotency_keys(self) -> None:
         """As if the idempotency keys had expired: only the fulfilment table's own conditions remain."""
         for item in self.dynamodb.scan(TableName=IDEMPOTENCY_TABLE)["Items"]:
@@ -124,16 +148,20 @@ def _subscribe(events: Any, rule: str, pattern: dict[str, list[str]], queue_arn:
     events.put_targets(Rule=rule, EventBusName=BUS, Targets=[{"Id": "queue", "Arn": queue_arn}])
 
 
-@pytest.fixture
-def fulfilment_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[FulfilmentWorld]:
-    for name, value in {
-        "FULFILMENT_TABLE": TABLE,
-        "IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
-        "EVENT_BUS_NAME": BUS,
-        "POWERTOOLS_SERVICE_NAME": "fulfilment",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
+@pytest.fixture(scope="module")
+def _fulfilment_aws() -> Iterator[FulfilmentWorld]:
+    """One moto account per test module (built once: each test starts from empty tables and queues
+    instead, which keeps the suite fast)."""
+    with pytest.MonkeyPatch.context() as monkeypatch, mock_aws():
+        for name, value in {
+            "FULFILMENT_TABLE": TABLE,
+            "IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
+            "DOWNLOADS_BUCKET": DOWNLOADS_BUCKET,
+            "EVENT_BUS_NAME": BUS,
+            "POWERTOOLS_SERVICE_NAME": "fulfilment",
+        }.items():
+            monkeypatch.setenv(name, value)
+        settings.load.cache_clear()
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         dynamodb.create_table(
             TableName=TABLE,
@@ -142,11 +170,24 @@ def fulfilment_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[FulfilmentWorl
                 {"AttributeName": "sk", "KeyType": "RANGE"},
             ],
             AttributeDefinitions=[
-                {"AttributeName": "orderId", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
+                {"AttributeName": name, "AttributeType": "S"}
+                for name in sorted({"orderId", "sk", *(key for keys in INDEXES.values() for key in keys)})
+            ],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": index,
+                    "KeySchema": [
+                        {"AttributeName": hash_key, "KeyType": "HASH"},
+                        {"AttributeName": range_key, "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+                for index, (hash_key, range_key) in INDEXES.items()
             ],
             BillingMode="PAY_PER_REQUEST",
         )
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=DOWNLOADS_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         dynamodb.create_table(
             TableName=IDEMPOTENCY_TABLE,
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
@@ -164,10 +205,36 @@ def fulfilment_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[FulfilmentWorl
         published_queue, published_arn = _queue(sqs, "fulfilment-published")
         _subscribe(events, "fulfilment-orders", ORDER_EVENTS_PATTERN, input_arn)
         _subscribe(events, "published-by-fulfilment", {"source": ["tbs.fulfilment"]}, published_arn)
-        # The consumer builds its clients on first use: inside this mock, from this test's environment.
+        # The functions build their clients on first use: inside this mock, from this environment.
         rebuild_on_next_use()
         yield FulfilmentWorld(dynamodb, events, sqs, input_queue, input_arn, published_queue)
-    rebuild_on_next_use()
+        rebuild_on_next_use()
+        settings.load.cache_clear()
+
+
+@pytest.fixture
+def fulfilment_world(_fulfilment_aws: FulfilmentWorld) -> FulfilmentWorld:
+    """Empty tables and queues: nothing stored, nothing waiting, nothing published."""
+    world = _fulfilment_aws
+    for table, keys in ((TABLE, ("orderId", "sk")), (IDEMPOTENCY_TABLE, ("id",))):
+        names = {f"#k{index}": key for index, key in enumerate(keys)}
+        for item in world.dynamodb.scan(
+            TableName=table, ProjectionExpression=", ".join(names), ExpressionAttributeNames=names
+        )["Items"]:
+            world.dynamodb.delete_item(TableName=table, Key=item)
+    while world.receive():  # drained (SQS allows one purge a minute)
+        pass
+    world.published()
+    return world
+
+
+@pytest.fixture(params=["at once", "step by step"])
+def write_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each way a confirmed order is written: one transaction (the common case), or item by item (an
+    order beyond one transaction; here every order is, by a transaction limit of 1)."""
+    if request.param == "step by step":
+        monkeypatch.setattr(fulfilment.domain, "TRANSACTION_LIMIT", 1)
+    return str(request.param)
 
 
 class FlakyEvents:
@@ -190,7 +257,7 @@ class FlakyEvents:
 
 
 @pytest.fixture
-def flaky_events(fulfilment_world: FulfilmentWorld, monkeypatch: pytest.MonkeyPatch) -> FlakyEvents:
+def flaky_events(fulfilment_world: FulfilmentWorld, monkeypatch: pytest.MonkeyPatch) -> Iterator[FlakyEvents]:
     """Script PutEvents failures of the consumer's EventBridge client (the test's own clients are real)."""
     real_client = boto3.client
     flaky = FlakyEvents(real_client("events", region_name=REGION))
@@ -199,7 +266,10 @@ def flaky_events(fulfilment_world: FulfilmentWorld, monkeypatch: pytest.MonkeyPa
         return flaky if service == "events" else real_client(service, *args, **kwargs)
 
     monkeypatch.setattr(boto3, "client", client)
-    return flaky
+    # The functions build their clients afresh, through the patched boto3.client (and again after).
+    rebuild_on_next_use()
+    yield flaky
+    rebuild_on_next_use()
 
 
 @pytest.fixture

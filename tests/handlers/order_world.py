@@ -36,8 +36,18 @@ class OrderWorld:
 
     # --- storefront ---
     def call(self, method: str, path: str, **options: Any) -> tuple[int, Any]:
+        status, body, _ = self.answer(method, path, **options)
+        return status, body
+
+    def answer(self, method: str, path: str, **options: Any) -> tuple[int, Any, dict[str, str]]:
+        """The API function's answer through the stage: status, JSON body and headers."""
         response = self.respond(method, path, **options)
-        return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
+        headers = dict(response.get("headers") or {})
+        headers |= {
+            name: ",".join(values) for name, values in (response.get("multiValueHeaders") or {}).items()
+        }
+        body = json.loads(response["body"]) if response.get("body") else None
+        return response["statusCode"], body, headers
 
     def respond(self, method: str, path: str, **options: Any) -> dict[str, Any]:
         """The API handler's whole answer (status, headers, body) to `method path`."""

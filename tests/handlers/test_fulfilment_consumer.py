@@ -10,10 +10,19 @@ from typing import Any
 
 import pytest
 
+import fulfilment.domain
 from fulfilment.domain import ItemStatus, dispatch_lines
 from fulfilment.service import FulfilmentService
 from fulfilment.store import FulfilmentTable
-from shared.events import DetailType, EventDetail, ItemKind, OrderSnapshot, OrderStatus
+from shared.events import (
+    DetailType,
+    EventDetail,
+    FulfilmentDetail,
+    ItemKind,
+    LineState,
+    OrderSnapshot,
+    OrderStatus,
+)
 from tests.handlers.fulfilment_world import (
     IDEMPOTENCY_TABLE,
     TABLE,
@@ -21,7 +30,7 @@ from tests.handlers.fulfilment_world import (
     FulfilmentWorld,
     metric_counts,
 )
-from tests.support.fulfilment_builders import cancelled, confirmed, envelope, order
+from tests.support.fulfilment_builders import cancelled, confirmed, envelope, order, refunded
 
 DIGITAL, PHYSICAL = ItemKind.DIGITAL, ItemKind.PHYSICAL
 
@@ -41,9 +50,31 @@ def assert_fulfilled_event(envelope: dict[str, Any], snapshot: OrderSnapshot) ->
     assert detail.order.status is OrderStatus.FULFILLED
     assert detail.order.version == snapshot.version + 1
     assert detail.order.updatedAt == detail.occurredAt
-    # Everything else is the confirmed snapshot, unchanged.
-    unchanged = {"status", "version", "updatedAt"}
+    # Every line says how it was fulfilled; everything else is the confirmed snapshot, unchanged.
+    assert all(item.fulfilment is not None and item.fulfilment.final for item in detail.order.items)
+    unchanged = {"status", "version", "updatedAt", "items"}
     assert detail.order.model_dump(exclude=unchanged) == snapshot.model_dump(exclude=unchanged)
+    assert [item.model_copy(update={"fulfilment": None}) for item in detail.order.items] == snapshot.items
+
+
+def assert_dispatch_requested_event(envelope: dict[str, Any], snapshot: OrderSnapshot) -> None:
+    """The confirmation's announcement of an order with physical lines: every line's state."""
+    assert (envelope["source"], envelope["detail-type"]) == ("tbs.fulfilment", "FulfilmentUpdated")
+    detail = FulfilmentDetail.model_validate(envelope["detail"])
+    assert (detail.eventId, detail.orderId) == (f"{snapshot.orderId}:dispatch-requested", snapshot.orderId)
+    expected = [
+        (index, item.productId, LineState.DELIVERED if item.kind is DIGITAL else LineState.AWAITING_DISPATCH)
+        for index, item in enumerate(snapshot.items)
+    ]
+    assert [(line.index, line.productId, line.fulfilment.state) for line in detail.lines] == expected
+
+
+def assert_announced(envelope: dict[str, Any], snapshot: OrderSnapshot) -> None:
+    """What fulfilment announces once every line of a confirmed order is processed."""
+    if any(item.kind is PHYSICAL for item in snapshot.items):
+        assert_dispatch_requested_event(envelope, snapshot)
+    else:
+        assert_fulfilled_event(envelope, snapshot)
 
 
 def test_digital_only_order_is_delivered_and_fulfilled(fulfilment_world: FulfilmentWorld) -> None:
@@ -81,8 +112,10 @@ def test_physical_only_order_becomes_a_dispatch_request(fulfilment_world: Fulfil
         assert stored[sk]["status"] == "PROCESSED"
         assert stored[sk]["dispatch"] == "DISPATCH"
         assert "delivery" not in stored[sk]
+    # Not fulfilled before the warehouse dispatches it: the customer sees the lines awaiting dispatch.
+    assert stored["ORDER"]["status"] == "AWAITING_DISPATCH" and "fulfilledAt" not in stored["ORDER"]
     (event,) = fulfilment_world.published()
-    assert_fulfilled_event(event, snapshot)
+    assert_dispatch_requested_event(event, snapshot)
 
 
 def test_mixed_order_delivers_digital_lines_and_dispatches_physical_ones(
@@ -98,11 +131,11 @@ def test_mixed_order_delivers_digital_lines_and_dispatches_physical_ones(
     assert all("delivery" not in stored[sk] for sk in ("ITEM#0000", "ITEM#0002"))
     assert all(stored[f"ITEM#{index:04d}"]["status"] == "PROCESSED" for index in range(3))
     (event,) = fulfilment_world.published()
-    assert_fulfilled_event(event, snapshot)
+    assert_dispatch_requested_event(event, snapshot)
 
 
 def test_redelivered_confirmation_creates_nothing_twice(
-    fulfilment_world: FulfilmentWorld, capsys: pytest.CaptureFixture[str]
+    fulfilment_world: FulfilmentWorld, write_path: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     snapshot = order("order-again", DIGITAL, PHYSICAL)
     record = fulfil(fulfilment_world, snapshot)
@@ -117,8 +150,8 @@ def test_redelivered_confirmation_creates_nothing_twice(
     assert fulfilment_world.items("order-again") == first
     events = fulfilment_world.published()
     assert len(events) == 1
-    assert_fulfilled_event(events[0], snapshot)
-    assert metric_counts(capsys.readouterr().out) == {"OrderFulfilled": 1, "DuplicateEvent": 3}
+    assert_announced(events[0], snapshot)
+    assert metric_counts(capsys.readouterr().out) == {"DispatchRequested": 1, "DuplicateEvent": 3}
 
 
 def test_idempotency_records_are_keyed_under_the_steps_fixed_name(fulfilment_world: FulfilmentWorld) -> None:
@@ -132,7 +165,7 @@ def test_idempotency_records_are_keyed_under_the_steps_fixed_name(fulfilment_wor
 
 
 def test_redelivery_after_the_idempotency_keys_expired_changes_nothing(
-    fulfilment_world: FulfilmentWorld,
+    fulfilment_world: FulfilmentWorld, write_path: str
 ) -> None:
     snapshot = order("order-late", DIGITAL, PHYSICAL)
     record = fulfil(fulfilment_world, snapshot)
@@ -147,21 +180,30 @@ def test_redelivery_after_the_idempotency_keys_expired_changes_nothing(
     assert fulfilment_world.published() == []  # already published: not again
 
 
+@pytest.mark.parametrize(
+    ("kinds", "processed"),
+    [((DIGITAL, PHYSICAL), "AWAITING_DISPATCH"), ((DIGITAL,), "FULFILLED")],
+    ids=["with physical lines", "digital only"],
+)
 def test_crash_between_table_write_and_publish_loses_no_event(
-    fulfilment_world: FulfilmentWorld, flaky_events: FlakyEvents
+    fulfilment_world: FulfilmentWorld,
+    flaky_events: FlakyEvents,
+    write_path: str,
+    kinds: tuple[ItemKind, ...],
+    processed: str,
 ) -> None:
-    snapshot = order("order-crash", DIGITAL, PHYSICAL)
+    snapshot = order("order-crash", *kinds)
     (record,) = fulfilment_world.send(DetailType.ORDER_CONFIRMED, confirmed(snapshot))
     flaky_events.failures.append(ConnectionError("injected: the function died before PutEvents"))
 
     assert fulfilment_world.deliver(record) == [record["messageId"]]
     written = fulfilment_world.items("order-crash")
-    assert written["ORDER"]["status"] == "FULFILLED" and "publishedAt" not in written["ORDER"]
+    assert written["ORDER"]["status"] == processed and "publishedAt" not in written["ORDER"]
     assert fulfilment_world.published() == []
 
     assert fulfilment_world.deliver(record) == []  # SQS redelivers the failed message
     (event,) = fulfilment_world.published()
-    assert_fulfilled_event(event, snapshot)
+    assert_announced(event, snapshot)
     after = fulfilment_world.items("order-crash")
     assert "publishedAt" in after["ORDER"]
     assert {sk: item for sk, item in after.items() if sk != "ORDER"} == {
@@ -193,7 +235,7 @@ def test_put_events_partial_failure_fails_the_record(
 
 
 def test_crash_after_publish_republishes_the_same_event(
-    fulfilment_world: FulfilmentWorld, monkeypatch: pytest.MonkeyPatch
+    fulfilment_world: FulfilmentWorld, monkeypatch: pytest.MonkeyPatch, write_path: str
 ) -> None:
     snapshot = order("order-unmarked", PHYSICAL)
     (record,) = fulfilment_world.send(DetailType.ORDER_CONFIRMED, confirmed(snapshot))
@@ -217,7 +259,7 @@ def test_crash_after_publish_republishes_the_same_event(
     assert {json.dumps(event["detail"], sort_keys=True) for event in events} == {
         json.dumps(events[0]["detail"], sort_keys=True)
     }
-    assert_fulfilled_event(events[0], snapshot)
+    assert_announced(events[0], snapshot)
 
 
 def test_bad_record_fails_alone(fulfilment_world: FulfilmentWorld, logs: io.StringIO) -> None:
@@ -229,10 +271,10 @@ def test_bad_record_fails_alone(fulfilment_world: FulfilmentWorld, logs: io.Stri
     assert fulfilment_world.deliver(good_a, garbage, good_b) == [garbage["messageId"]]
 
     assert fulfilment_world.items("order-a")["ORDER"]["status"] == "FULFILLED"
-    assert fulfilment_world.items("order-b")["ORDER"]["status"] == "FULFILLED"
-    assert sorted(event["detail"]["order"]["orderId"] for event in fulfilment_world.published()) == [
-        "order-a",
-        "order-b",
+    assert fulfilment_world.items("order-b")["ORDER"]["status"] == "AWAITING_DISPATCH"
+    assert sorted(event["detail"]["eventId"] for event in fulfilment_world.published()) == [
+        "order-a:fulfilled",
+        "order-b:dispatch-requested",
     ]
     assert f"message {garbage['messageId']} rejected: not a valid store event" in logs.getvalue()
 
@@ -288,10 +330,20 @@ def test_cancel_before_dispatch_stops_the_dispatch_request(
 
     stored = fulfilment_world.items("order-stop")
     assert stored["DISPATCH"]["status"] == "STOPPED" and "stoppedAt" in stored["DISPATCH"]
+    assert "dispatchQueue" not in stored["DISPATCH"]  # the warehouse no longer sees it
     # Cancelling adds to fulfilment's record; what fulfilment did stays recorded.
-    assert stored["ORDER"]["status"] == "FULFILLED" and stored["ORDER"]["cancelledVersion"] == 3
-    assert fulfilment_world.published() == []
+    assert stored["ORDER"]["status"] == "AWAITING_DISPATCH" and stored["ORDER"]["cancelledVersion"] == 3
+    # The customer sees the physical line withdrawn (and nothing is announced fulfilled).
+    (withdrawn,) = fulfilment_world.published()
+    detail = FulfilmentDetail.model_validate(withdrawn["detail"])
+    assert detail.eventId == "order-stop:dispatch-withdrawn"
+    assert [(line.index, line.fulfilment.state) for line in detail.lines] == [(0, LineState.WITHDRAWN)]
     assert metric_counts(capsys.readouterr().out)["DispatchStopped"] == 1
+
+    # A redelivered cancellation after the idempotency keys expired: nothing more to say.
+    fulfilment_world.forget_idempotency_keys()
+    assert fulfilment_world.deliver(cancel) == []
+    assert fulfilment_world.published() == []
 
 
 def test_cancel_after_dispatch_changes_nothing(
@@ -316,6 +368,42 @@ def test_cancel_after_dispatch_changes_nothing(
     assert metric_counts(capsys.readouterr().out)["CancelAfterDispatch"] == 1
 
 
+def test_a_dashboard_refund_stops_what_has_not_been_dispatched(
+    fulfilment_world: FulfilmentWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    snapshot = order("order-refunded", PHYSICAL)
+    fulfil(fulfilment_world, snapshot)
+    fulfilment_world.published()
+
+    (refund,) = fulfilment_world.send(DetailType.ORDER_REFUNDED, refunded(snapshot))
+    assert fulfilment_world.deliver(refund) == []
+
+    assert fulfilment_world.items("order-refunded")["DISPATCH"]["status"] == "STOPPED"
+    (withdrawn,) = fulfilment_world.published()
+    assert FulfilmentDetail.model_validate(withdrawn["detail"]).eventId == "order-refunded:dispatch-withdrawn"
+    assert metric_counts(capsys.readouterr().out)["DispatchStopped"] == 1
+
+
+def test_a_refund_after_dispatch_is_counted_but_not_alarmed(
+    fulfilment_world: FulfilmentWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    snapshot = order("order-returned", PHYSICAL)
+    fulfil(fulfilment_world, snapshot)
+    fulfilment_world.dynamodb.update_item(
+        TableName=TABLE,
+        Key={"orderId": {"S": "order-returned"}, "sk": {"S": "DISPATCH"}},
+        UpdateExpression="SET #status = :dispatched",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={":dispatched": {"S": "DISPATCHED"}},
+    )
+
+    (refund,) = fulfilment_world.send(DetailType.ORDER_REFUNDED, refunded(snapshot))
+    assert fulfilment_world.deliver(refund) == []
+
+    counts = metric_counts(capsys.readouterr().out)
+    assert counts["RefundAfterDispatch"] == 1 and "CancelAfterDispatch" not in counts  # a return: no alarm
+
+
 def test_cancel_for_unknown_order_is_counted_and_blocks_a_late_confirmation(
     fulfilment_world: FulfilmentWorld, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -335,7 +423,7 @@ def test_cancel_for_unknown_order_is_counted_and_blocks_a_late_confirmation(
 
 
 def test_cancelled_order_is_not_published_when_its_fulfilment_resumes(
-    fulfilment_world: FulfilmentWorld, flaky_events: FlakyEvents
+    fulfilment_world: FulfilmentWorld, flaky_events: FlakyEvents, write_path: str
 ) -> None:
     snapshot = order("order-resumed", PHYSICAL)
     (record,) = fulfilment_world.send(DetailType.ORDER_CONFIRMED, confirmed(snapshot))
@@ -347,7 +435,10 @@ def test_cancelled_order_is_not_published_when_its_fulfilment_resumes(
     assert fulfilment_world.deliver(record) == []
 
     assert fulfilment_world.items("order-resumed")["DISPATCH"]["status"] == "STOPPED"
-    assert fulfilment_world.published() == []  # the order service has refunded it: no OrderFulfilled
+    # The order service has refunded it: neither fulfilled nor awaiting dispatch, only withdrawn.
+    assert [event["detail"]["eventId"] for event in fulfilment_world.published()] == [
+        "order-resumed:dispatch-withdrawn"
+    ]
 
 
 def test_dispatch_request_is_refused_once_the_order_is_cancelled(fulfilment_world: FulfilmentWorld) -> None:
@@ -365,6 +456,9 @@ def test_dispatch_request_is_refused_once_the_order_is_cancelled(fulfilment_worl
 def test_cancel_landing_mid_fulfilment_stops_dispatch_and_publish(
     fulfilment_world: FulfilmentWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Step by step (an order beyond one transaction): the cancellation lands between two steps. Written
+    at once, a cancellation lands before the transaction (which it then refuses) or after it."""
+    monkeypatch.setattr(fulfilment.domain, "TRANSACTION_LIMIT", 1)
     snapshot = order("order-overtaken", PHYSICAL)
     (record,) = fulfilment_world.send(DetailType.ORDER_CONFIRMED, confirmed(snapshot))
     table = FulfilmentTable(fulfilment_world.dynamodb, TABLE)
@@ -387,7 +481,8 @@ def test_fulfilled_time_is_kept_when_marked_again(fulfilment_world: FulfilmentWo
     """Two attempts racing to the end publish the same occurredAt."""
     table = FulfilmentTable(fulfilment_world.dynamodb, TABLE)
     first_time = datetime(2026, 11, 24, 10, 5, tzinfo=UTC)
-    table.begin(order("order-twice", DIGITAL), first_time)
+    snapshot = order("order-twice", DIGITAL)
+    table.begin(snapshot, first_time)
 
-    assert table.mark_fulfilled("order-twice", first_time).fulfilled_at == first_time
-    assert table.mark_fulfilled("order-twice", datetime.now(UTC)).fulfilled_at == first_time
+    assert table.mark_processed(snapshot, first_time).fulfilled_at == first_time
+    assert table.mark_processed(snapshot, datetime.now(UTC)).fulfilled_at == first_time

@@ -95,6 +95,11 @@ def test_a_type_change_without_its_alias_shows_as_deletions(stack: Recording) ->
 
 def test_the_snapshot_shows_each_alias_on_its_line(stack: Recording) -> None:
     lines = [line.strip() for line in render(stack).splitlines() if "(aliases:" in line]
+    # Aliases the provider's SDK declares itself (pulumi-aws 7 renamed aws:s3/bucketV2:BucketV2 and its
+    # kin to their old names, and aliases the V2 tokens) are the provider's, not the program's.
+    provider_renames = [line for line in lines if "(aliases: type aws:" in line]
+    assert all("aws:s3/" in line for line in provider_renames), provider_renames
+    lines = [line for line in lines if line not in provider_renames]
     assert sorted(lines) == sorted(
         f"{QUEUE_CONSUMER}  {name.format(stack=stack.stack)}  (aliases: type {IDEMPOTENT_CONSUMER})"
         for name in DEPLOYED

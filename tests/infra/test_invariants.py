@@ -232,6 +232,27 @@ BREAKAGES: list[tuple[str, str, str, Mutation]] = [
         "every_table_queue_and_database_is_encrypted",
         _drop("sqsManagedSseEnabled"),
     ),
+    *(
+        (
+            f"bucket public access: {flag} off",
+            rules.BUCKET_PUBLIC_ACCESS_BLOCK,
+            "every_bucket_is_private_and_encrypted",
+            _set(flag, False),
+        )
+        for flag in rules.PUBLIC_ACCESS_BLOCKS
+    ),
+    (
+        "bucket ACLs enabled",
+        rules.BUCKET_OWNERSHIP,
+        "every_bucket_is_private_and_encrypted",
+        _set("rule", {"objectOwnership": "ObjectWriter"}),
+    ),
+    (
+        "bucket unencrypted",
+        rules.BUCKET_ENCRYPTION,
+        "every_bucket_is_private_and_encrypted",
+        _set("bucket", "another-bucket"),
+    ),
     (
         "Aurora min 0.5 ACU",
         rules.CLUSTER,
@@ -379,6 +400,30 @@ def test_production_rule_catches(
     assert "production_data_survives_mistakes" in check(graph, ["production_data_survives_mistakes"]), (
         breakage
     )
+
+
+def test_a_bucket_policy_and_an_unversioned_production_bucket_are_caught(
+    recordings: dict[str, Recording],
+) -> None:
+    rule = "every_bucket_is_private_and_encrypted"
+    assert check(graph_of(recordings["prod"], recordings["prod"].resources), [rule]) == {}
+    unversioned = mutated(
+        recordings["prod"], rules.BUCKET_VERSIONING, _set("versioningConfiguration", {"status": "Suspended"})
+    )
+    assert "keeps object versions" in check(unversioned, [rule])[rule][0]
+    (bucket,) = recordings["dev"].of_type(rules.BUCKET)
+    policy = Recorded(
+        urn="urn:x",
+        type=rules.BUCKET_POLICY,
+        name="open-downloads",
+        parent="",
+        custom=True,
+        inputs={},
+        outputs={"bucket": bucket.outputs["bucket"], "policy": "{}"},
+        dependencies=[],
+    )
+    graph = graph_of(recordings["dev"], [*recordings["dev"].resources, policy])
+    assert "a bucket policy" in check(graph, [rule])[rule][0]
 
 
 def test_a_table_resource_policy_is_caught(recordings: dict[str, Recording]) -> None:

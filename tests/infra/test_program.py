@@ -61,17 +61,31 @@ def test_routes_of_the_storefront_api(stack: Recording) -> None:
         (method.outputs["httpMethod"], method.outputs["authorization"])
         for method in stack.of_type("aws:apigateway/method:Method")
     )
-    assert set(paths) == {"orders", "{id}", "cancel", "reports", "monthly", "webhooks", "stripe"}
+    assert set(paths) == {
+        *("orders", "{id}", "cancel", "reports", "monthly", "webhooks", "stripe", "products"),
+        *("fulfilment", "dispatches", "{orderId}", "dispatch", "fail", "downloads", "{token}"),
+    }
     assert methods == sorted(
         [
+            # /orders (POST, GET), /orders/{id}, /orders/{id}/cancel, /reports/monthly
             ("POST", "COGNITO_USER_POOLS"),
             ("GET", "COGNITO_USER_POOLS"),
             ("GET", "COGNITO_USER_POOLS"),
             ("POST", "COGNITO_USER_POOLS"),
             ("GET", "COGNITO_USER_POOLS"),
+            # /fulfilment/dispatches, …/{orderId}/dispatch, …/{orderId}/fail, /downloads/{token}
+            ("GET", "COGNITO_USER_POOLS"),
+            ("POST", "COGNITO_USER_POOLS"),
+            ("POST", "COGNITO_USER_POOLS"),
+            ("GET", "COGNITO_USER_POOLS"),
+            # The public ones: the Stripe webhook, the catalog (/products, /products/{id}).
             ("POST", "NONE"),
-            # The browser's preflight of /orders, /orders/{id}, /orders/{id}/cancel, /reports/monthly.
-            *[("OPTIONS", "NONE")] * 4,
+            ("GET", "NONE"),
+            ("GET", "NONE"),
+            # The browser's preflight of every resource a Lambda serves: /orders, /orders/{id},
+            # /orders/{id}/cancel, /products, /products/{id}, /reports/monthly, /fulfilment/dispatches,
+            # …/dispatch, …/fail, /downloads/{token}.
+            *[("OPTIONS", "NONE")] * 10,
         ]
     )
 
@@ -100,10 +114,13 @@ def test_events_flow_between_services_as_designed(stack: Recording) -> None:
         for rule in stack.of_type("aws:cloudwatch/eventRule:EventRule")
     }
     assert patterns == {
-        "order-fulfilled-rule": {"source": ["tbs.fulfilment"], "detail-type": ["OrderFulfilled"]},
+        "order-fulfilled-rule": {
+            "source": ["tbs.fulfilment"],
+            "detail-type": ["OrderFulfilled", "FulfilmentUpdated"],
+        },
         "fulfilment-orders-rule": {
             "source": ["tbs.order"],
-            "detail-type": ["OrderConfirmed", "OrderCancelled"],
+            "detail-type": ["OrderConfirmed", "OrderCancelled", "OrderRefunded"],
         },
         "reports-events-rule": {
             "source": ["tbs.order", "tbs.fulfilment"],
@@ -120,7 +137,8 @@ def test_events_flow_between_services_as_designed(stack: Recording) -> None:
 
 def test_reports_batches_from_config_and_survives_database_resumes(stack: Recording) -> None:
     mapping = stack.named(f"tbs-{stack.stack}-reports-consumer-mapping").outputs
-    assert (mapping["batchSize"], mapping["maximumBatchingWindowInSeconds"]) == (15, 30)
+    configured = int(stack.config["tbs:reportsBatchSize"])
+    assert (mapping["batchSize"], mapping["maximumBatchingWindowInSeconds"]) == (configured, 30)
     queue = stack.named(f"tbs-{stack.stack}-reports-events-queue", "aws:sqs/queue:Queue").outputs
     assert json.loads(queue["redrivePolicy"])["maxReceiveCount"] >= 10
 
@@ -169,7 +187,8 @@ def test_dashboards_show_what_operators_need(stack: Recording) -> None:
 def test_a_service_can_be_its_own_stack(record_with: Callable[..., Recording]) -> None:
     fulfilment_only = record_with("dev", {"tbs:services": '["fulfilment"]', "tbs:eventBusName": "tbs-shared"})
     assert services_of(fulfilment_only) == {"tbs:services:Fulfilment": "tbs-app-fulfilment-dev"}
-    assert not fulfilment_only.of_type("aws:apigateway/restApi:RestApi")
+    # Its warehouse and download routes need an API of its own, as the reports' route does.
+    assert len(fulfilment_only.of_type("aws:apigateway/restApi:RestApi")) == 1
     assert not fulfilment_only.of_type("aws:cloudwatch/eventBus:EventBus")
     assert fulfilment_only.exports["busName"] == "tbs-shared"
     policy = json.dumps(
@@ -207,7 +226,7 @@ def test_an_existing_user_pool_is_used_not_created(record_with: Callable[..., Re
         ("tbs:consumerConcurrency", "1", r"2\.\.1000"),
         ("tbs:consumerConcurrency", "1001", r"2\.\.1000"),
         ("tbs:logLevel", "WARNING", "not one Lambda accepts: TRACE, DEBUG, INFO, WARN, ERROR, FATAL"),
-        ("tbs:reportsBatchSize", "16", r"within 1\.\.15: a batch is one Data API request"),
+        ("tbs:reportsBatchSize", "60", r"within 1\.\.59: a batch is one Data API request"),
         ("tbs:dbEngineVersion", "16.2", "cannot scale to 0 ACU"),
         ("tbs:dbEngineVersion", "15", "cannot scale to 0 ACU"),
         ("tbs:dbEngineVersion", "sixteen", "cannot scale to 0 ACU"),

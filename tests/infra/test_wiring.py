@@ -5,6 +5,7 @@ indexes the code queries."""
 from __future__ import annotations
 
 import importlib
+import json
 from typing import Any
 
 from pydantic import BaseModel
@@ -71,11 +72,31 @@ def test_the_orders_table_has_the_index_the_code_queries(stack: Recording) -> No
 
 
 def test_the_fulfilment_table_has_the_keys_the_code_writes(stack: Recording) -> None:
+    from fulfilment.store import DOWNLOADS_INDEX, OPEN_DISPATCHES_INDEX
+
     table = stack.named(f"tbs-{stack.stack}-fulfilment-items").outputs
     assert (table["hashKey"], table["rangeKey"]) == ("orderId", "sk")
+    indexes = {
+        index["name"]: [(key["attributeName"], key["keyType"]) for key in index["keySchemas"]]
+        for index in table["globalSecondaryIndexes"]
+    }
+    assert indexes == {
+        OPEN_DISPATCHES_INDEX: [("dispatchQueue", "HASH"), ("requestedAt", "RANGE")],
+        DOWNLOADS_INDEX: [("downloadToken", "HASH"), ("orderId", "RANGE")],
+    }
+
+
+def test_the_download_route_presigns_from_the_downloads_bucket_only(stack: Recording) -> None:
+    bucket = stack.named(f"tbs-{stack.stack}-fulfilment-downloads", "aws:s3/bucket:Bucket").outputs
+    api = stack.named(f"tbs-{stack.stack}-fulfilment-api", "aws:lambda/function:Function").outputs
+    assert api["environment"]["variables"]["DOWNLOADS_BUCKET"] == bucket["bucket"]
+    policy = stack.named(f"tbs-{stack.stack}-fulfilment-api-role-policy").outputs["policy"]
+    s3 = [statement for statement in json.loads(policy)["Statement"] if "s3:GetObject" in statement["Action"]]
+    assert s3 == [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [f"{bucket['arn']}/*"]}]
 
 
 def test_the_alarmed_business_metrics_are_the_ones_the_functions_emit(stack: Recording) -> None:
+    from fulfilment.domain import Outcome
     from order.metrics import (
         DISPUTE_OPENED,
         REFUND_FAILED,
@@ -100,5 +121,6 @@ def test_the_alarmed_business_metrics_are_the_ones_the_functions_emit(stack: Rec
         (DISPUTE_OPENED, (("service", "order"),)),
         (REFUND_OVERDUE, (("service", "order"),)),
         (STRIPE_API_VERSION_MISMATCH, (("service", "order"),)),
+        (Outcome.ALREADY_DISPATCHED.value, (("service", "fulfilment"),)),
     }
     assert PaymentRequestRefused.reason == STRIPE_REQUEST_REFUSED_REASON

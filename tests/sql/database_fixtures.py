@@ -20,7 +20,7 @@ CLUSTER_ARN = "arn:aws:rds:ap-southeast-2:123456789012:cluster:tbs-test-reports-
 SECRET_ARN = "arn:aws:secretsmanager:ap-southeast-2:123456789012:secret:rds!cluster-test-abc123"  # noqa: S105 - an ARN
 REPORTS_DATABASE = "reports"
 # Tables emptied between tests (the schema stays: migrating per test would cost ~0.3 s each).
-DATA_TABLES = "orders, order_items, order_confirmations"
+DATA_TABLES = "orders, order_items, order_month_totals"
 
 _database_names = itertools.count(1)
 
@@ -102,3 +102,23 @@ def reports_db(
         monkeypatch.setenv(variable, value)
     rebuild_on_next_use()
     return data_api_for(migrated_database)
+
+
+# The definition the totals must always equal: every confirmed order, by UTC month, currency and status.
+AGGREGATE = """
+SELECT CAST(date_trunc('month', confirmed_at AT TIME ZONE 'UTC') AS date) AS month, currency, status,
+       count(*) AS order_count, CAST(sum(net_amount) AS bigint) AS net_amount,
+       CAST(sum(tax_amount) AS bigint) AS tax_amount, CAST(sum(gross_amount) AS bigint) AS gross_amount
+FROM orders WHERE confirmed_at IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+"""
+TOTALS = """
+SELECT month, currency, status, order_count, net_amount, tax_amount, gross_amount
+FROM order_month_totals
+WHERE order_count <> 0 OR net_amount <> 0 OR tax_amount <> 0 OR gross_amount <> 0
+ORDER BY 1, 2, 3
+"""
+
+
+def assert_totals_match_orders(db: DataApi) -> None:
+    """The monthly totals (migration 0003) are exactly the aggregate over the orders."""
+    assert db.execute(TOTALS) == db.execute(AGGREGATE)

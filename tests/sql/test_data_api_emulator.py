@@ -164,7 +164,7 @@ def test_the_database_parameter_selects_the_database(new_database: DataApi) -> N
             {"value": {"stringValue": "2026-01-01 13:00:00"}, "typeHint": "TIMESTAMP"},
         ),
         (date(2026, 1, 1), {"value": {"stringValue": "2026-01-01"}, "typeHint": "DATE"}),
-        ({"a": 1}, {"value": {"stringValue": '{"a": 1}'}, "typeHint": "JSON"}),
+        ({"a": 1}, {"value": {"stringValue": '{"a":1}'}, "typeHint": "JSON"}),
         ("nzd", {"value": {"stringValue": "nzd"}}),
     ],
 )

@@ -21,21 +21,30 @@ import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from moto import mock_aws
 
-from fulfilment.domain import fulfilled_detail
+from fulfilment.domain import Closing, DispatchStatus, fulfilled_detail
+from fulfilment.service import FulfilmentService
 from order.domain import Line, Product, event_detail, new_order, priced_items, transition
 from reports.data_api import DataApi
 from reports.handlers import consumer
 from reports.service import ReportsService
 from reports.store import ReportsDatabase
 from shared.events import SOURCE_OF, DetailType, EventDetail, ItemKind, OrderSnapshot, OrderStatus
-from tests.support.fakes import InMemoryReportsStore, bus_envelope
+from tests.sql.database_fixtures import assert_totals_match_orders
+from tests.support.fakes import (
+    InMemoryFiles,
+    InMemoryFulfilmentStore,
+    InMemoryReportsStore,
+    RecordingPublisher,
+    bus_envelope,
+)
+from tests.support.fulfilment_builders import order as fulfilment_order
 from tests.support.lambda_context import FakeContext
 from tests.support.reports_builders import sqs_event
 
 CREATED = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 CATALOG = {"mug": Product("mug", "Enamel camp mug", ItemKind.PHYSICAL, 3900, "nzd")}
 ROWS = "SELECT order_id, status, version, gross_amount, updated_at FROM orders ORDER BY order_id"
-CONFIRMED = "SELECT order_id, confirmed_at FROM order_confirmations ORDER BY order_id"
+CONFIRMED = "SELECT order_id, confirmed_at FROM orders ORDER BY order_id"
 
 
 def history(order_id: str, *, cancelled: bool) -> list[tuple[DetailType, EventDetail]]:
@@ -122,6 +131,8 @@ def test_every_arrival_order_ends_in_the_same_report(reports_db: DataApi, cancel
             ReportsService(memory).ingest([bus_envelope(*event)], lambda: 60.0)
         assert _picked(memory.rows[order_id]) == want, order_id
 
+    # The monthly totals the report reads are exactly the sum over these orders (migration 0003).
+    assert_totals_match_orders(reports_db)
     march = [date(2026, 3, 1)]
     totals = ReportsDatabase(reports_db).monthly_totals(march, "nzd")
     revenue = totals.get(date(2026, 3, 1), {}).get("gross_amount", 0)
@@ -142,3 +153,51 @@ def test_the_events_are_what_the_services_publish() -> None:
     }
     versions = [detail.order.version for _, detail in events]
     assert versions == [2, 3, 4, 4]
+
+
+def test_an_order_dispatched_the_next_month_reports_once_in_its_confirmation_month(
+    reports_db: DataApi,
+) -> None:
+    """Issue 13: a physical order waits for the warehouse, so its OrderFulfilled can come weeks after its
+    OrderConfirmed, in another month. The reports count it once, in the month it was confirmed."""
+    confirmed_at = datetime(2026, 11, 30, 23, 0, tzinfo=UTC)
+    now = [confirmed_at]
+    tokens = (f"token-{index:040d}" for index in itertools.count())
+    service = FulfilmentService(
+        InMemoryFulfilmentStore(),
+        bus := RecordingPublisher(),
+        files=InMemoryFiles(lambda: now[0]),
+        clock=lambda: now[0],
+        new_token=lambda: next(tokens),
+        fits_one_write=lambda order: True,
+    )
+    snapshot = fulfilment_order("o-late", ItemKind.PHYSICAL, ItemKind.DIGITAL).model_copy(
+        update={"createdAt": confirmed_at, "updatedAt": confirmed_at}
+    )
+    confirmation = (
+        DetailType.ORDER_CONFIRMED,
+        EventDetail(eventId="o-late-v2", occurredAt=confirmed_at, order=snapshot),
+    )
+    service.handle(bus_envelope(*confirmation))
+    now[0] = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+    service.close_dispatch(
+        "o-late", Closing(DispatchStatus.DISPATCHED, carrier="NZ Post", tracking_number="NZ1")
+    )
+
+    # What the reports rule routes: the `Order*` detail types (services/reports.py), not FulfilmentUpdated.
+    announced = [
+        (kind, detail)
+        for kind, detail in bus.published
+        if kind.value.startswith("Order") and isinstance(detail, EventDetail)
+    ]
+    assert [kind for kind, _ in announced] == [DetailType.ORDER_FULFILLED]
+    events: list[tuple[DetailType, EventDetail]] = [confirmation, *announced]
+    consume(*(body(*event) for event in events))  # both in one batch
+    consume(*(body(*event) for event in reversed(events)))  # and again, the other way round
+
+    (row,) = reports_db.execute(ROWS)
+    assert (row["status"], row["gross_amount"]) == ("FULFILLED", snapshot.grossAmount)
+    assert reports_db.execute(CONFIRMED) == [{"order_id": "o-late", "confirmed_at": confirmed_at}]
+    totals = ReportsDatabase(reports_db).monthly_totals([date(2026, 11, 1), date(2026, 12, 1)], "nzd")
+    assert totals[date(2026, 11, 1)]["gross_amount"] == snapshot.grossAmount
+    assert totals.get(date(2026, 12, 1), {}).get("gross_amount", 0) == 0

@@ -71,7 +71,8 @@ def rows() -> list[OrderRow]:
         " created_at, updated_at, version) VALUES ('x', 'c', 'PAID', 1, 0, 1, 'nzd', now(), now(), 1)",
         "UPDATE orders SET status = 'CANCELLED'",
         "DELETE FROM order_items",
-        "TRUNCATE order_confirmations",
+        "TRUNCATE order_month_totals",
+        "UPDATE order_month_totals SET order_count = 0",
         "CREATE TABLE sneaky (id int)",
         "DROP TABLE orders",
         "SET default_transaction_read_only = off",  # allowed, but the grants still refuse every write

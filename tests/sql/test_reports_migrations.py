@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ from botocore.exceptions import ClientError
 
 from reports.data_api import DataApi
 from reports.schema import Migration, MigrationError, apply_migrations, load_migrations
+from reports.store import ReportsDatabase
+from tests.sql.database_fixtures import assert_totals_match_orders
 
 TABLES = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1"
 LEDGER = "SELECT version, name, checksum FROM schema_migrations ORDER BY version"
@@ -21,13 +24,12 @@ def test_from_empty_creates_the_schema_and_records_every_version(new_database: D
 
     assert applied == [migration.version for migration in migrations] and applied
     tables = {row["table_name"] for row in new_database.execute(TABLES)}
-    assert {"orders", "order_items", "order_confirmations", "schema_migrations"} <= tables
+    assert {"orders", "order_items", "order_month_totals", "schema_migrations"} <= tables
+    assert "order_confirmations" not in tables  # merged into orders by 0003
     ledger = new_database.execute(LEDGER)
     assert [(row["version"], row["checksum"]) for row in ledger] == [
         (m.version, m.checksum) for m in migrations
     ]
-    indexes = new_database.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'order_confirmations'")
-    assert "order_confirmations_by_time" in {row["indexname"] for row in indexes}
 
 
 def test_re_running_is_a_no_op(new_database: DataApi) -> None:
@@ -82,3 +84,43 @@ def test_migration_files_are_named_by_version(tmp_path: Path) -> None:
 
     with pytest.raises(MigrationError, match=r"NNNN_lower_snake\.sql"):
         load_migrations(tmp_path)
+
+
+def test_the_monthly_totals_migration_carries_the_stored_orders_over(new_database: DataApi) -> None:
+    """0003 moves each confirmation time into its order and totals what is already stored, so a
+    database migrated with orders in it reports what it reported before."""
+    before, later = (
+        [m for m in load_migrations() if m.version < 3],
+        [m for m in load_migrations() if m.version >= 3],
+    )
+    apply_migrations(new_database, before)
+    for order_id, status, net, confirmed_at in [
+        ("o-1", "PAID", 1000, "2026-01-31T23:59:59+00:00"),
+        ("o-2", "FULFILLED", 2000, "2026-02-01T00:00:00+00:00"),
+        ("o-3", "CANCELLED", 4000, "2026-02-10T00:00:00+00:00"),
+        ("o-4", "PAYMENT_FAILED", 8000, None),
+    ]:
+        new_database.execute(
+            "INSERT INTO orders (order_id, customer_id, status, net_amount, tax_amount, gross_amount,"
+            " currency, created_at, updated_at, version)"
+            " VALUES (:id, 'c', :status, :net, 0, :net, 'nzd', now(), now(), 2)",
+            {"id": order_id, "status": status, "net": net},
+        )
+        if confirmed_at:
+            new_database.execute(
+                "INSERT INTO order_confirmations VALUES (:id, CAST(:at AS timestamptz))",
+                {"id": order_id, "at": confirmed_at},
+            )
+
+    assert apply_migrations(new_database, before + later) == [m.version for m in later]
+
+    confirmed = new_database.execute(
+        "SELECT order_id, confirmed_at IS NOT NULL AS confirmed FROM orders ORDER BY 1"
+    )
+    assert [row["confirmed"] for row in confirmed] == [True, True, True, False]
+    assert_totals_match_orders(new_database)
+    totals = ReportsDatabase(new_database).monthly_totals([date(2026, 1, 1), date(2026, 2, 1)], "nzd")
+    assert {month: line["net_amount"] for month, line in totals.items()} == {
+        date(2026, 1, 1): 1000,
+        date(2026, 2, 1): 2000,
+    }

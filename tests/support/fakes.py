@@ -28,14 +28,35 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from fulfilment.domain import DispatchLine, DispatchStatus, FulfilmentStatus, ItemStatus, OrderRecord
-from fulfilment.service import FulfilmentStore
-from order.domain import IdempotencyKeyReused, Product, refund_due
+from fulfilment.domain import (
+    Closing,
+    Delivery,
+    Dispatch,
+    DispatchLine,
+    DispatchStatus,
+    DownloadGrant,
+    Fulfilment,
+    FulfilmentStatus,
+    ItemStatus,
+    OrderRecord,
+    closed,
+    planned,
+    status_when_processed,
+)
+from fulfilment.service import DispatchPage, DownloadFiles, DownloadLink, FulfilmentStore
+from order.domain import (
+    IdempotencyKeyReused,
+    LineMismatch,
+    Product,
+    line_updates,
+    refund_due,
+    with_line_updates,
+)
 from order.payments import payment_intent_idempotency_key, refund_idempotency_key
 from order.service import (
     Catalog,
@@ -48,15 +69,18 @@ from order.service import (
     PaymentGateway,
     PaymentIntent,
     PaymentRequestRefused,
+    ProductPage,
     Refund,
 )
 from reports.domain import OrderRow, counts_as_revenue, supersedes
 from reports.service import ReportsStore
 from shared.events import (
     SOURCE_OF,
+    Detail,
     DetailType,
     EventDetail,
     ItemKind,
+    LineUpdate,
     OrderSnapshot,
     OrderStatus,
     StoreEvent,
@@ -123,7 +147,19 @@ class InMemoryOrderStore(_Crashes, OrderStore):
         current = self.orders.get(before.orderId)
         if current is None or (current.status, current.version) != (before.status, before.version):
             return False
-        self._write(after)
+        # As order.store writes it: the fields of `after`, the lines' states merged into what is stored.
+        self._write(with_line_updates(after.model_copy(update={"items": current.items}), line_updates(after)))
+        return True
+
+    def record_fulfilment(self, order_id: str, updates: Sequence[LineUpdate]) -> bool:
+        self._maybe_crash("record_fulfilment")
+        current = self.orders.get(order_id)
+        if current is None:
+            return False
+        try:
+            self.orders[order_id] = with_line_updates(current, updates)
+        except LineMismatch:
+            return False
         return True
 
     def order_id_of_intent(self, payment_intent_id: str) -> str | None:
@@ -153,6 +189,14 @@ class InMemoryOrderStore(_Crashes, OrderStore):
 @dataclass
 class InMemoryCatalog(Catalog):
     items: dict[str, Product] = field(default_factory=dict)
+
+    def page(self, limit: int, cursor: str | None) -> ProductPage:
+        listed = sorted(self.items)
+        start = int(cursor) if cursor else 0
+        return ProductPage(
+            [self.items[product_id] for product_id in listed[start : start + limit]],
+            str(start + limit) if start + limit < len(listed) else None,
+        )
 
     def products(self, product_ids: Iterable[str]) -> dict[str, Product]:
         return {product_id: self.items[product_id] for product_id in product_ids if product_id in self.items}
@@ -386,14 +430,23 @@ class InMemoryPayments(PaymentGateway):
 
 @dataclass
 class RecordingPublisher:
-    published: list[tuple[DetailType, EventDetail]] = field(default_factory=list)
+    published: list[tuple[DetailType, Detail]] = field(default_factory=list)
     fail_next: int = 0
 
-    def __call__(self, detail_type: DetailType, detail: EventDetail) -> None:
+    def __call__(self, detail_type: DetailType, detail: Detail) -> None:
         if self.fail_next:
             self.fail_next -= 1
             raise InjectedCrash(f"injected: {detail_type} {detail.eventId} was not published")
         self.published.append((detail_type, detail))
+
+    @property
+    def snapshots(self) -> list[tuple[DetailType, EventDetail]]:
+        """What was published, every detail an order snapshot (as the order service's always are)."""
+        published = [(kind, detail) for kind, detail in self.published if isinstance(detail, EventDetail)]
+        assert len(published) == len(self.published), (
+            "a publisher of order snapshots published something else"
+        )
+        return published
 
     def payloads_by_event_id(self) -> dict[str, set[str]]:
         seen: dict[str, set[str]] = defaultdict(set)
@@ -460,16 +513,38 @@ class _StoredOrder:
 @dataclass
 class StoredItem:
     status: ItemStatus
-    delivery: str | None = None  # the download token of a digital line
+    delivery: Delivery | None = None  # a digital line's download
     dispatch: bool = False  # a physical line, part of the dispatch request
+    customer_id: str | None = None
 
 
 @dataclass
 class InMemoryFulfilmentStore(_Crashes, FulfilmentStore):
     orders: dict[str, _StoredOrder] = field(default_factory=dict)
     items: dict[str, dict[int, StoredItem]] = field(default_factory=lambda: defaultdict(dict))
-    dispatches: dict[str, DispatchStatus] = field(default_factory=dict)
+    dispatches: dict[str, Dispatch] = field(default_factory=dict)
     crash_before: set[str] = field(default_factory=set)
+    # Run just before close_dispatch: another writer (a cancellation, a second request) winning the race.
+    writers_before_close: list[Callable[[], None]] = field(default_factory=list)
+
+    def fulfil_at_once(
+        self, order: OrderSnapshot, deliveries: dict[int, Delivery], now: datetime
+    ) -> OrderRecord | None:
+        self._maybe_crash("fulfil_at_once")
+        if order.orderId in self.orders:
+            return self.orders[order.orderId].record(order.orderId)
+        written = planned(order, deliveries, now)
+        self.orders[order.orderId] = _StoredOrder(written.order.status, order, written.order.fulfilled_at)
+        for index, item in enumerate(order.items):
+            self.items[order.orderId][index] = StoredItem(
+                ItemStatus.PROCESSED,
+                delivery=deliveries.get(index),
+                dispatch=item.kind is ItemKind.PHYSICAL,
+                customer_id=order.customerId if index in deliveries else None,
+            )
+        if written.dispatch is not None:
+            self.dispatches[order.orderId] = written.dispatch
+        return None
 
     def begin(self, order: OrderSnapshot, now: datetime) -> OrderRecord | None:
         self._maybe_crash("begin")
@@ -488,7 +563,7 @@ class InMemoryFulfilmentStore(_Crashes, FulfilmentStore):
         stored = self.orders.get(order_id)
         if stored is None or stored.cancelled:
             return False
-        self.dispatches.setdefault(order_id, DispatchStatus.REQUESTED)
+        self.dispatches.setdefault(order_id, Dispatch(order_id, DispatchStatus.REQUESTED, tuple(lines), now))
         return True
 
     def _process(self, order_id: str, index: int, **done: Any) -> None:
@@ -496,9 +571,9 @@ class InMemoryFulfilmentStore(_Crashes, FulfilmentStore):
         if item.status is ItemStatus.PENDING:
             self.items[order_id][index] = StoredItem(ItemStatus.PROCESSED, **done)
 
-    def deliver(self, order_id: str, index: int, download_token: str, now: datetime) -> None:
+    def deliver(self, order: OrderSnapshot, index: int, delivery: Delivery) -> None:
         self._maybe_crash("deliver")
-        self._process(order_id, index, delivery=download_token)
+        self._process(order.orderId, index, delivery=delivery, customer_id=order.customerId)
 
     def mark_dispatch_requested(self, order_id: str, index: int, now: datetime) -> None:
         self._maybe_crash("mark_dispatch_requested")
@@ -507,12 +582,25 @@ class InMemoryFulfilmentStore(_Crashes, FulfilmentStore):
     def item_statuses(self, order_id: str) -> dict[int, ItemStatus]:
         return {index: item.status for index, item in self.items[order_id].items()}
 
-    def mark_fulfilled(self, order_id: str, now: datetime) -> OrderRecord:
-        self._maybe_crash("mark_fulfilled")
-        stored = self.orders[order_id]
-        stored.status = FulfilmentStatus.FULFILLED
-        stored.fulfilled_at = stored.fulfilled_at or now
-        return stored.record(order_id)
+    def mark_processed(self, order: OrderSnapshot, now: datetime) -> OrderRecord:
+        self._maybe_crash("mark_processed")
+        stored = self.orders[order.orderId]
+        stored.status = status_when_processed(order)
+        if stored.status is FulfilmentStatus.FULFILLED:
+            stored.fulfilled_at = stored.fulfilled_at or now
+        return stored.record(order.orderId)
+
+    def load(self, order_id: str) -> Fulfilment | None:
+        stored = self.orders.get(order_id)
+        if stored is None:
+            return None
+        return Fulfilment(
+            order=stored.record(order_id),
+            deliveries={
+                index: item.delivery for index, item in self.items[order_id].items() if item.delivery
+            },
+            dispatch=self.dispatches.get(order_id),
+        )
 
     def mark_published(self, order_id: str, now: datetime) -> None:
         self._maybe_crash("mark_published")
@@ -530,10 +618,73 @@ class InMemoryFulfilmentStore(_Crashes, FulfilmentStore):
 
     def stop_dispatch(self, order_id: str, now: datetime) -> DispatchStatus | None:
         self._maybe_crash("stop_dispatch")
-        status = self.dispatches.get(order_id)
-        if status is DispatchStatus.REQUESTED:
-            self.dispatches[order_id] = DispatchStatus.STOPPED
-        return status
+        dispatch = self.dispatches.get(order_id)
+        if dispatch is None:
+            return None
+        if dispatch.status is DispatchStatus.REQUESTED:
+            self.dispatches[order_id] = replace(dispatch, status=DispatchStatus.STOPPED, closed_at=now)
+        return dispatch.status
+
+    def close_dispatch(self, order_id: str, closing: Closing, now: datetime) -> bool:
+        while self.writers_before_close:
+            self.writers_before_close.pop(0)()
+        self._maybe_crash("close_dispatch")
+        fulfilment = self.load(order_id)
+        if (
+            fulfilment is None
+            or fulfilment.order.cancelled
+            or fulfilment.dispatch is None
+            or fulfilment.dispatch.status is not DispatchStatus.REQUESTED
+        ):
+            return False
+        after = closed(fulfilment, closing, now)
+        assert after.dispatch is not None
+        self.dispatches[order_id] = after.dispatch
+        self.orders[order_id].status = after.order.status
+        self.orders[order_id].fulfilled_at = after.order.fulfilled_at
+        return True
+
+    def mark_dispatch_published(self, order_id: str, now: datetime) -> None:
+        self._maybe_crash("mark_dispatch_published")
+        self.dispatches[order_id] = replace(self.dispatches[order_id], published=True)
+
+    def open_dispatches(self, limit: int, cursor: str | None) -> DispatchPage:
+        waiting = sorted(
+            (
+                dispatch
+                for dispatch in self.dispatches.values()
+                if dispatch.status is DispatchStatus.REQUESTED
+            ),
+            key=lambda dispatch: (dispatch.requested_at, dispatch.order_id),
+        )
+        start = int(cursor) if cursor else 0
+        page = waiting[start : start + limit]
+        return DispatchPage(page, str(start + limit) if start + limit < len(waiting) else None)
+
+    def find_download(self, token: str) -> DownloadGrant | None:
+        for order_id, items in self.items.items():
+            for index, item in items.items():
+                if item.delivery is not None and item.delivery.token == token:
+                    snapshot = self.orders[order_id].snapshot
+                    assert snapshot is not None and item.customer_id is not None
+                    return DownloadGrant(
+                        order_id,
+                        index,
+                        item.customer_id,
+                        snapshot.items[index].productId,
+                        item.delivery.expires_at,
+                    )
+        return None
+
+
+@dataclass
+class InMemoryFiles(DownloadFiles):
+    """The downloads bucket: a link per product, valid a few minutes."""
+
+    clock: Callable[[], datetime]
+
+    def link(self, product_id: str) -> DownloadLink:
+        return DownloadLink(f"https://files.example/{product_id}?signed", self.clock() + timedelta(minutes=5))
 
 
 # --- reports --------------------------------------------------------------------------------------------

@@ -84,7 +84,7 @@ def test_difference_keeps_only_the_calls_made_in_between() -> None:
 def test_the_report_holds_every_figure_and_the_command() -> None:
     figures = bench.Figures(
         started=datetime(2026, 1, 2, 3, 4, tzinfo=UTC),
-        imports={"order.api": (0.5, 2.5, "")},
+        imports={"order.api": (0.5, 2.5, "", 0.05)},
         baseline_import=0.2,
         packages={"order code zip": 2048},
         tests=(42.0, "10 passed"),
@@ -102,7 +102,7 @@ def test_the_report_holds_every_figure_and_the_command() -> None:
     text = bench.report(figures, "make bench")
     minimum = sum(count for calls in bench.MINIMUM_CALLS.values() for count, _ in calls.values())
     assert "Made by `make bench`" in text
-    assert "| `order.api` | 500 ms | 2.50 | - |" in text
+    assert "| `order.api` | 500 ms | 2.50 | - | 50 ms |" in text
     assert (
         "| order-api | secretsmanager:GetSecretValue | 1 | 0 | 0 | the Stripe key: once per container" in text
     )
@@ -111,3 +111,57 @@ def test_the_report_holds_every_figure_and_the_command() -> None:
     assert "| order code zip | 2.0 KiB |" in text
     assert "42.0 s" in text and "9.5 s" in text and "7.00 s" in text
     assert "p50 of 3 warm orders" in text and "| 2.00 s |" in text
+    assert "| cold import, × `import boto3, pydantic` | 2.14-3.15 × | 2.50-2.50 × |" in text
+    assert (
+        f"| AWS calls of one order's life (warm), × the minimum | 22 / 15 = 1.47 × | 1 / {minimum} = " in text
+    )
+    assert "| ingest at 1 M orders | never measured | not measured |" in text
+
+
+def test_each_goal_is_printed_with_its_mark() -> None:
+    figures = bench.Figures(started=datetime(2026, 1, 2, tzinfo=UTC))
+    figures.at_most("cold import `x`", 1.49, 1.5, " ×", 2)
+    figures.at_least("ingest", 1999.0, 2000.0, " orders/s")
+    figures.holds("plan", "Seq Scan on orders", "no scan of orders", False)
+
+    text = bench.report(figures, "make bench")
+
+    assert "| cold import `x` | 1.49 × | ≤ 1.50 × | ✅ |" in text
+    assert "| ingest | 1,999 orders/s | ≥ 2,000 orders/s | ❌ |" in text
+    assert "| plan | Seq Scan on orders | no scan of orders | ❌ |" in text
+    assert not figures.all_met
+
+
+def test_a_missed_goal_fails_the_run_and_writes_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(bench, "PERFORMANCE_FILE", tmp_path / "performance.md")
+    monkeypatch.setattr(
+        bench, "measure_packages", lambda figures: figures.at_most("layer", 2.0, 1.0, " MiB", 1)
+    )
+    assert bench.main(["--only", "packages"]) == 1
+    monkeypatch.setattr(
+        bench, "measure_packages", lambda figures: figures.at_most("layer", 0.5, 1.0, " MiB", 1)
+    )
+    assert bench.main(["--only", "packages"]) == 0
+    assert not (tmp_path / "performance.md").exists()
+
+
+def test_only_a_full_run_may_rewrite_the_performance_page() -> None:
+    with pytest.raises(SystemExit):
+        bench.main(["--only", "packages", "--write"])
+    with pytest.raises(SystemExit):
+        bench.main(["--skip-tests", "--write"])
+
+
+def test_the_synthetic_orders_span_the_months_in_batches_of_the_given_size() -> None:
+    batches = list(bench._synthetic_batches(orders=600, batch_size=59))
+    events = [event for batch in batches for event in batch]
+    orders = {event.detail.order.orderId for event in events}
+    months = {event.detail.occurredAt.strftime("%Y-%m") for event in events}
+
+    assert all(len(batch) <= 59 for batch in batches) and all(len(batch) == 59 for batch in batches[:-1])
+    assert len(orders) == 600 and len(events) > 600  # some orders arrive twice (PAID, then FULFILLED)
+    assert len(months) in (bench.AT_SCALE_MONTHS, bench.AT_SCALE_MONTHS + 1)
+    lines = [len(event.detail.order.items) for event in events]
+    assert 2.5 <= sum(lines) / len(lines) <= 3.5

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tools.seed_catalog import SeedError, load_products, main, seed
+from tools.seed_catalog import SeedError, download_files, load_products, main, seed, seed_downloads
 
 
 def test_the_shipped_catalog_is_valid_and_has_both_kinds() -> None:
@@ -70,3 +70,58 @@ def test_stack_mode_without_the_cli_says_what_to_do(
     monkeypatch.setenv("PATH", "/nonexistent")
     assert main(["--stack", "dev"]) == 2
     assert "pass --table" in capsys.readouterr().err
+
+
+def test_every_digital_product_has_its_file_and_no_physical_one_needs_one() -> None:
+    products = load_products()
+    files = download_files(products)
+    assert set(files) == {product["productId"] for product in products if product["kind"] == "digital"}
+
+
+def test_a_digital_product_without_its_file_is_refused(tmp_path: Path) -> None:
+    product = {"productId": "ebook-x", "name": "X", "kind": "digital", "unitAmount": 1, "currency": "nzd"}
+    with pytest.raises(SeedError, match="ebook-x: 0 files"):
+        download_files([product], tmp_path)
+
+
+def test_the_digital_goods_are_uploaded_under_their_product_ids_with_their_names() -> None:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="ap-southeast-2")
+        s3.create_bucket(
+            Bucket="downloads", CreateBucketConfiguration={"LocationConstraint": "ap-southeast-2"}
+        )
+        products = load_products()
+
+        assert seed_downloads(s3, "downloads", products) == len(download_files(products))
+
+        ebook = s3.get_object(Bucket="downloads", Key="ebook-zero-waste")
+        assert ebook["ContentType"] == "text/markdown"
+        assert ebook["ContentDisposition"] == 'attachment; filename="ebook-zero-waste.md"'
+        assert ebook["Body"].read().startswith(b"# Zero-waste kitchen")
+
+
+def test_a_retired_product_stays_retired(tmp_path: Path) -> None:
+    path = tmp_path / "products.json"
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "productId": "old",
+                    "name": "Old",
+                    "kind": "physical",
+                    "unitAmount": 500,
+                    "currency": "nzd",
+                    "active": False,
+                }
+            ]
+        )
+    )
+    with mock_aws():
+        table = boto3.resource("dynamodb", region_name="ap-southeast-2").create_table(
+            TableName="products",
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "productId", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "productId", "AttributeType": "S"}],
+        )
+        seed(table, load_products(path))
+        assert table.get_item(Key={"productId": "old"})["Item"]["active"] is False

@@ -60,6 +60,7 @@ def test_next_step_of_a_stored_order(stored: OrderRecord, step: Step) -> None:
         (DispatchStatus.REQUESTED, Outcome.DISPATCH_STOPPED),
         (DispatchStatus.DISPATCHED, Outcome.ALREADY_DISPATCHED),
         (DispatchStatus.STOPPED, Outcome.ALREADY_STOPPED),
+        (DispatchStatus.FAILED, Outcome.CANCEL_AFTER_FAILURE),
         (None, Outcome.NOTHING_TO_STOP),
     ],
 )
@@ -77,10 +78,11 @@ def test_a_missing_item_counts_as_pending() -> None:
 
 def test_dispatch_lines_are_the_physical_lines_with_their_index() -> None:
     snapshot = order("order-1", ItemKind.DIGITAL, ItemKind.PHYSICAL, ItemKind.PHYSICAL)
-    assert [(line.index, line.item) for line in dispatch_lines(snapshot)] == [
-        (1, snapshot.items[1]),
-        (2, snapshot.items[2]),
-    ]
+    assert [
+        (line.index, line.product_id, line.product_name, line.quantity) for line in dispatch_lines(snapshot)
+    ] == [
+        (index, item.productId, item.productName, item.quantity) for index, item in enumerate(snapshot.items)
+    ][1:]
 
 
 def test_fulfilled_detail_is_the_next_version_and_the_same_every_time() -> None:

@@ -13,32 +13,49 @@ from hypothesis import strategies as st
 from fulfilment.domain import DispatchStatus, ItemStatus, Outcome, RejectedEvent
 from fulfilment.service import FulfilmentService
 from shared.events import DetailType, ItemKind, OrderSnapshot, StoreEvent
-from tests.support.fakes import InjectedCrash, InMemoryFulfilmentStore, RecordingPublisher, bus_envelope
+from tests.support.fakes import (
+    InjectedCrash,
+    InMemoryFiles,
+    InMemoryFulfilmentStore,
+    RecordingPublisher,
+    bus_envelope,
+)
 from tests.support.fulfilment_builders import CONFIRMED_AT, cancelled, confirmed, order
 
 DIGITAL, PHYSICAL = ItemKind.DIGITAL, ItemKind.PHYSICAL
-STORE_STEPS = (
-    "begin",
-    "add_items",
-    "request_dispatch",
-    "deliver",
-    "mark_dispatch_requested",
-    "mark_fulfilled",
-    "mark_published",
-)
+# The store steps of each way to write a confirmed order: at once (the common case), or item by item (an
+# order beyond one transaction).
+STORE_STEPS = {
+    "at once": ("fulfil_at_once", "mark_published"),
+    "step by step": (
+        "begin",
+        "add_items",
+        "request_dispatch",
+        "deliver",
+        "mark_dispatch_requested",
+        "mark_processed",
+        "mark_published",
+    ),
+}
 
 
 class Warehouse:
-    def __init__(self) -> None:
+    """Fulfilment over the in-memory adapters; `at_once`: whether an order fits one transaction."""
+
+    def __init__(self, at_once: bool = True, ticking: bool = True) -> None:
         self.store = InMemoryFulfilmentStore()
         self.bus = RecordingPublisher()
-        tokens = (f"token-{index}" for index in itertools.count())
+        tokens = (f"token-{index:040d}" for index in itertools.count())
         ticks = itertools.count()
+        # Ticking: a second later at every call; else always the same time.
+        self.clock = lambda: CONFIRMED_AT + timedelta(seconds=next(ticks) if ticking else 0)
         self.service = FulfilmentService(
             self.store,
             self.bus,
-            clock=lambda: CONFIRMED_AT + timedelta(seconds=next(ticks)),
+            files=InMemoryFiles(self.clock),
+            clock=self.clock,
             new_token=lambda: next(tokens),
+            fits_one_write=lambda order: at_once,
         )
 
     def confirm(self, snapshot: OrderSnapshot) -> Outcome:
@@ -48,11 +65,10 @@ class Warehouse:
         return self.service.handle(bus_envelope(DetailType.ORDER_CANCELLED, cancelled(snapshot)))
 
     def fulfilled(self) -> list[str]:
-        return [
-            detail.model_dump_json()
-            for kind, detail in self.bus.published
-            if kind is DetailType.ORDER_FULFILLED
-        ]
+        return self.announced(DetailType.ORDER_FULFILLED)
+
+    def announced(self, detail_type: DetailType) -> list[str]:
+        return [detail.model_dump_json() for kind, detail in self.bus.published if kind is detail_type]
 
 
 def test_a_digital_order_is_delivered_and_announced_fulfilled() -> None:
@@ -62,18 +78,21 @@ def test_a_digital_order_is_delivered_and_announced_fulfilled() -> None:
     assert warehouse.confirm(snapshot) is Outcome.FULFILLED
 
     items = warehouse.store.items["o-1"]
-    assert [item.delivery for item in items.values()] == ["token-0", "token-1"]
+    assert [item.delivery.token for item in items.values() if item.delivery] == [
+        f"token-{index:040d}" for index in (0, 1)
+    ]
     assert "o-1" not in warehouse.store.dispatches
-    ((kind, detail),) = warehouse.bus.published
+    ((kind, detail),) = warehouse.bus.snapshots
     assert (kind, detail.eventId, detail.order.version) == (DetailType.ORDER_FULFILLED, "o-1:fulfilled", 3)
 
 
 def test_physical_lines_become_one_dispatch_request() -> None:
     warehouse = Warehouse()
 
-    assert warehouse.confirm(order("o-1", PHYSICAL, DIGITAL, PHYSICAL)) is Outcome.FULFILLED
+    assert warehouse.confirm(order("o-1", PHYSICAL, DIGITAL, PHYSICAL)) is Outcome.DISPATCH_REQUESTED
 
-    assert warehouse.store.dispatches["o-1"] is DispatchStatus.REQUESTED
+    assert warehouse.store.dispatches["o-1"].status is DispatchStatus.REQUESTED
+    assert warehouse.fulfilled() == []  # not before the warehouse has dispatched it
     items = warehouse.store.items["o-1"]
     assert [item.dispatch for item in items.values()] == [True, False, True]
     assert all(item.status is ItemStatus.PROCESSED for item in items.values())
@@ -85,7 +104,8 @@ def test_a_confirmation_delivered_again_changes_and_announces_nothing_more() -> 
     warehouse.confirm(snapshot)
 
     assert warehouse.confirm(snapshot) is Outcome.ALREADY_FULFILLED
-    assert len(warehouse.bus.published) == 1 and warehouse.store.items["o-1"][0].delivery == "token-0"
+    delivery = warehouse.store.items["o-1"][0].delivery
+    assert len(warehouse.bus.published) == 1 and delivery and delivery.token == f"token-{0:040d}"
 
 
 def test_a_cancellation_before_the_confirmation_blocks_it() -> None:
@@ -104,7 +124,10 @@ def test_a_cancellation_after_the_dispatch_request_stops_it() -> None:
 
     assert warehouse.cancel(snapshot) is Outcome.DISPATCH_STOPPED
     assert warehouse.cancel(snapshot) is Outcome.ALREADY_STOPPED
-    assert warehouse.store.dispatches["o-1"] is DispatchStatus.STOPPED
+    assert warehouse.store.dispatches["o-1"].status is DispatchStatus.STOPPED
+    # The customer learns the lines are withdrawn, once.
+    (withdrawn,) = warehouse.announced(DetailType.FULFILMENT_UPDATED)[1:]
+    assert '"state":"WITHDRAWN"' in withdrawn
 
 
 def test_an_event_not_for_fulfilment_is_rejected() -> None:
@@ -126,16 +149,20 @@ def deliver_until_done(warehouse: Warehouse, event: StoreEvent) -> list[Outcome]
         return outcomes
 
 
+@pytest.mark.parametrize("path", list(STORE_STEPS))
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(
     kinds=st.lists(st.sampled_from([DIGITAL, PHYSICAL]), min_size=1, max_size=3),
-    crashes=st.lists(st.sampled_from([*STORE_STEPS, "publish"]), max_size=4),
+    crashes=st.lists(
+        st.sampled_from(sorted({step for steps in STORE_STEPS.values() for step in steps} | {"publish"})),
+        max_size=4,
+    ),
     deliveries=st.integers(1, 3),
 )
 def test_a_crash_at_any_step_retried_does_nothing_twice(
-    kinds: list[ItemKind], crashes: list[str], deliveries: int
+    path: str, kinds: list[ItemKind], crashes: list[str], deliveries: int
 ) -> None:
-    warehouse = Warehouse()
+    warehouse = Warehouse(at_once=path == "at once")
     snapshot = order("o-1", *kinds)
     event = bus_envelope(DetailType.ORDER_CONFIRMED, confirmed(snapshot))
     for crash in crashes:
@@ -147,11 +174,14 @@ def test_a_crash_at_any_step_retried_does_nothing_twice(
     for _ in range(deliveries):
         deliver_until_done(warehouse, event)
 
-    # One OrderFulfilled payload (a re-publish after a crash is the very same event), every line done once.
-    assert len(set(warehouse.fulfilled())) == 1
+    # One announcement payload (a re-publish after a crash is the very same event), every line done once:
+    # OrderFulfilled for a digital-only order, else the dispatch request's FulfilmentUpdated.
+    announced = DetailType.FULFILMENT_UPDATED if PHYSICAL in kinds else DetailType.ORDER_FULFILLED
+    assert len(set(warehouse.announced(announced))) == 1
+    assert {kind for kind, _ in warehouse.bus.published} == {announced}
     items = warehouse.store.items["o-1"]
     assert all(item.status is ItemStatus.PROCESSED for item in items.values())
-    tokens = [item.delivery for item in items.values() if item.delivery]
+    tokens = [item.delivery.token for item in items.values() if item.delivery]
     assert len(tokens) == kinds.count(DIGITAL) and len(set(tokens)) == len(tokens)
     assert ("o-1" in warehouse.store.dispatches) == (PHYSICAL in kinds)
 

@@ -178,7 +178,7 @@ class Shop:
     def fulfil(self) -> None:
         """Fulfilment fulfils the order it was told is confirmed (it may not have heard of a cancel yet)
         and announces it; the order's fulfilled-events consumer applies it."""
-        confirmed = [detail for kind, detail in self.bus.published if kind is DetailType.ORDER_CONFIRMED]
+        confirmed = [detail for kind, detail in self.bus.snapshots if kind is DetailType.ORDER_CONFIRMED]
         if not confirmed:
             return  # nothing confirmed: fulfilment has nothing to do
         fulfilled = fulfilled_detail(confirmed[0].order, START + timedelta(days=1))
@@ -188,19 +188,19 @@ class Shop:
     def redeliver(self, index: int) -> None:
         """One published event delivered again to its order-service consumer (OrderFulfilled) and to the
         reports."""
-        if not self.bus.published:
+        if not self.bus.snapshots:
             return
-        kind, detail = self.bus.published[index % len(self.bus.published)]
+        kind, detail = self.bus.snapshots[index % len(self.bus.snapshots)]
         if kind is DetailType.ORDER_FULFILLED:
             assert self.service.mark_fulfilled(bus_envelope(kind, detail)) in set(Decision)
         self.reporting.ingest([bus_envelope(kind, detail)], no_time_limit)
 
     def deliver_to_reports(self, order: list[int]) -> None:
         """Every event not yet delivered, in the order given (indexes into them)."""
-        pending = self.bus.published[self.delivered_to_reports :]
+        pending = self.bus.snapshots[self.delivered_to_reports :]
         for index in order:
             self.reporting.ingest([bus_envelope(*pending[index])], no_time_limit)
-        self.delivered_to_reports = len(self.bus.published)
+        self.delivered_to_reports = len(self.bus.snapshots)
 
     def settle(self) -> None:
         """Everything that is retried is, until it succeeds: crashed webhooks are redelivered, Stripe's
@@ -241,11 +241,11 @@ class Shop:
         if order.status is OrderStatus.CANCELLED:
             assert any(
                 kind is DetailType.ORDER_CANCELLED and detail.order.orderId == self.order_id
-                for kind, detail in self.bus.published
+                for kind, detail in self.bus.snapshots
             ), "a cancellation nobody was told of"
             assert not refund_due(order) or order.refundId is not None, "a cancellation left unrefunded"
         seen: dict[str, set[tuple[DetailType, str]]] = {}
-        for kind, detail in self.bus.published:
+        for kind, detail in self.bus.snapshots:
             seen.setdefault(detail.eventId, set()).add((kind, detail.model_dump_json()))
         twice = {event_id for event_id, published in seen.items() if len(published) > 1}
         assert not twice, f"event ids published with two payloads or detail types: {twice}"
@@ -314,11 +314,11 @@ def test_any_interleaving_keeps_money_and_state_right(
     shop = Shop()
     for action in actions:
         run(shop, action)
-        pending = len(shop.bus.published) - shop.delivered_to_reports
+        pending = len(shop.bus.snapshots) - shop.delivered_to_reports
         if pending and data.draw(st.booleans(), label="reports catch up now"):
             shop.deliver_to_reports(data.draw(st.permutations(range(pending)), label="arrival order"))
     shop.settle()
-    pending = len(shop.bus.published) - shop.delivered_to_reports
+    pending = len(shop.bus.snapshots) - shop.delivered_to_reports
     shop.deliver_to_reports(data.draw(st.permutations(range(pending)), label="final arrival order"))
     shop.check()
 
@@ -344,7 +344,7 @@ def test_every_permutation_of_the_order_events_agrees_everywhere(actions: list[s
             run(shop, (action,) if action == "fulfil" else (action, None))
     shop.settle()
     published = list(
-        {detail.model_dump_json(): (kind, detail) for kind, detail in shop.bus.published}.values()
+        {detail.model_dump_json(): (kind, detail) for kind, detail in shop.bus.snapshots}.values()
     )
     for arrival in itertools.permutations(range(len(published))):
         shop.reports = InMemoryReportsStore()
@@ -364,7 +364,7 @@ def test_a_cancel_that_died_half_way_is_finished_by_the_sweeper_with_one_refund(
     shop.sweep()
     assert shop.order.refundId is not None, crash
     shop.settle()
-    shop.deliver_to_reports(list(range(len(shop.bus.published) - shop.delivered_to_reports)))
+    shop.deliver_to_reports(list(range(len(shop.bus.snapshots) - shop.delivered_to_reports)))
     shop.check()
 
 

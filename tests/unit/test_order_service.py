@@ -47,7 +47,7 @@ class Shop:
         return found
 
     def published(self) -> list[tuple[DetailType, str, OrderStatus]]:
-        return [(kind, detail.eventId, detail.order.status) for kind, detail in self.bus.published]
+        return [(kind, detail.eventId, detail.order.status) for kind, detail in self.bus.snapshots]
 
 
 def moved_by_another_writer(order_id: str, target: OrderStatus) -> Callable[[InMemoryOrderStore], None]:
@@ -154,7 +154,7 @@ def test_fulfilment_moves_a_paid_order_to_fulfilled_once() -> None:
     order = shop.paid_order()
     fulfilled = bus_envelope(
         DetailType.ORDER_FULFILLED,
-        shop.bus.published[0][1].model_copy(update={"eventId": f"{order.orderId}:fulfilled"}),
+        shop.bus.snapshots[0][1].model_copy(update={"eventId": f"{order.orderId}:fulfilled"}),
     )
 
     assert shop.service.mark_fulfilled(fulfilled) is Decision.APPLY
@@ -165,7 +165,7 @@ def test_fulfilment_moves_a_paid_order_to_fulfilled_once() -> None:
 def test_mark_fulfilled_takes_only_order_fulfilled() -> None:
     shop = Shop()
     shop.paid_order()
-    kind, detail = shop.bus.published[0]
+    kind, detail = shop.bus.snapshots[0]
 
     with pytest.raises(UnexpectedEvent, match="OrderConfirmed"):
         shop.service.mark_fulfilled(bus_envelope(kind, detail))
@@ -223,7 +223,7 @@ def test_fulfilment_that_loses_the_race_to_a_cancel_changes_nothing() -> None:
     shop = Shop()
     order = shop.paid_order()
     shop.store.writers_before_replace.append(moved_by_another_writer(order.orderId, OrderStatus.CANCELLED))
-    confirmed = shop.bus.published[0][1]
+    confirmed = shop.bus.snapshots[0][1]
     fulfilled = confirmed.model_copy(update={"eventId": f"{order.orderId}:fulfilled"})
 
     assert shop.service.mark_fulfilled(bus_envelope(DetailType.ORDER_FULFILLED, fulfilled)) is Decision.STALE
@@ -235,11 +235,11 @@ def test_a_cancel_that_loses_the_race_is_a_conflict_and_refunds_nothing() -> Non
     409 to look again, no refund is made and nothing is announced."""
     shop = Shop()
     order = shop.paid_order()
-    announced = list(shop.bus.published)
+    announced = list(shop.bus.snapshots)
     shop.store.writers_before_replace.append(moved_by_another_writer(order.orderId, OrderStatus.FULFILLED))
 
     with pytest.raises(Conflict, match="changed while cancelling"):
         shop.service.cancel(CUSTOMER, order.orderId)
 
     assert shop.current(order).status is OrderStatus.FULFILLED
-    assert shop.payments.refunds == {} and shop.bus.published == announced
+    assert shop.payments.refunds == {} and shop.bus.snapshots == announced

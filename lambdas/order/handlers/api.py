@@ -1,16 +1,18 @@
-"""The storefront REST API (stage /v1), behind the Cognito authorizer: each route parses its request,
-calls one use case of order.service and answers.
+"""The storefront REST API (stage /v1): each route parses its request, calls one use case of
+order.service and answers.
 
-POST /orders · GET /orders · GET /orders/{id} · POST /orders/{id}/cancel. Validation and the OpenAPI
-document come from Powertools' resolver (docs/openapi.json is generated from it)."""
+Behind the Cognito authorizer: POST /orders · GET /orders · GET /orders/{id} · POST /orders/{id}/cancel.
+Public (no token; the stage's throttling still applies): GET /products · GET /products/{id}, cacheable
+(ETag, Cache-Control; If-None-Match → 304). Validation and the OpenAPI document come from Powertools'
+resolver (docs/openapi.json is generated from it)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import UnauthorizedError
-from aws_lambda_powertools.event_handler.openapi.params import Header, Query
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
@@ -18,10 +20,10 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from order import wiring
-from order.domain import MAX_LINES, MAX_QUANTITY, DomainError, Line
+from order.domain import MAX_LINES, MAX_QUANTITY, Line, Product
 from order.metrics import STRIPE_REQUEST_FAILED
 from order.service import (
     ChargeAmountRefused,
@@ -31,9 +33,19 @@ from order.service import (
     PaymentProviderThrottled,
     PaymentProviderUnavailable,
 )
-from shared.events import OrderSnapshot
-from shared.http import COMMON_ERRORS, error_response, json_response, rest_resolver, unsupported_media_type
+from shared.cursors import InvalidCursor
+from shared.events import ItemKind, OrderSnapshot
+from shared.http import (
+    COMMON_ERRORS,
+    cacheable_json,
+    caller,
+    error_response,
+    json_response,
+    rest_resolver,
+    unsupported_media_type,
+)
 from shared.idempotency import IdempotentStep
+from shared.models import Model
 from shared.observability import count, logger, metrics, tracer
 
 app = rest_resolver()
@@ -55,42 +67,62 @@ CREATE_ONCE = IdempotentStep("order.api.create_once", "request", CREATE_IDEMPOTE
 
 
 # Strict: the JSON types the schema declares, no coercion ("2" and true are not a quantity of 2 and 1).
-class LineIn(BaseModel):
+class LineIn(Model):
     model_config = ConfigDict(extra="forbid", strict=True)
     productId: str = Field(min_length=1, max_length=64)
     quantity: int = Field(ge=1, le=MAX_QUANTITY)
 
 
-class CreateOrderIn(BaseModel):
+class CreateOrderIn(Model):
     model_config = ConfigDict(extra="forbid", strict=True)
     items: list[LineIn] = Field(min_length=1, max_length=MAX_LINES)
 
 
-class PaymentIntentOut(BaseModel):
+class PaymentIntentOut(Model):
     id: str
     clientSecret: str
 
 
-class CreatedOrderOut(BaseModel):
+class CreatedOrderOut(Model):
     order: OrderSnapshot
     paymentIntent: PaymentIntentOut
 
 
-class OrderPageOut(BaseModel):
+class OrderPageOut(Model):
     orders: list[OrderSnapshot]
     cursor: str | None = Field(description="Pass as ?cursor= for the next page; absent on the last page")
 
 
-class Caller(BaseModel):
-    sub: str
-    email: str | None = None
+class ProductOut(Model):
+    productId: str
+    name: str
+    kind: ItemKind
+    unitAmount: int = Field(description="Price of one, before tax, in integer minor units (cents)")
+    currency: str
 
 
-def caller() -> Caller:
-    claims: dict[str, Any] = app.current_event.request_context.authorizer.claims or {}
-    if not claims.get("sub"):
-        raise UnauthorizedError("no authenticated customer")
-    return Caller(sub=claims["sub"], email=claims.get("email"))
+class ProductPageOut(Model):
+    products: list[ProductOut] = Field(description="Active products; a page may hold fewer than limit")
+    cursor: str | None = Field(description="Pass as ?cursor= for the next page; absent on the last page")
+    currency: str
+    taxRate: str = Field(
+        description="Charged on an order's net (Σ quantity × unitAmount), rounded half up to a minor unit"
+    )
+
+
+# A price change reaches browsers and caches within this long; an order is always priced from the catalog
+# itself, never from a cached page.
+CATALOG_MAX_AGE_SECONDS = 60
+
+
+def product_out(product: Product) -> ProductOut:
+    return ProductOut(
+        productId=product.productId,
+        name=product.name,
+        kind=product.kind,
+        unitAmount=product.unitAmount,
+        currency=product.currency,
+    )
 
 
 def create(request: dict[str, Any]) -> dict[str, Any]:
@@ -106,6 +138,78 @@ def create(request: dict[str, Any]) -> dict[str, Any]:
 
 
 NOT_JSON = error_response("The body is not declared application/json")
+IfNoneMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-None-Match", max_length=1024, description="The ETag of the copy you have: 304 if unchanged"
+    ),
+]
+CACHEABLE: dict[str, Any] = {
+    "ETag": {"description": "Of this answer: send it in If-None-Match", "schema": {"type": "string"}},
+    "Cache-Control": {"description": "public, max-age=60", "schema": {"type": "string"}},
+}
+NOT_MODIFIED: OpenAPIResponse = {
+    "description": "Your copy (If-None-Match) is current: no body",
+    "headers": CACHEABLE,
+    "content": {},
+}
+
+
+@app.get(
+    "/products",
+    summary="The catalog: active products at the prices an order is charged (public)",
+    responses={
+        200: {
+            "description": "One page of products",
+            "headers": CACHEABLE,
+            "content": {"application/json": {"model": ProductPageOut}},
+        },
+        304: NOT_MODIFIED,
+        400: error_response("The cursor is not one this route handed out"),
+        422: error_response("limit or cursor out of range"),
+        429: COMMON_ERRORS[429],
+        500: COMMON_ERRORS[500],
+    },
+)
+def list_products(
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    if_none_match: IfNoneMatch = None,
+) -> Response[Any]:
+    service = wiring.api_service()
+    page = service.catalog_page(limit, cursor)
+    body = ProductPageOut(
+        products=[product_out(product) for product in page.products],
+        cursor=page.cursor,
+        currency=service.currency,
+        taxRate=str(service.tax_rate),
+    )
+    return cacheable_json(body.model_dump(mode="json"), if_none_match, CATALOG_MAX_AGE_SECONDS)
+
+
+@app.get(
+    "/products/<product_id>",
+    summary="One active product (public)",
+    responses={
+        200: {
+            "description": "The product",
+            "headers": CACHEABLE,
+            "content": {"application/json": {"model": ProductOut}},
+        },
+        304: NOT_MODIFIED,
+        404: error_response("No such product, or not sold any more"),
+        422: COMMON_ERRORS[422],
+        429: COMMON_ERRORS[429],
+        500: COMMON_ERRORS[500],
+    },
+)
+def get_product(
+    product_id: Annotated[str, Path(max_length=64)], if_none_match: IfNoneMatch = None
+) -> Response[Any]:
+    product = product_out(wiring.api_service().product(product_id))
+    return cacheable_json(product.model_dump(mode="json"), if_none_match, CATALOG_MAX_AGE_SECONDS)
+
+
 NOT_FOUND = error_response("No such order of the caller's (another customer's order is not found either)")
 STRIPE_UNAVAILABLE = error_response(
     "Stripe could not be reached, timed out or failed: retry after Retry-After (with the same "
@@ -146,7 +250,7 @@ def create_order(
         Header(alias="Idempotency-Key", max_length=128, description="Retry safely with the same key"),
     ] = None,
 ) -> Response[CreatedOrderOut]:
-    who = caller()
+    who = caller(app)
     request = {
         "customerId": who.sub,
         "email": who.email,
@@ -175,7 +279,7 @@ def list_orders(
     limit: Annotated[int, Query(ge=1, le=50)] = 20,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> OrderPageOut:
-    page = wiring.api_service().recent_orders(caller().sub, limit, cursor)
+    page = wiring.api_service().recent_orders(caller(app).sub, limit, cursor)
     return OrderPageOut(orders=page.orders, cursor=page.cursor)
 
 
@@ -189,7 +293,7 @@ def list_orders(
     },
 )
 def get_order(order_id: str) -> OrderSnapshot:
-    return wiring.api_service().own_order(caller().sub, order_id)
+    return wiring.api_service().own_order(caller(app).sub, order_id)
 
 
 @app.post(
@@ -213,12 +317,12 @@ def get_order(order_id: str) -> OrderSnapshot:
     },
 )
 def cancel_order(order_id: str) -> OrderSnapshot:
-    return wiring.api_service().cancel(caller().sub, order_id)
+    return wiring.api_service().cancel(caller(app).sub, order_id)
 
 
-@app.exception_handler(DomainError)
-def refused(error: DomainError) -> Response[Any]:
-    return json_response(error.status_code, {"message": error.message})
+@app.exception_handler(InvalidCursor)
+def bad_cursor(error: InvalidCursor) -> Response[Any]:
+    return json_response(400, {"message": str(error)})
 
 
 @app.exception_handler(IdempotencyValidationError)

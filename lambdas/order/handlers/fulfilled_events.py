@@ -1,7 +1,9 @@
-"""OrderFulfilled consumer: fulfilment reports back → OrderService.mark_fulfilled.
+"""Fulfilment's events: OrderFulfilled → OrderService.mark_fulfilled (the order FULFILLED, its lines as
+fulfilled); FulfilmentUpdated → OrderService.record_fulfilment (what the customer sees per line).
 
-Idempotent by the status machine itself: the transition is a conditional write from PAID, so a
-redelivered or late event finds nothing to change (no idempotency records)."""
+Idempotent by the writes themselves: the transition is a conditional write from PAID, and line states
+are applied by a rule that gives the same lines in any order and again (order.domain.with_line_updates),
+so a redelivered or late event changes nothing (no idempotency records)."""
 
 from __future__ import annotations
 
@@ -9,14 +11,20 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from order import wiring
 from shared.batch import sqs_consumer
-from shared.events import parse_store_event
+from shared.events import FulfilmentEvent, parse_fulfilment_event
 from shared.observability import logger, metrics
 
 
 def record_handler(record: SQSRecord) -> None:
-    event = parse_store_event(record.body)
+    event = parse_fulfilment_event(record.body)
     logger.set_correlation_id(event.detail.eventId)
-    decision = wiring.fulfilled_events_service().mark_fulfilled(event)
+    service = wiring.fulfilled_events_service()
+    if isinstance(event, FulfilmentEvent):
+        service.record_fulfilment(event)
+        metrics.add_metric(name="FulfilmentRecorded", unit="Count", value=1)
+        logger.info("line fulfilment recorded", extra={"orderId": event.detail.orderId})
+        return
+    decision = service.mark_fulfilled(event)
     metrics.add_metric(name="OrderFulfilledApplied", unit="Count", value=1)
     logger.info("order fulfilled", extra={"orderId": event.detail.order.orderId, "decision": decision.value})
 

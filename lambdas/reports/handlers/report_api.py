@@ -20,12 +20,13 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from reports import wiring
 from reports.data_api import is_resuming
 from reports.domain import MonthTotals, groups_of, report_csv
 from shared.http import COMMON_ERRORS, error_response, rest_resolver
+from shared.models import Model
 from shared.observability import logger, metrics, tracer
 
 ADMIN_GROUP = "admin"
@@ -40,7 +41,7 @@ RETRY_AFTER_SECONDS = 30
 app = rest_resolver()
 
 
-class MonthlyReport(BaseModel):
+class MonthlyReport(Model):
     currency: str
     months: list[MonthTotals] = Field(description="One line per month, newest first, empty months included")
 
