@@ -3,6 +3,7 @@ find them. Imports nothing of the project, so every package may use it."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent
@@ -15,6 +16,13 @@ SNAPSHOT_DIR = PROJECT_ROOT / "tests" / "infra" / "snapshots"
 PRODUCTS_FILE = PROJECT_ROOT / "data" / "products.json"
 # Written by a running `make dev` (its URLs, endpoint and tokens), read by `make demo` and `make ops`.
 LOCAL_STATE_FILE = PROJECT_ROOT / ".localcloud.json"
+
+
+def lambdas_importable() -> None:
+    """Puts lambdas/ on sys.path, so code outside the Lambda zip (the tools, the local fake Stripe) can
+    import what the functions import (`shared.…`) from the same root as in Lambda."""
+    if str(LAMBDAS_DIR) not in sys.path:
+        sys.path.append(str(LAMBDAS_DIR))
 
 
 def stack_file(stack: str) -> Path:

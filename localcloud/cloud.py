@@ -46,6 +46,7 @@ from localcloud.runtime import (
     Retries,
     worker_environment,
 )
+from localcloud.schedules import ScheduleTicker
 from localcloud.tokens import DevIssuer
 from project_paths import OPENAPI_FILE
 from runtimes.materialize import UNSET_MAXIMUM_CONCURRENCY, LocalFunction, LocalModel, MaterializingMocks
@@ -312,6 +313,12 @@ class LocalCloud:
             poller.start()
             self.pollers.append(poller)
         self._exit.callback(self._stop_pollers)
+        for schedule in self.model.schedules:
+            ticker = ScheduleTicker(
+                schedule, self.runners[self.model.function_by_name_or_arn(schedule.function_arn).name]
+            )
+            ticker.start()
+            self._exit.callback(ticker.stop)
         self.gateway = LocalGateway(
             self.model,
             self.runners,

@@ -2,8 +2,9 @@
 
 the catalog → an order of a tee and an ebook → Stripe pays it → the ebook is delivered (its download works
 for its owner only) and the tee waits for the warehouse → a second order is cancelled before dispatch
-(refunded; the warehouse gets 409) → the warehouse dispatches the first → FULFILLED with its tracking →
-the monthly report counts it."""
+(refunded; the warehouse gets 409) → a third is refunded in Stripe's Dashboard (REFUNDED, its dispatch
+withdrawn) → a fourth is disputed (flagged, a cancel refused) → the warehouse dispatches the first →
+FULFILLED with its tracking → the monthly report counts it."""
 
 from __future__ import annotations
 
@@ -113,6 +114,35 @@ def main() -> int:
     )
     demo.step(f"the warehouse tries to dispatch it anyway: {late.status} {late.body['message']}")
 
+    # Stripe as it really behaves: a refund made in Stripe's Dashboard, and a customer's chargeback.
+    third = demo.place_and_pay(MUG)
+    demo.lines(third["orderId"], "AWAITING_DISPATCH")
+    outside = demo.customer.control("refund-outside", third["orderId"]).body
+    refunded = demo.status(third["orderId"], "REFUNDED")
+    demo.lines(third["orderId"], "WITHDRAWN")
+    stopped = demo.warehouse.call(
+        "POST",
+        f"/fulfilment/dispatches/{third['orderId']}/dispatch",
+        {"carrier": "NZ Post", "trackingNumber": "NZ3"},
+    )
+    sent = ", ".join(event["type"] for event in outside["events"])
+    demo.step(
+        f"{third['orderId']} is refunded in Stripe's Dashboard ({sent}): "
+        f"{refunded['status']}, the mug's dispatch withdrawn; the warehouse gets {stopped.status}"
+    )
+    fourth = demo.place_and_pay(TEE)
+    demo.lines(fourth["orderId"], "AWAITING_DISPATCH")
+    disputed = demo.customer.control("dispute", fourth["orderId"]).body
+    flagged = wait_for(
+        lambda: (order := demo.order(fourth["orderId"])).get("dispute") and order, "the dispute"
+    )
+    refused = demo.customer.call("POST", f"/orders/{fourth['orderId']}/cancel")
+    demo.step(
+        f"the customer disputes {fourth['orderId']} with their bank "
+        f"({', '.join(e['type'] for e in disputed['events'])}): flagged {flagged['dispute']['status']}, "
+        f"evidence due {flagged['dispute']['evidenceDueBy']}; a cancel now gets {refused.status}"
+    )
+
     parcel = {"carrier": "NZ Post", "trackingNumber": f"NZ{order_id[-9:]}"}
     marked = demo.warehouse.call("POST", f"/fulfilment/dispatches/{order_id}/dispatch", parcel)
     if marked.status != 200:
@@ -133,7 +163,7 @@ def main() -> int:
     month = wait_for(reported, "the monthly report", timeout_seconds=90)
     demo.step(
         f"monthly report {month['month']}: {month['orderCount']} orders, gross {month['grossAmount']} "
-        f"{month['currency']} (the cancelled order is not revenue)"
+        f"{month['currency']} (the cancelled and the refunded orders are not revenue)"
     )
     return 0
 

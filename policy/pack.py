@@ -56,6 +56,7 @@ RESOURCE_RULES = frozenset(
         "every_async_invoke_config_retries_twice_into_a_dlq",
         "every_function_is_traced_arm64_and_current",
         "every_rule_target_has_a_dlq_and_retry_policy",
+        "every_schedule_has_a_dlq_and_retry_policy",
         "every_table_queue_and_database_is_encrypted",
         "method_settings_name_their_method_as_api_gateway_keys_it",
         "no_iam_wildcards_beyond_what_aws_requires",

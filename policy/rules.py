@@ -17,6 +17,7 @@ FUNCTION = "aws:lambda/function:Function"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 EVENT_TARGET = "aws:cloudwatch/eventTarget:EventTarget"
+SCHEDULE = "aws:scheduler/schedule:Schedule"
 MAPPING = "aws:lambda/eventSourceMapping:EventSourceMapping"
 INVOKE_CONFIG = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
@@ -159,14 +160,17 @@ def _get(props: Mapping[str, Any] | None, *path: str) -> Any:
 
 
 def dead_letter_queue_arns(graph: Graph) -> set[str]:
-    """A queue is a DLQ when something sends its failures there: a redrive policy, a rule target,
-    or an asynchronous invocation's on-failure destination."""
+    """A queue is a DLQ when something sends its failures there: a redrive policy, a rule target, a
+    schedule's target, or an asynchronous invocation's on-failure destination."""
     arns = {
         str(_json(queue.props["redrivePolicy"])["deadLetterTargetArn"])
         for queue in graph.of_type(QUEUE)
         if queue.props.get("redrivePolicy")
     }
     arns |= {str(_get(target.props, "deadLetterConfig", "arn")) for target in graph.of_type(EVENT_TARGET)}
+    arns |= {
+        str(_get(schedule.props, "target", "deadLetterConfig", "arn")) for schedule in graph.of_type(SCHEDULE)
+    }
     arns |= {
         str(_get(config.props, "destinationConfig", "onFailure", "destination"))
         for config in graph.of_type(INVOKE_CONFIG)
@@ -265,6 +269,20 @@ def every_rule_target_has_a_dlq_and_retry_policy(graph: Graph) -> list[str]:
             problems.append(f"{_label(target)}: no dead-letter queue")
         if not target.props.get("retryPolicy"):
             problems.append(f"{_label(target)}: no retry policy")
+    return problems
+
+
+@rule
+def every_schedule_has_a_dlq_and_retry_policy(graph: Graph) -> list[str]:
+    """A run EventBridge Scheduler cannot deliver is retried, then kept in a DLQ ("Configuring a
+    schedule's dead-letter queue in EventBridge Scheduler",
+    https://docs.aws.amazon.com/scheduler/latest/UserGuide/configuring-schedule-dlq.html)."""
+    problems = []
+    for schedule in graph.of_type(SCHEDULE):
+        if not _get(schedule.props, "target", "deadLetterConfig", "arn"):
+            problems.append(f"{_label(schedule)}: no dead-letter queue")
+        if not _get(schedule.props, "target", "retryPolicy"):
+            problems.append(f"{_label(schedule)}: no retry policy")
     return problems
 
 

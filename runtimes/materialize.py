@@ -13,6 +13,7 @@ a wiring mistake in the program shows up locally."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,6 +53,16 @@ class LocalMapping:
 
 
 @dataclass
+class LocalSchedule:
+    """An EventBridge Scheduler schedule: the local cloud invokes `function_arn` every `every_seconds`."""
+
+    name: str
+    expression: str
+    every_seconds: int
+    function_arn: str
+
+
+@dataclass
 class LocalRoute:
     method: str
     path: str  # API Gateway's template, e.g. /orders/{id}
@@ -67,6 +78,7 @@ class LocalModel:
     stage_name: str = "v1"
     rest_api_id: str = "local"
     invocations: list[tuple[str, str]] = field(default_factory=list)  # (function name, JSON input)
+    schedules: list[LocalSchedule] = field(default_factory=list)
     queue_urls: dict[str, str] = field(default_factory=dict)  # arn → url
     exports: dict[str, Any] = field(default_factory=dict)
     roles: list[str] = field(default_factory=list)  # role ARNs, as created in moto
@@ -80,6 +92,16 @@ class LocalModel:
             if reference in (function.name, function.arn):
                 return function
         raise KeyError(f"no function {reference}")
+
+
+def schedule_seconds(expression: str) -> int:
+    """`rate(N minute|minutes|hour|hours|day|days)` in seconds ("Schedule types in EventBridge
+    Scheduler", rate-based schedules, https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html).
+    The local cloud runs no cron expressions."""
+    match = re.fullmatch(r"rate\((\d+) (minute|hour|day)s?\)", expression)
+    if match is None:
+        raise ValueError(f"the local cloud runs rate(...) schedules only, not {expression!r}")
+    return int(match[1]) * {"minute": 60, "hour": 3600, "day": 86400}[match[2]]
 
 
 class MaterializingMocks(RecordingMocks):
@@ -203,6 +225,14 @@ class MaterializingMocks(RecordingMocks):
             RetentionDays=int(inputs.get("retentionDays") or 0),
         )
         state["arn"] = response["ArchiveArn"]
+
+    # --- EventBridge Scheduler: recorded, run by the local cloud (moto would keep it but fire nothing) ----
+
+    def _schedule(self, name: str, inputs: dict[str, Any], state: dict[str, Any]) -> None:
+        expression = str(inputs["scheduleExpression"])
+        self.model.schedules.append(
+            LocalSchedule(name, expression, schedule_seconds(expression), str(inputs["target"]["arn"]))
+        )
 
     # --- S3 -----------------------------------------------------------------------------------------------
 
@@ -355,6 +385,7 @@ _MATERIALISED_MODULES = {
     "rds",
     "lambda",
     "apigateway",
+    "scheduler",
     "iam",
     "s3",
 }

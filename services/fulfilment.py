@@ -74,7 +74,10 @@ class Fulfilment(pulumi.ComponentResource):
             f"{prefix}-orders",
             EventSubscriptionArgs(
                 bus_name=platform.bus_name,
-                pattern={"source": ["tbs.order"], "detail-type": ["OrderConfirmed", "OrderCancelled"]},
+                pattern={
+                    "source": ["tbs.order"],
+                    "detail-type": ["OrderConfirmed", "OrderCancelled", "OrderRefunded"],
+                },
                 alarm_topic_arn=platform.alarm_topic.arn,
                 visibility_timeout_seconds=required_visibility_timeout(CONSUMER_TIMEOUT_SECONDS, 0),
                 description="Paid orders to fulfil, and cancellations that stop a dispatch",

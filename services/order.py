@@ -18,12 +18,17 @@ from components.queue_consumer import (
     required_visibility_timeout,
 )
 from components.rest_api import STAGE_NAME, RestApi, Throttle
+from components.scheduled_function import ScheduledFunction, ScheduledFunctionArgs
 from components.tables import IDEMPOTENCY_ACTIONS, idempotency_table, table
 from components.webhook_queue import WebhookQueue, WebhookQueueArgs
 from services.config import StackConfig
 from services.platform import Platform
 
 CONSUMER_TIMEOUT_SECONDS = 30
+# The storefront API function: its longest route waits for Stripe twice (a refund, then the refunds
+# listed once Stripe says "already refunded"); order.payments.STRIPE_TIMEOUTS fits both within this, and
+# API Gateway's 29 s integration timeout is above it (tests/handlers/test_order_stripe_requests.py).
+API_TIMEOUT_SECONDS = 20
 ORDER_ROUTES = [
     ("POST", "/orders"),
     ("GET", "/orders"),
@@ -36,6 +41,11 @@ PUBLIC_ROUTES = [
     ("GET", "/products/{id}"),
 ]
 WEBHOOK_PATH = "/webhooks/stripe"
+# The refund sweeper (lambdas/order/handlers/refund_sweeper.py): how often it finishes the cancellations
+# the API left half-done, and how long one run may take (it stops while one more refund still fits).
+REFUND_SWEEP_SCHEDULE = "rate(5 minutes)"
+REFUND_SWEEP_INTERVAL_SECONDS = 300
+REFUND_SWEEPER_TIMEOUT_SECONDS = 120
 
 
 class Order(pulumi.ComponentResource):
@@ -46,6 +56,7 @@ class Order(pulumi.ComponentResource):
     payment_events: IdempotentConsumer
     fulfilled: EventSubscription
     fulfilled_events: QueueConsumer
+    refund_sweeper: ScheduledFunction
     dashboard: aws.cloudwatch.Dashboard
 
     def __init__(
@@ -66,8 +77,14 @@ class Order(pulumi.ComponentResource):
         self.orders = table(
             f"{prefix}-orders",
             hash_key="orderId",
-            # Newest first per customer: order ids are ULIDs, so they sort by creation time.
-            global_indexes=[("byCustomer", "customerId", "orderId")],
+            global_indexes=[
+                # Newest first per customer: order ids are ULIDs, so they sort by creation time.
+                ("byCustomer", "customerId", "orderId"),
+                # Stripe's charges, refunds and disputes name the PaymentIntent, not the order.
+                ("byPaymentIntent", "paymentIntentId", "orderId"),
+                # Sparse: only cancelled orders still owed a refund, oldest cancellation first (the sweeper).
+                ("byRefundDue", "refundDue", "cancelledAt"),
+            ],
             production=config.production,
             parent=self,
         )
@@ -110,7 +127,7 @@ class Order(pulumi.ComponentResource):
                     "TAX_RATE": config.tax_rate,
                     **api.cors_environment,
                 },
-                timeout_seconds=15,
+                timeout_seconds=API_TIMEOUT_SECONDS,
             ),
             opts=child,
         )
@@ -141,6 +158,7 @@ class Order(pulumi.ComponentResource):
         )
         # Transitions are conditional UpdateItems (status + version guard) that leave line states alone.
         orders_write = allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], [self.orders.arn])
+        payment_intent_index_arn = self.orders.arn.apply(lambda arn: f"{arn}/index/byPaymentIntent")
         self.payment_events = IdempotentConsumer(
             f"{prefix}-payment-events",
             IdempotentConsumerArgs(
@@ -149,9 +167,10 @@ class Order(pulumi.ComponentResource):
                     "payment-events",
                     code=code,
                     handler="order.handlers.payment_events.handler",
-                    description="Verifies Stripe webhooks and moves orders to PAID / PAYMENT_FAILED",
+                    description="Verifies Stripe webhooks: payments, refunds and disputes of orders",
                     statements=[
                         orders_write,
+                        allow(["dynamodb:Query"], [payment_intent_index_arn]),
                         allow(["secretsmanager:GetSecretValue"], [stripe_webhook_secret.arn]),
                         platform.publish_events_statement(),
                     ],
@@ -204,6 +223,37 @@ class Order(pulumi.ComponentResource):
             opts=child,
         )
 
+        self.refund_sweeper = ScheduledFunction(
+            f"{prefix}-refund-sweeper",
+            ScheduledFunctionArgs(
+                function=platform.function_args(
+                    "order",
+                    "refund-sweeper",
+                    code=code,
+                    handler="order.handlers.refund_sweeper.handler",
+                    description="Finishes cancellations left half-done and alarms refunds overdue",
+                    statements=[
+                        orders_write,
+                        allow(
+                            ["dynamodb:Query"],
+                            [self.orders.arn.apply(lambda arn: f"{arn}/index/byRefundDue")],
+                        ),
+                        allow(["secretsmanager:GetSecretValue"], [stripe_api_key.arn]),
+                        platform.publish_events_statement(),
+                    ],
+                    environment={
+                        "ORDERS_TABLE": self.orders.name,
+                        "STRIPE_API_KEY_SECRET_ARN": stripe_api_key.arn,
+                    },
+                    timeout_seconds=REFUND_SWEEPER_TIMEOUT_SECONDS,
+                ),
+                schedule=REFUND_SWEEP_SCHEDULE,
+                max_event_age_seconds=REFUND_SWEEP_INTERVAL_SECONDS,
+                description="Every 5 minutes: the refund sweeper",
+            ),
+            opts=child,
+        )
+
         self._business_alarms(prefix, platform.alarm_topic.arn)
         self.dashboard = (
             DashboardBuilder()
@@ -213,6 +263,7 @@ class Order(pulumi.ComponentResource):
                     self.api_handler.function.name,
                     self.payment_events.function_name,
                     self.fulfilled_events.function_name,
+                    self.refund_sweeper.function_name,
                 ]
             )
             .queues([self.webhook.queue.name, self.fulfilled.queue.name])
@@ -223,6 +274,7 @@ class Order(pulumi.ComponentResource):
                     self.fulfilled.target_dlq.name,
                     self.payment_events.async_dlq.name,
                     self.fulfilled_events.async_dlq.name,
+                    self.refund_sweeper.dlq.name,
                 ]
             )
             .build(f"{prefix}-dashboard", f"{prefix}", platform.region, parent=self)
@@ -242,6 +294,58 @@ class Order(pulumi.ComponentResource):
             topic_arn=topic_arn,
             parent=self,
         )
+        metric_alarm(
+            f"{prefix}-stripe-refused",
+            description=(
+                "Stripe refused a request the store should never make (an invalid parameter, a reused "
+                "idempotency key, an expired or restricted API key): our bug or our configuration. The API "
+                "log line 'Stripe refused the store's request' has Stripe's message."
+            ),
+            namespace=METRICS_NAMESPACE,
+            metric_name="StripeRequestFailed",
+            dimensions={"service": "order", "reason": "refused"},
+            threshold=1,
+            topic_arn=topic_arn,
+            parent=self,
+        )
+        for name, metric, description in [
+            (
+                "refund-failed",
+                "RefundFailed",
+                "Stripe reports a refund of an order failed: the money did not reach the customer. The "
+                "payment-events log line 'refund failed' names the order; refund again from the Dashboard "
+                "or contact the customer.",
+            ),
+            (
+                "dispute-opened",
+                "DisputeOpened",
+                "A customer disputed a payment. The payment-events log line 'dispute opened' has the order "
+                "and the evidence due date: respond in the Stripe Dashboard before it.",
+            ),
+            (
+                "refund-overdue",
+                "RefundOverdue",
+                "Cancelled orders are still owed a refund 30 minutes on (the sweeper could not refund them, "
+                "or their refund failed). The refund-sweeper log line 'cancelled orders still owed a "
+                "refund' names them.",
+            ),
+            (
+                "stripe-api-version",
+                "StripeApiVersionMismatch",
+                "Stripe sends webhook events in another API version than the store pins: recreate the "
+                "webhook endpoint with the pinned version (README, Stripe webhook).",
+            ),
+        ]:
+            metric_alarm(
+                f"{prefix}-{name}",
+                description=description,
+                namespace=METRICS_NAMESPACE,
+                metric_name=metric,
+                dimensions={"service": "order"},
+                threshold=1,
+                topic_arn=topic_arn,
+                parent=self,
+            )
         metric_alarm(
             f"{prefix}-webhook-bad-signatures",
             description="Stripe webhooks fail signature checks: a wrong webhook secret, or forgeries.",

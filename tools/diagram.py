@@ -33,6 +33,7 @@ SVG_FILE = DOCS_DIR / "architecture.svg"
 
 EVENT_BUS = "aws:cloudwatch/eventBus:EventBus"
 EVENT_RULE = "aws:cloudwatch/eventRule:EventRule"
+SCHEDULE = "aws:scheduler/schedule:Schedule"
 SECRET_TYPE = "aws:secretsmanager/secret:Secret"  # noqa: S105 - a type token, not a secret
 ROLE = "aws:iam/role:Role"
 API_RESOURCE = "aws:apigateway/resource:Resource"
@@ -179,6 +180,9 @@ def build(recording: Recording) -> Diagram:
         rule_id = add(rule, "rule", f"rule: {_rule_label(rule)}")
         bus = recording.named(str(rule.outputs["eventBusName"]), EVENT_BUS)
         diagram.connect(_node_id(bus.name), rule_id)
+    for schedule in recording.of_type(SCHEDULE):
+        schedule_id = add(schedule, "rule", f"schedule: {schedule.outputs['scheduleExpression']}")
+        diagram.connect(schedule_id, by_arn.get(str(schedule.outputs["target"]["arn"]), ""))
     for target in recording.of_type(rules.EVENT_TARGET):
         diagram.connect(_node_id(str(target.outputs["rule"])), by_arn.get(str(target.outputs["arn"]), ""))
     for mapping in recording.of_type(rules.MAPPING):

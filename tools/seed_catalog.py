@@ -20,7 +20,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from project_paths import PRODUCTS_FILE
+from project_paths import PRODUCTS_FILE, lambdas_importable
+
+lambdas_importable()
+from shared.stripe_rules import MINIMUM_CHARGE, charge_limit_refusal  # noqa: E402
 
 FIELDS = {"productId": str, "name": str, "kind": str, "unitAmount": int, "currency": str}
 KINDS = {"physical", "digital"}
@@ -42,8 +45,19 @@ def load_products(path: Path = PRODUCTS_FILE) -> list[dict[str, Any]]:
             raise SeedError(f"{path.name}[{index}]: bad kind, negative price or duplicate id")
         if not isinstance(product.get("active", True), bool):
             raise SeedError(f"{path.name}[{index}]: active must be true or false")
+        problem = unchargeable(product["unitAmount"], product["currency"])
+        if problem:
+            raise SeedError(f"{path.name}[{index}] {product['productId']}: {problem}")
         ids.add(product["productId"])
     return list(products)
+
+
+def unchargeable(unit_amount: int, currency: str) -> str | None:
+    """Why Stripe could not charge one unit of a product on its own, or None: the order API refuses such
+    totals (order.domain.check_chargeable), so the product could never be sold alone."""
+    if currency not in MINIMUM_CHARGE:
+        return f"{currency!r} is not a currency the store can charge in ({', '.join(sorted(MINIMUM_CHARGE))})"
+    return charge_limit_refusal(unit_amount, currency)
 
 
 def seed(table: Any, products: list[dict[str, Any]]) -> int:

@@ -65,7 +65,7 @@ class DispatchStatus(StrEnum):
     REQUESTED = "REQUESTED"
     DISPATCHED = "DISPATCHED"  # marked by the warehouse, with carrier and tracking number
     FAILED = "FAILED"  # marked by the warehouse, with a reason
-    STOPPED = "STOPPED"  # the order was cancelled first: the request is withdrawn
+    STOPPED = "STOPPED"  # the order was cancelled (or refunded in full) first: the request is withdrawn
 
 
 # What the customer sees on a physical line for each state of its dispatch request.
@@ -87,6 +87,8 @@ class Outcome(StrEnum):
     SKIPPED_CANCELLED = "CancelledOrderNotFulfilled"
     DISPATCH_STOPPED = "DispatchStopped"
     ALREADY_DISPATCHED = "CancelAfterDispatch"
+    # A refund of what was already dispatched (a return, a goodwill refund): normal, not alarmed.
+    REFUND_AFTER_DISPATCH = "RefundAfterDispatch"
     ALREADY_STOPPED = "DispatchAlreadyStopped"
     CANCEL_AFTER_FAILURE = "CancelAfterDispatchFailed"
     NOTHING_TO_STOP = "CancelWithoutDispatch"
@@ -213,6 +215,9 @@ class DownloadGrant:
 EXPECTED_STATUS: dict[DetailType, OrderStatus] = {
     DetailType.ORDER_CONFIRMED: OrderStatus.PAID,
     DetailType.ORDER_CANCELLED: OrderStatus.CANCELLED,
+    # Refunded in full outside the store (Stripe's Dashboard): the money is back with the customer, so what
+    # has not been dispatched is stopped as for a cancellation.
+    DetailType.ORDER_REFUNDED: OrderStatus.REFUNDED,
 }
 
 

@@ -165,7 +165,10 @@ class FulfilmentService:
         order = check_handled(event)
         if event.detail_type is DetailType.ORDER_CONFIRMED:
             return self.confirm(order)
-        return self.cancel(order)
+        outcome = self.cancel(order)
+        if event.detail_type is DetailType.ORDER_REFUNDED and outcome is Outcome.ALREADY_DISPATCHED:
+            return Outcome.REFUND_AFTER_DISPATCH
+        return outcome
 
     def confirm(self, order: OrderSnapshot) -> Outcome:
         now = self._clock()

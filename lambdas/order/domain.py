@@ -2,10 +2,17 @@
 
 Status machine (docs/design.md, "Order"):
     PENDING_PAYMENT → PAID → FULFILLED
-    PENDING_PAYMENT → PAYMENT_FAILED → PAID   (a later success)
-    PAID → CANCELLED                          (physical-only orders, refunded)
+    PENDING_PAYMENT → PAYMENT_FAILED → PAID         (a later success)
+    PENDING_PAYMENT → PAYMENT_PROCESSING → PAID | PAYMENT_FAILED   (a delayed payment method)
+    PENDING_PAYMENT | PAYMENT_PROCESSING | PAYMENT_FAILED → PAYMENT_CANCELLED   (the intent was canceled)
+    PAID → CANCELLED                                (physical-only orders, refunded by the store)
+    PAID | FULFILLED → REFUNDED                     (refunded in full from outside the store)
 Every change increases `version` by one; stores write it conditionally on the previous status and
 version, so a duplicate or out-of-order event changes nothing.
+
+Refunds and disputes are not steps of the machine but what Stripe last reported about each (merged
+monotonically: a refund's or dispute's status only moves forward), so they too converge whatever order
+Stripe's events arrive in; an order whose succeeded refunds cover its total is REFUNDED.
 
 Each line also shows fulfilment's state of it (event-carried: FulfilmentUpdated, OrderFulfilled), kept
 beside the status machine rather than in it: a line update is not a change of the order's status and
@@ -13,42 +20,69 @@ does not change its version, and it is applied in any order (`with_line_updates`
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
+from typing import Any
 
 from pydantic import ValidationError
 
 from shared.events import (
     MAX_ORDER_LINES,
     DetailType,
+    DisputeRecord,
+    DisputeStatus,
     EventDetail,
     ItemKind,
     LineUpdate,
     OrderItem,
     OrderSnapshot,
     OrderStatus,
+    RefundRecord,
+    RefundStatus,
 )
 from shared.refusal import Refusal
+from shared.stripe_rules import MAXIMUM_CHARGE, charge_limit_refusal
 
 MAX_LINES = MAX_ORDER_LINES  # the event contract's bound
 MAX_QUANTITY = 99
 
 TRANSITIONS: Mapping[OrderStatus, frozenset[OrderStatus]] = {
-    OrderStatus.PENDING_PAYMENT: frozenset({OrderStatus.PAID, OrderStatus.PAYMENT_FAILED}),
-    OrderStatus.PAYMENT_FAILED: frozenset({OrderStatus.PAID}),
-    OrderStatus.PAID: frozenset({OrderStatus.FULFILLED, OrderStatus.CANCELLED}),
-    OrderStatus.FULFILLED: frozenset(),
+    OrderStatus.PENDING_PAYMENT: frozenset(
+        {
+            OrderStatus.PAID,
+            OrderStatus.PAYMENT_FAILED,
+            OrderStatus.PAYMENT_PROCESSING,
+            OrderStatus.PAYMENT_CANCELLED,
+        }
+    ),
+    # Not back to PAYMENT_PROCESSING from PAYMENT_FAILED: a late `processing` event of the attempt that
+    # failed would then hide the failure. A retry with a delayed method stays PAYMENT_FAILED until its
+    # outcome arrives.
+    OrderStatus.PAYMENT_PROCESSING: frozenset(
+        {OrderStatus.PAID, OrderStatus.PAYMENT_FAILED, OrderStatus.PAYMENT_CANCELLED}
+    ),
+    OrderStatus.PAYMENT_FAILED: frozenset({OrderStatus.PAID, OrderStatus.PAYMENT_CANCELLED}),
+    OrderStatus.PAID: frozenset({OrderStatus.FULFILLED, OrderStatus.CANCELLED, OrderStatus.REFUNDED}),
+    OrderStatus.FULFILLED: frozenset({OrderStatus.REFUNDED}),
     OrderStatus.CANCELLED: frozenset(),
+    OrderStatus.PAYMENT_CANCELLED: frozenset(),
+    OrderStatus.REFUNDED: frozenset(),
 }
-# The event each state change publishes (FULFILLED is announced by fulfilment, not by us).
+# The event announcing an order in each status (FULFILLED is announced by fulfilment, not by us; a
+# pending or processing payment is nobody else's business yet). See `announcement`.
 EVENT_OF: Mapping[OrderStatus, DetailType] = {
     OrderStatus.PAID: DetailType.ORDER_CONFIRMED,
     OrderStatus.PAYMENT_FAILED: DetailType.ORDER_PAYMENT_FAILED,
     OrderStatus.CANCELLED: DetailType.ORDER_CANCELLED,
+    OrderStatus.PAYMENT_CANCELLED: DetailType.ORDER_PAYMENT_CANCELLED,
+    OrderStatus.REFUNDED: DetailType.ORDER_REFUNDED,
 }
+PAID_STATUSES = frozenset({OrderStatus.PAID, OrderStatus.FULFILLED})
 
 
 class DomainError(Refusal):
@@ -69,6 +103,18 @@ class ProductNotFound(DomainError):
 
 class Conflict(DomainError):
     status_code = 409
+
+
+class AmountOutOfRange(DomainError):
+    """A total Stripe cannot charge: refused before Stripe is asked."""
+
+    status_code = 422
+
+
+class IdempotencyKeyReused(DomainError):
+    """The client's Idempotency-Key came back with another order."""
+
+    status_code = 422
 
 
 class PaymentMismatch(Exception):
@@ -139,6 +185,22 @@ def priced_items(lines: Sequence[Line], catalog: Mapping[str, Product], currency
     ]
 
 
+def lines_fingerprint(lines: Sequence[Line]) -> str:
+    """What a create request asked for, to tell a retry from another order under the same key."""
+    canonical = json.dumps(sorted([line.productId, line.quantity] for line in lines))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_chargeable(gross: int, currency: str) -> None:
+    """Stripe charges at least its minimum for the currency and at most eight digits ("Minimum and maximum
+    charge amounts", https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts; the limits are
+    shared.stripe_rules'): an order it could not charge is refused before Stripe is asked."""
+    refusal = charge_limit_refusal(gross, currency)
+    if refusal is not None:
+        advice = "add to the order" if gross < MAXIMUM_CHARGE else "split the order"
+        raise AmountOutOfRange(f"the order total {refusal}: {advice}")
+
+
 def new_order(
     *,
     order_id: str,
@@ -183,10 +245,12 @@ def decide(order: OrderSnapshot, target: OrderStatus) -> Decision:
 
 
 def transition(order: OrderSnapshot, target: OrderStatus, now: datetime, **changes: object) -> OrderSnapshot:
+    """`order` moved to `target` (and on to REFUNDED when Stripe's reports say it was, in the same write:
+    a refund may be reported before the payment it refunds)."""
     if target not in TRANSITIONS[order.status]:
         raise Conflict(f"an order cannot go from {order.status} to {target}")
-    return order.model_copy(
-        update={"status": target, "version": order.version + 1, "updatedAt": now, **changes}
+    return settled_status(
+        order.model_copy(update={"status": target, "version": order.version + 1, "updatedAt": now, **changes})
     )
 
 
@@ -271,7 +335,181 @@ def cancel_refusal(order: OrderSnapshot) -> str | None:
         return f"only a paid, unfulfilled order can be cancelled; this one is {order.status}"
     if any(item.kind is ItemKind.DIGITAL for item in order.items):
         return "orders with digital items cannot be cancelled: the downloads were already delivered"
+    if chargeback_holds_the_money(order):
+        assert order.dispute is not None
+        return (
+            f"the payment is disputed with the card issuer ({order.dispute.status}): Stripe refunds nothing "
+            "while it is, and the dispute decides where the money goes"
+        )
     return None
+
+
+# --- refunds and disputes, as Stripe reports them --------------------------------------------------------
+
+# How far a refund has got: its status only moves forward ("Refunds", https://docs.stripe.com/refunds:
+# pending → succeeded | failed | canceled; a succeeded refund can still fail later).
+REFUND_PROGRESS: Mapping[RefundStatus, int] = {
+    RefundStatus.PENDING: 0,
+    RefundStatus.REQUIRES_ACTION: 0,
+    RefundStatus.SUCCEEDED: 1,
+    RefundStatus.FAILED: 2,
+    RefundStatus.CANCELED: 2,
+}
+# How far a dispute has got ("Dispute statuses", https://docs.stripe.com/disputes/how-disputes-work).
+DISPUTE_PROGRESS: Mapping[DisputeStatus, int] = {
+    DisputeStatus.WARNING_NEEDS_RESPONSE: 0,
+    DisputeStatus.NEEDS_RESPONSE: 0,
+    DisputeStatus.WARNING_UNDER_REVIEW: 1,
+    DisputeStatus.UNDER_REVIEW: 1,
+    DisputeStatus.WARNING_CLOSED: 2,
+    DisputeStatus.WON: 2,
+    DisputeStatus.LOST: 2,
+    DisputeStatus.PREVENTED: 2,
+}
+CLOSED_DISPUTE = frozenset(status for status, progress in DISPUTE_PROGRESS.items() if progress == 2)
+
+
+def refunded_amount(order: OrderSnapshot) -> int:
+    """What is back with the customer: the succeeded refunds (a pending one is not done)."""
+    return sum(refund.amount for refund in order.refunds if refund.status is RefundStatus.SUCCEEDED)
+
+
+def merged_refunds(known: Sequence[RefundRecord], reported: Sequence[RefundRecord]) -> list[RefundRecord]:
+    """Every refund, each as far as any report got (a late `pending` never undoes a `succeeded`)."""
+    by_id = {refund.refundId: refund for refund in known}
+    for refund in reported:
+        current = by_id.get(refund.refundId)
+        if current is None or REFUND_PROGRESS[refund.status] > REFUND_PROGRESS[current.status]:
+            by_id[refund.refundId] = refund
+    return sorted(by_id.values(), key=lambda refund: refund.refundId)
+
+
+def merged_dispute(known: DisputeRecord | None, reported: DisputeRecord) -> DisputeRecord:
+    """The dispute as far as any report got (a charge is disputed once: "Disputes",
+    https://docs.stripe.com/disputes)."""
+    if known is None or DISPUTE_PROGRESS[reported.status] > DISPUTE_PROGRESS[known.status]:
+        return reported
+    return known
+
+
+def settled_status(order: OrderSnapshot) -> OrderSnapshot:
+    """A paid or fulfilled order whose succeeded refunds cover its total is REFUNDED (same write)."""
+    if order.status in PAID_STATUSES and refunded_amount(order) >= order.grossAmount:
+        return order.model_copy(update={"status": OrderStatus.REFUNDED})
+    return order
+
+
+def with_reported(
+    order: OrderSnapshot,
+    now: datetime,
+    refunds: Sequence[RefundRecord] = (),
+    dispute: DisputeRecord | None = None,
+) -> OrderSnapshot | None:
+    """`order` with what Stripe reported merged in, or None when it knew all of it already."""
+    merged = merged_refunds(order.refunds, refunds)
+    disputed = order.dispute if dispute is None else merged_dispute(order.dispute, dispute)
+    if merged == order.refunds and disputed == order.dispute:
+        return None
+    changed = order.model_copy(
+        update={"refunds": merged, "dispute": disputed, "version": order.version + 1, "updatedAt": now}
+    )
+    return settled_status(changed)
+
+
+def with_store_refund(
+    order: OrderSnapshot, refund_id: str, refunds: Sequence[RefundRecord], now: datetime
+) -> OrderSnapshot | None:
+    """A cancelled order with the store's refund recorded (once), or None when it has one already."""
+    if order.status is not OrderStatus.CANCELLED or order.refundId is not None:
+        return None
+    return order.model_copy(
+        update={
+            "refundId": refund_id,
+            "refunds": merged_refunds(order.refunds, refunds),
+            "version": order.version + 1,
+            "updatedAt": now,
+        }
+    )
+
+
+def chargeback_holds_the_money(order: OrderSnapshot) -> bool:
+    """A chargeback (not an inquiry) took the payment back and the store has not won it back: Stripe
+    refuses refunds (`charge_disputed`), and the customer has the money already."""
+    return order.dispute is not None and not order.dispute.chargeRefundable
+
+
+def refund_due(order: OrderSnapshot) -> bool:
+    """A cancelled order whose money is not back with the customer yet: the store still owes a refund
+    (pending ones included: not done until Stripe says succeeded)."""
+    return (
+        order.status is OrderStatus.CANCELLED
+        and refunded_amount(order) < order.grossAmount
+        and not chargeback_holds_the_money(order)
+    )
+
+
+def refund_in_flight(order: OrderSnapshot) -> bool:
+    """A refund Stripe is still working on (a bank can take days): waiting is not overdue."""
+    return any(REFUND_PROGRESS[refund.status] == 0 for refund in order.refunds)
+
+
+def reported_refund(refund: Mapping[str, Any], order: OrderSnapshot) -> RefundRecord:
+    """A Stripe Refund object ("The Refund object", https://docs.stripe.com/api/refunds/object) of
+    `order`'s payment, as the order records it; PaymentMismatch when it is not one (another currency,
+    an amount that is no exact integer or more than the order's total, a status Stripe does not have)."""
+    amount = _exact_minor_units(refund.get("amount"))
+    if refund.get("currency") != order.currency or amount is None or not 0 <= amount <= order.grossAmount:
+        raise PaymentMismatch(
+            f"refund {refund.get('id')!r} of {refund.get('amount')!r} {refund.get('currency')!r} cannot be "
+            f"order {order.orderId}'s ({order.grossAmount} {order.currency})"
+        )
+    try:
+        return RefundRecord(refundId=refund["id"], amount=amount, status=RefundStatus(refund["status"]))
+    except (KeyError, ValueError) as error:
+        raise PaymentMismatch(f"refund {refund.get('id')!r} is not one Stripe sends: {error}") from error
+
+
+def reported_refunds_of_charge(charge: Mapping[str, Any], order: OrderSnapshot) -> list[RefundRecord]:
+    """The refunds a Charge lists (`refunds`, when Stripe includes it; "The Charge object",
+    https://docs.stripe.com/api/charges/object); its refund.* events carry each one anyway."""
+    listed = charge.get("refunds")
+    data = listed.get("data") if isinstance(listed, Mapping) else None
+    return [reported_refund(refund, order) for refund in data or []]
+
+
+def reported_dispute(dispute: Mapping[str, Any], order: OrderSnapshot) -> DisputeRecord:
+    """A Stripe Dispute object ("The Dispute object", https://docs.stripe.com/api/disputes/object) of
+    `order`'s payment; PaymentMismatch when it cannot be one."""
+    amount = _exact_minor_units(dispute.get("amount"))
+    if dispute.get("currency") != order.currency or amount is None or not 0 <= amount <= order.grossAmount:
+        raise PaymentMismatch(
+            f"dispute {dispute.get('id')!r} of {dispute.get('amount')!r} {dispute.get('currency')!r} cannot "
+            f"be order {order.orderId}'s ({order.grossAmount} {order.currency})"
+        )
+    evidence = dispute.get("evidence_details")
+    due_by = evidence.get("due_by") if isinstance(evidence, Mapping) else None
+    try:
+        return DisputeRecord(
+            disputeId=dispute["id"],
+            amount=amount,
+            status=DisputeStatus(dispute["status"]),
+            reason=str(dispute.get("reason") or ""),
+            evidenceDueBy=datetime.fromtimestamp(due_by, tz=UTC) if type(due_by) is int else None,
+            chargeRefundable=dispute["is_charge_refundable"] is True,
+        )
+    except (KeyError, ValueError) as error:
+        raise PaymentMismatch(f"dispute {dispute.get('id')!r} is not one Stripe sends: {error}") from error
+
+
+def announcement(order: OrderSnapshot) -> DetailType | None:
+    """The event announcing `order` as it is: a function of the snapshot alone, so an event id (made of
+    the order and its version) always comes with the same detail type and payload, whoever announces
+    it again. A paid or fulfilled order with a dispute is announced as disputed until it closes."""
+    if order.status in PAID_STATUSES and order.dispute is not None:
+        if order.dispute.status in CLOSED_DISPUTE:
+            return DetailType.ORDER_DISPUTE_CLOSED
+        return DetailType.ORDER_DISPUTED
+    return EVENT_OF.get(order.status)
 
 
 def event_detail(order: OrderSnapshot, occurred_at: datetime) -> EventDetail:

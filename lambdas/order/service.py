@@ -13,7 +13,6 @@ from functools import partial
 from typing import Any, Protocol
 
 from order.domain import (
-    EVENT_OF,
     Conflict,
     Decision,
     Line,
@@ -21,16 +20,26 @@ from order.domain import (
     OrderNotFound,
     Product,
     ProductNotFound,
+    announcement,
     cancel_refusal,
+    check_chargeable,
     check_payment_event,
     decide,
     event_detail,
     line_updates,
+    lines_fingerprint,
     new_order,
     priced_items,
+    refund_due,
+    refund_in_flight,
+    reported_dispute,
+    reported_refund,
+    reported_refunds_of_charge,
     totals,
     transition,
     with_line_updates,
+    with_reported,
+    with_store_refund,
 )
 from shared.clock import utc_now
 from shared.events import (
@@ -40,19 +49,40 @@ from shared.events import (
     LineUpdate,
     OrderSnapshot,
     OrderStatus,
+    RefundRecord,
+    RefundStatus,
     StoreEvent,
 )
 from shared.ids import ulid, ulid_floor
 
 HISTORY = timedelta(days=183)  # "the last 6 months" of GET /orders
 MAX_ATTEMPTS = 3  # re-read and decide again when a concurrent writer got there first
+# A cancellation the API is still finishing is left alone (the API function runs at most 20 s).
+CANCEL_GRACE = timedelta(minutes=2)
+# A cancelled order whose money is not on its way back after this long is alarmed (RefundOverdue): the
+# sweeper, every 5 minutes, has failed to refund it several times, or its refund failed.
+REFUND_OVERDUE_AFTER = timedelta(minutes=30)
 
-# The Stripe events that move an order ("Event types", https://docs.stripe.com/api/events/types); the
-# store acts on no other type.
+# What each Stripe event the store subscribes to does ("Types of events",
+# https://docs.stripe.com/api/events/types). shared.stripe_rules.WEBHOOK_EVENT_TYPES is the list the
+# webhook endpoint subscribes to; tests/unit/test_order_service.py holds the two to each other.
 TARGET_OF: Mapping[str, OrderStatus] = {
     "payment_intent.succeeded": OrderStatus.PAID,
     "payment_intent.payment_failed": OrderStatus.PAYMENT_FAILED,
+    "payment_intent.processing": OrderStatus.PAYMENT_PROCESSING,
+    "payment_intent.canceled": OrderStatus.PAYMENT_CANCELLED,
 }
+REFUND_EVENTS = frozenset({"refund.created", "refund.updated", "refund.failed"})
+CHARGE_REFUNDED = "charge.refunded"
+DISPUTE_EVENTS = frozenset(
+    {
+        "charge.dispute.created",
+        "charge.dispute.closed",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.funds_reinstated",
+    }
+)
+HANDLED_EVENT_TYPES = frozenset({*TARGET_OF, *REFUND_EVENTS, CHARGE_REFUNDED, *DISPUTE_EVENTS})
 
 
 @dataclass(frozen=True)
@@ -73,13 +103,79 @@ class PaymentIntent:
     client_secret: str
 
 
+@dataclass(frozen=True)
+class Refund:
+    id: str
+    amount: int
+    status: str  # Stripe's: pending, requires_action, succeeded, failed, canceled
+
+
 class PaymentProviderError(RuntimeError):
-    """The payment provider could not be reached or refused: the caller may retry (idempotency keys
-    make it safe)."""
+    """The payment provider did not do what was asked. `retryable`: the same request (same idempotency
+    keys) may succeed later; `reason` is the kind of failure, as the API counts it."""
+
+    retryable = False
+    reason = "refused"
+
+
+class PaymentProviderUnavailable(PaymentProviderError):
+    """Unreachable, timed out, or failing (5xx): retry. `kept`: the provider keeps this failure as its
+    answer to the idempotency key, so only a request under a new key can succeed."""
+
+    retryable = True
+    reason = "unavailable"
+
+    def __init__(self, message: str, kept: bool = False) -> None:
+        super().__init__(message)
+        self.kept = kept
+
+
+class PaymentProviderThrottled(PaymentProviderError):
+    """The provider limits our request rate: retry later."""
+
+    retryable = True
+    reason = "rate-limited"
+
+
+class PaymentProviderBusy(PaymentProviderError):
+    """An earlier attempt with the same idempotency key is still running at the provider: retry shortly."""
+
+    retryable = True
+    reason = "conflict"
+
+
+class PaymentRequestRefused(PaymentProviderError):
+    """The provider refused a request the store should never make, or with credentials it should not use
+    (an invalid parameter, a reused idempotency key, an expired or restricted API key): our bug or our
+    configuration, alarmed. `code` is the provider's."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ChargeAmountRefused(PaymentProviderError):
+    """The provider cannot charge this amount in this currency."""
+
+    reason = "amount"
+
+
+class ChargeAlreadyRefunded(PaymentProviderError):
+    """The payment was refunded in full already (e.g. from Stripe's Dashboard)."""
+
+    reason = "already-refunded"
+
+
+class ChargeDisputed(PaymentProviderError):
+    """The cardholder disputed the payment: the card network holds the money, nothing can be refunded."""
+
+    reason = "disputed"
 
 
 class OrderStore(Protocol):
-    def create(self, order: OrderSnapshot) -> None: ...
+    def create(self, order: OrderSnapshot) -> bool:
+        """Store a new order; False when an order with its id exists already (an earlier attempt of
+        the same request stored it)."""
 
     def get(self, order_id: str) -> OrderSnapshot | None: ...
 
@@ -93,8 +189,13 @@ class OrderStore(Protocol):
         status and version (they do not change); False, changing nothing, when the order does not exist
         or has not these lines."""
 
-    def record_refund(self, order_id: str, refund_id: str) -> None:
-        """Note the refund on a cancelled order, once: not a state change, so the version stays."""
+    def order_id_of_intent(self, payment_intent_id: str) -> str | None:
+        """The order paid (or to be paid) by this PaymentIntent (Stripe's charges, refunds and disputes
+        name the intent, not the order)."""
+
+    def refunds_due(self, cancelled_before: datetime) -> list[str]:
+        """The ids of the orders cancelled before then whose money is not back with the customer yet
+        (order.domain.refund_due)."""
 
     def list_for_customer(
         self, customer_id: str, since_order_id: str, limit: int, cursor: str | None
@@ -112,15 +213,32 @@ class Catalog(Protocol):
         shared.cursors.InvalidCursor)."""
 
 
+class CreateRequests(Protocol):
+    def order_id_for(self, customer_id: str, request_key: str, fingerprint: str, new_order_id: str) -> str:
+        """The order id of the first create under this customer's Idempotency-Key (`new_order_id` when
+        this is the first), kept for a day; IdempotencyKeyReused when the key came with another order
+        (`fingerprint`)."""
+
+
 class PaymentGateway(Protocol):
-    """The payment provider. Both calls are idempotent per order (payments.py derives the keys), and
-    raise PaymentProviderError when the provider cannot be reached or refuses."""
+    """The payment provider. Its writes are idempotent (payments.py derives the keys: one intent per
+    customer and request key, or per order; one refund per order), and every call raises a
+    PaymentProviderError saying what went wrong."""
 
     def create_payment_intent(
-        self, *, order_id: str, customer_id: str, amount: int, currency: str, receipt_email: str | None
+        self,
+        *,
+        order_id: str,
+        customer_id: str,
+        request_key: str | None,
+        amount: int,
+        currency: str,
+        receipt_email: str | None,
     ) -> PaymentIntent: ...
 
-    def refund(self, *, order_id: str, payment_intent_id: str) -> str: ...
+    def refund(self, *, order_id: str, payment_intent_id: str) -> Refund: ...
+
+    def refunds_of(self, payment_intent_id: str) -> list[Refund]: ...
 
 
 # Puts one event on the bus; raises when the event was not accepted (shared.bus.publish).
@@ -138,12 +256,26 @@ class UnexpectedEvent(ValueError):
 @dataclass(frozen=True)
 class PaymentRecorded:
     """What a Stripe event did to the store: `ignored` says why nothing was looked up (the event's type
-    when the store does not act on it; "no-order-metadata" for a PaymentIntent the store did not make),
-    else `outcome` is the Decision taken for `order_id`."""
+    when the store does not act on it; "no-order-metadata" for a PaymentIntent the store did not make;
+    "no-payment-intent" for a charge, refund or dispute without one), else `outcome` is what happened to
+    `order_id` (a Decision's value; "recorded" or "already-recorded" for refunds and disputes) and
+    `order` the order as it is now."""
 
     outcome: str
     order_id: str | None = None
     ignored: str | None = None
+    order: OrderSnapshot | None = None
+
+
+@dataclass
+class Sweep:
+    """What one pass over the cancelled, unrefunded orders did (OrderService.finish_cancellations)."""
+
+    finished: list[str] = field(default_factory=list)  # announced and refunded now
+    held: list[str] = field(default_factory=list)  # a chargeback holds the money: nothing to refund
+    failed: list[tuple[str, str]] = field(default_factory=list)  # Stripe failed: tried again next time
+    overdue: list[str] = field(default_factory=list)  # still owed a refund after REFUND_OVERDUE_AFTER
+    left: int = 0  # not looked at: the function ran out of time (the next pass does them)
 
 
 @dataclass
@@ -151,6 +283,7 @@ class OrderService:
     orders: OrderStore
     publish: Publish
     catalog: Catalog | None = None  # only the API prices orders
+    requests: CreateRequests | None = None  # only the API takes Idempotency-Keys
     payments: Callable[[], PaymentGateway] | None = None  # lazy: only the API needs Stripe
     tax_rate: Decimal = Decimal("0.15")
     currency: str = "nzd"
@@ -159,18 +292,33 @@ class OrderService:
     # --- storefront ---------------------------------------------------------------------------------
 
     def create(
-        self, customer_id: str, receipt_email: str | None, lines: Sequence[Line]
+        self,
+        customer_id: str,
+        receipt_email: str | None,
+        lines: Sequence[Line],
+        request_key: str | None = None,
     ) -> tuple[OrderSnapshot, PaymentIntent]:
+        """A new order and its PaymentIntent. With the client's Idempotency-Key (`request_key`) a retry,
+        also one after a failure once Stripe had made the intent, gets the same order id and the same
+        intent (Stripe replays it under the same key and parameters): no orphan intents."""
         assert self.catalog is not None and self.payments is not None, "the API wires catalog and payments"
         items = priced_items(lines, self.catalog.products(line.productId for line in lines), self.currency)
+        gross = totals(items, self.tax_rate).gross
+        check_chargeable(gross, self.currency)
         now = self.clock()
         order_id = ulid(now)
+        if request_key is not None:
+            assert self.requests is not None, "the API wires its create requests"
+            order_id = self.requests.order_id_for(
+                customer_id, request_key, lines_fingerprint(lines), order_id
+            )
         # The intent first, the order second: an order is never stored without its intent, and the
         # client only learns the secret (and can pay) once the order exists.
         intent = self.payments().create_payment_intent(
             order_id=order_id,
             customer_id=customer_id,
-            amount=totals(items, self.tax_rate).gross,
+            request_key=request_key,
+            amount=gross,
             currency=self.currency,
             receipt_email=receipt_email,
         )
@@ -184,7 +332,10 @@ class OrderService:
             payment_intent_id=intent.id,
             now=now,
         )
-        self.orders.create(order)
+        if not self.orders.create(order):
+            stored = self.orders.get(order_id)  # an earlier attempt stored it, then failed to answer
+            assert stored is not None
+            return stored, intent
         return order, intent
 
     def own_order(self, customer_id: str, order_id: str) -> OrderSnapshot:
@@ -221,39 +372,126 @@ class OrderService:
             refusal = cancel_refusal(order)
             if refusal:
                 raise Conflict(refusal)
-            cancelled = transition(order, OrderStatus.CANCELLED, self.clock())
+            now = self.clock()
+            cancelled = transition(order, OrderStatus.CANCELLED, now, cancelledAt=now)
             if not self.orders.replace(order, cancelled):
                 raise Conflict("the order changed while cancelling it; look at it again")
             order = cancelled
-        # Until the refund is recorded, a retried cancel announces again and refunds again: the same event
-        # (same id, same payload: the snapshot as written, without a refund) and the same refund (same
-        # idempotency key, so Stripe answers the first refund). Recording the refund is the last step, so
-        # once it is there both were done; announcing again then would publish the id with a new payload.
-        if order.refundId is None:
-            self._announce(order)
-            if order.paymentIntentId:
-                refund_id = self.payments().refund(
-                    order_id=order.orderId, payment_intent_id=order.paymentIntentId
-                )
-                self.orders.record_refund(order.orderId, refund_id)
-                order = order.model_copy(update={"refundId": refund_id})
-        return order
+        return self.refund_cancelled(order)
+
+    def refund_cancelled(self, order: OrderSnapshot) -> OrderSnapshot:
+        """Finish a cancellation: announce it, refund it, record the refund. Until the store's refund is
+        recorded, each call announces again (the same event: its id and payload are the snapshot's) and
+        refunds again (the same idempotency key: Stripe answers the first refund), so the API's retry and
+        the sweeper (finish_cancellations) may both finish a cancellation that died half-way.
+
+        A payment refunded already (from the Dashboard) is not refunded again: Stripe's refunds are
+        recorded instead. A chargeback holding the money raises ChargeDisputed."""
+        if order.refundId is not None:
+            return order  # announced and refunded: announcing again would be a new payload for its id
+        self._announce(order)
+        if not refund_due(order) or not order.paymentIntentId:
+            return order
+        assert self.payments is not None, "refunding needs the payment provider"
+        payments = self.payments()
+        try:
+            refund = payments.refund(order_id=order.orderId, payment_intent_id=order.paymentIntentId)
+            refund_id, reported = refund.id, [refund_record(refund)]
+        except ChargeAlreadyRefunded:
+            # Refunded from outside the store: its refunds are the ones to record.
+            reported = [refund_record(each) for each in payments.refunds_of(order.paymentIntentId)]
+            live = [
+                each for each in reported if each.status not in (RefundStatus.FAILED, RefundStatus.CANCELED)
+            ]
+            if not live:
+                raise
+            refund_id = live[0].refundId
+        now = self.clock()
+        updated, _ = self._change(
+            order.orderId, lambda current: with_store_refund(current, refund_id, reported, now)
+        )
+        return updated
+
+    def finish_cancellations(self, has_time: Callable[[], bool] = lambda: True) -> Sweep:
+        """Finish the cancellations a client left half-done (the API died after writing CANCELLED): each
+        is announced and refunded as the API would have, with the same event and idempotency key. Then
+        counts the ones still owed a refund after REFUND_OVERDUE_AFTER (no refund on its way: Stripe kept
+        failing, or the refund itself failed). Stops early when `has_time` says so."""
+        now = self.clock()
+        sweep = Sweep()
+        due = self.orders.refunds_due(cancelled_before=now - CANCEL_GRACE)
+        for index, order_id in enumerate(due):
+            if not has_time():
+                sweep.left = len(due) - index
+                break
+            order = self.orders.get(order_id)
+            if order is None or not refund_due(order):
+                continue
+            unrefunded = order.refundId is None
+            try:
+                order = self.refund_cancelled(order)
+            except ChargeDisputed:
+                sweep.held.append(order_id)
+                continue
+            except PaymentProviderError as error:
+                sweep.failed.append((order_id, str(error)))
+            else:
+                if unrefunded and order.refundId is not None:
+                    sweep.finished.append(order_id)
+            cancelled_at = order.cancelledAt or order.updatedAt
+            if (
+                refund_due(order)
+                and not refund_in_flight(order)
+                and cancelled_at <= now - REFUND_OVERDUE_AFTER
+            ):
+                sweep.overdue.append(order_id)
+        return sweep
 
     # --- events ------------------------------------------------------------------------------------------
 
     def record_payment(self, event: Mapping[str, Any]) -> PaymentRecorded:
-        """A verified Stripe event: the order named in its PaymentIntent's metadata becomes PAID or
-        PAYMENT_FAILED, if the intent is that order's, for exactly its total (else PaymentMismatch, and
-        nothing changes). Events of other types, and intents the store did not make, are ignored."""
-        target = TARGET_OF.get(event["type"])
-        if target is None:
-            return PaymentRecorded(outcome="ignored", ignored=event["type"])
-        intent: Mapping[str, Any] = event["data"]["object"]
-        order_id = (intent.get("metadata") or {}).get("orderId")
-        if not order_id:
-            return PaymentRecorded(outcome="not-ours", ignored="no-order-metadata")
-        decision = self._apply(order_id, target, partial(check_payment_event, intent=intent, target=target))
-        return PaymentRecorded(outcome=decision.value, order_id=order_id)
+        """A verified Stripe event, applied to the order it concerns (HANDLED_EVENT_TYPES):
+
+        - payment_intent.*: the order named in the intent's metadata moves to the event's status, if the
+          intent is that order's, for exactly its total (else PaymentMismatch, and nothing changes);
+        - refund.*, charge.refunded: the refunds are recorded (a paid order refunded in full is REFUNDED);
+        - charge.dispute.*: the dispute is recorded.
+        Charges, refunds and disputes name the PaymentIntent, which names the order. Events of other
+        types, and objects the store did not make, are ignored."""
+        kind: str = event["type"]
+        about: Mapping[str, Any] = event["data"]["object"]
+        target = TARGET_OF.get(kind)
+        if target is not None:
+            order_id = (about.get("metadata") or {}).get("orderId")
+            if not order_id:
+                return PaymentRecorded(outcome="not-ours", ignored="no-order-metadata")
+            check = partial(check_payment_event, intent=about, target=target)
+            decision = self._apply(order_id, target, check)
+            return PaymentRecorded(outcome=decision.value, order_id=order_id)
+        if kind not in HANDLED_EVENT_TYPES:
+            return PaymentRecorded(outcome="ignored", ignored=kind)
+        intent_id = about.get("payment_intent")
+        if not isinstance(intent_id, str) or not intent_id:
+            return PaymentRecorded(outcome="not-ours", ignored="no-payment-intent")
+        order_id = self.orders.order_id_of_intent(intent_id)
+        if order_id is None:
+            raise OrderNotFound(f"no order has PaymentIntent {intent_id}")
+        now = self.clock()
+
+        def report(order: OrderSnapshot) -> OrderSnapshot | None:
+            if kind in REFUND_EVENTS:
+                return with_reported(order, now, refunds=[reported_refund(about, order)])
+            if kind == CHARGE_REFUNDED:
+                return with_reported(order, now, refunds=reported_refunds_of_charge(about, order))
+            return with_reported(order, now, dispute=reported_dispute(about, order))
+
+        order, changed = self._change(order_id, report)
+        # A redelivery re-announces the order as it is (a crash between the write and the publish
+        # loses nothing; the same snapshot is the same event).
+        self._announce(order)
+        return PaymentRecorded(
+            outcome="recorded" if changed else "already-recorded", order_id=order_id, order=order
+        )
 
     def mark_fulfilled(self, event: StoreEvent) -> Decision:
         """Fulfilment reports back: the order becomes FULFILLED, once (a late or repeated event after a
@@ -310,7 +548,27 @@ class OrderService:
             return decision
         raise ConcurrentUpdate(f"order {order_id} changed {MAX_ATTEMPTS} times while applying {target}")
 
+    def _change(
+        self, order_id: str, change: Callable[[OrderSnapshot], OrderSnapshot | None]
+    ) -> tuple[OrderSnapshot, bool]:
+        """The order after `change` (None: nothing to change), written conditionally on the order it was
+        made from; a lost race is read and changed again."""
+        for _ in range(MAX_ATTEMPTS):
+            order = self.orders.get(order_id)
+            if order is None:
+                raise OrderNotFound(f"order {order_id} not found")
+            updated = change(order)
+            if updated is None:
+                return order, False
+            if self.orders.replace(order, updated):
+                return updated, True
+        raise ConcurrentUpdate(f"order {order_id} changed {MAX_ATTEMPTS} times while recording a change")
+
     def _announce(self, order: OrderSnapshot) -> None:
-        detail_type = EVENT_OF.get(order.status)
+        detail_type = announcement(order)
         if detail_type is not None:
             self.publish(detail_type, event_detail(order, order.updatedAt))
+
+
+def refund_record(refund: Refund) -> RefundRecord:
+    return RefundRecord(refundId=refund.id, amount=refund.amount, status=RefundStatus(refund.status))

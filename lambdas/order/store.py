@@ -3,25 +3,49 @@ with the per-customer index), CatalogTable its Catalog."""
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
+from pydantic import TypeAdapter
 
-from order.domain import InvalidOrder, Product
+from order.domain import IdempotencyKeyReused, InvalidOrder, Product, refund_due
 from order.service import Page, ProductPage
 from shared.cursors import InvalidCursor, decode_cursor, encode_cursor
 from shared.dynamodb import is_condition_failure
 from shared.events import DIGITAL_LINE_STATES, ItemKind, LineFulfilment, LineUpdate, OrderSnapshot
 
 CUSTOMER_INDEX = "byCustomer"
+# Charges, refunds and disputes name the PaymentIntent: its order is found through this index.
+PAYMENT_INTENT_INDEX = "byPaymentIntent"
+# Sparse: only cancelled orders still owed a refund carry REFUND_DUE (order.domain.refund_due), so the
+# sweeper reads just those, oldest cancellation first.
+REFUND_DUE_INDEX = "byRefundDue"
+REFUND_DUE = "refundDue"
+# (index, hash key, range key): what services/order.py declares (tests/infra/test_wiring.py holds them).
+ORDER_INDEXES = [
+    (CUSTOMER_INDEX, "customerId", "orderId"),
+    (PAYMENT_INTENT_INDEX, "paymentIntentId", "orderId"),
+    (REFUND_DUE_INDEX, REFUND_DUE, "cancelledAt"),
+]
 _ORDER_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")  # a ULID (shared.ids), as every order id is
+_JSON_TIME = TypeAdapter(datetime)
 
 
 def _item(order: OrderSnapshot) -> dict[str, Any]:
     # Absent rather than null: `if_not_exists` on a line's fulfilment must find nothing there.
-    return order.model_dump(mode="json", exclude_none=True)
+    item = order.model_dump(mode="json", exclude_none=True)
+    if refund_due(order):
+        item[REFUND_DUE] = "due"
+    return item
+
+
+def _snapshot(item: dict[str, Any]) -> OrderSnapshot:
+    return OrderSnapshot.model_validate({key: value for key, value in item.items() if key != REFUND_DUE})
 
 
 class _Update:
@@ -30,6 +54,7 @@ class _Update:
 
     def __init__(self) -> None:
         self.assignments: list[str] = []
+        self.removals: list[str] = []
         self.conditions: list[str] = []
         self.names: dict[str, str] = {}
         self.values: dict[str, Any] = {}
@@ -57,7 +82,9 @@ class _Update:
 
     def request(self) -> dict[str, Any]:
         request: dict[str, Any] = {
-            "UpdateExpression": "SET " + ", ".join(self.assignments),
+            "UpdateExpression": "SET "
+            + ", ".join(self.assignments)
+            + (" REMOVE " + ", ".join(self.removals) if self.removals else ""),
             "ExpressionAttributeNames": self.names,
             "ExpressionAttributeValues": self.values,
         }
@@ -70,12 +97,18 @@ class OrderTable:
     def __init__(self, table: Any) -> None:
         self._table = table
 
-    def create(self, order: OrderSnapshot) -> None:
-        self._table.put_item(Item=_item(order), ConditionExpression="attribute_not_exists(orderId)")
+    def create(self, order: OrderSnapshot) -> bool:
+        try:
+            self._table.put_item(Item=_item(order), ConditionExpression="attribute_not_exists(orderId)")
+        except ClientError as error:
+            if is_condition_failure(error):
+                return False
+            raise
+        return True
 
     def get(self, order_id: str) -> OrderSnapshot | None:
         item = self._table.get_item(Key={"orderId": order_id}, ConsistentRead=True).get("Item")
-        return OrderSnapshot.model_validate(item) if item else None
+        return _snapshot(item) if item else None
 
     def replace(self, before: OrderSnapshot, after: OrderSnapshot) -> bool:
         # Field by field, never the whole item: line states recorded meanwhile stay (record_fulfilment).
@@ -83,6 +116,9 @@ class OrderTable:
         for attribute, value in _item(after).items():
             if attribute not in ("orderId", "items"):
                 update.assignments.append(f"{update.name(attribute)} = {update.value(value)}")
+        if not refund_due(after):
+            # Out of the sparse index once nothing is owed (REMOVE of an absent attribute is a no-op).
+            update.removals.append(update.name(REFUND_DUE))
         update.lines(
             (index, line.fulfilment)
             for index, (line, was) in enumerate(zip(after.items, before.items, strict=True))
@@ -117,18 +153,35 @@ class OrderTable:
             raise
         return True
 
-    def record_refund(self, order_id: str, refund_id: str) -> None:
-        try:
-            self._table.update_item(
-                Key={"orderId": order_id},
-                UpdateExpression="SET refundId = :refund",
-                ConditionExpression="#status = :cancelled AND attribute_not_exists(refundId)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":refund": refund_id, ":cancelled": "CANCELLED"},
-            )
-        except ClientError as error:
-            if not is_condition_failure(error):
-                raise
+    def order_id_of_intent(self, payment_intent_id: str) -> str | None:
+        response = self._table.query(
+            IndexName=PAYMENT_INTENT_INDEX,
+            KeyConditionExpression="paymentIntentId = :intent",
+            ExpressionAttributeValues={":intent": payment_intent_id},
+            ProjectionExpression="orderId",
+            Limit=1,
+        )
+        items = response.get("Items", [])
+        return str(items[0]["orderId"]) if items else None
+
+    def refunds_due(self, cancelled_before: datetime) -> list[str]:
+        query: dict[str, Any] = {
+            "IndexName": REFUND_DUE_INDEX,
+            "KeyConditionExpression": f"{REFUND_DUE} = :due AND cancelledAt <= :before",
+            "ExpressionAttributeValues": {
+                ":due": "due",
+                # As the snapshot writes cancelledAt (pydantic's JSON form), so the strings compare as times.
+                ":before": _JSON_TIME.dump_python(cancelled_before.astimezone(UTC), mode="json"),
+            },
+            "ProjectionExpression": "orderId",
+        }
+        order_ids: list[str] = []
+        while True:
+            response = self._table.query(**query)
+            order_ids += [str(item["orderId"]) for item in response.get("Items", [])]
+            if not response.get("LastEvaluatedKey"):
+                return order_ids
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def list_for_customer(
         self, customer_id: str, since_order_id: str, limit: int, cursor: str | None
@@ -145,7 +198,7 @@ class OrderTable:
         response = self._table.query(**query)
         last_key = response.get("LastEvaluatedKey")
         return Page(
-            orders=[OrderSnapshot.model_validate(item) for item in response.get("Items", [])],
+            orders=[_snapshot(item) for item in response.get("Items", [])],
             cursor=encode_cursor(last_key) if last_key else None,
         )
 
@@ -159,6 +212,45 @@ def _customer_key(cursor: str, customer_id: str) -> dict[str, str]:
     if key["customerId"] != customer_id or not _ORDER_ID.fullmatch(key["orderId"]):
         raise InvalidOrder("cursor is not valid: start again without it")
     return key
+
+
+class CreateRequestTable:
+    """order.service.CreateRequests in the API's idempotency table (Powertools' layout: key `id`, expiry
+    `expiration`, a TTL), beside Powertools' own records and under a prefix of its own: the order id the
+    first create under a customer's Idempotency-Key chose, so a retry after a failure uses it again."""
+
+    PREFIX = "order.api.order_id#"
+    KEPT_SECONDS = 24 * 3600  # as long as Powertools keeps the create's answer (order.handlers.api)
+
+    def __init__(self, table: Any, clock: Callable[[], float] = time.time) -> None:
+        self._table = table
+        self._clock = clock
+
+    def order_id_for(self, customer_id: str, request_key: str, fingerprint: str, new_order_id: str) -> str:
+        key = self.PREFIX + hashlib.sha256(f"{customer_id}\n{request_key}".encode()).hexdigest()
+        now = int(self._clock())
+        try:
+            self._table.put_item(
+                Item={
+                    "id": key,
+                    "orderId": new_order_id,
+                    "fingerprint": fingerprint,
+                    "expiration": now + self.KEPT_SECONDS,
+                },
+                # TTL deletes expired items eventually, not at once: an expired one is free again.
+                ConditionExpression="attribute_not_exists(id) OR expiration < :now",
+                ExpressionAttributeValues={":now": now},
+            )
+        except ClientError as error:
+            if not is_condition_failure(error):
+                raise
+            first = self._table.get_item(Key={"id": key}, ConsistentRead=True)["Item"]
+            if first["fingerprint"] != fingerprint:
+                raise IdempotencyKeyReused(
+                    "this Idempotency-Key was already used with a different order"
+                ) from None
+            return str(first["orderId"])
+        return new_order_id
 
 
 class CatalogTable:

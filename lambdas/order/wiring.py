@@ -13,7 +13,7 @@ import boto3
 
 from order.payments import StripeGateway
 from order.service import OrderService, Publish
-from order.store import CatalogTable, OrderTable
+from order.store import CatalogTable, CreateRequestTable, OrderTable
 from shared.bus import publish
 from shared.settings import Settings, load
 
@@ -41,6 +41,13 @@ class PaymentEventsSettings(Settings):
     STRIPE_WEBHOOK_SECRET_ARN: str
 
 
+class RefundSweeperSettings(Settings):
+    ORDERS_TABLE: str
+    EVENT_BUS_NAME: str
+    STRIPE_API_KEY_SECRET_ARN: str
+    STRIPE_API_BASE: str | None = None
+
+
 class FulfilledEventsSettings(Settings):
     ORDERS_TABLE: str
     EVENT_BUS_NAME: str
@@ -51,6 +58,7 @@ SETTINGS: dict[str, type[Settings]] = {
     "order.handlers.api.handler": ApiSettings,
     "order.handlers.payment_events.handler": PaymentEventsSettings,
     "order.handlers.fulfilled_events.handler": FulfilledEventsSettings,
+    "order.handlers.refund_sweeper.handler": RefundSweeperSettings,
 }
 
 
@@ -69,6 +77,17 @@ def _bus(bus_name: str) -> Publish:
     return partial(publish, boto3.client("events"), bus_name)
 
 
+def _stripe(settings: ApiSettings | RefundSweeperSettings) -> StripeGateway:
+    """The key is read when Stripe is called (cached), so a rotated key needs no cold start."""
+    return StripeGateway(partial(secret, settings.STRIPE_API_KEY_SECRET_ARN), settings.STRIPE_API_BASE)
+
+
+@cache
+def api_stripe() -> StripeGateway:
+    """One Stripe client per container."""
+    return _stripe(load(ApiSettings))
+
+
 @cache
 def api_service() -> OrderService:
     settings = load(ApiSettings)
@@ -76,8 +95,8 @@ def api_service() -> OrderService:
         orders=_orders(settings.ORDERS_TABLE),
         publish=_bus(settings.EVENT_BUS_NAME),
         catalog=CatalogTable(boto3.resource("dynamodb"), settings.PRODUCTS_TABLE),
-        # The key is read when Stripe is called (cached), so a rotated key needs no cold start.
-        payments=lambda: StripeGateway(secret(settings.STRIPE_API_KEY_SECRET_ARN), settings.STRIPE_API_BASE),
+        requests=CreateRequestTable(boto3.resource("dynamodb").Table(settings.IDEMPOTENCY_TABLE)),
+        payments=api_stripe,
         tax_rate=settings.TAX_RATE,
         currency=settings.CURRENCY,
     )
@@ -107,6 +126,21 @@ def payment_events_idempotency() -> DynamoDBPersistenceLayer:
 
 def webhook_secret() -> str:
     return secret(load(PaymentEventsSettings).STRIPE_WEBHOOK_SECRET_ARN)
+
+
+@cache
+def refund_sweeper_stripe() -> StripeGateway:
+    return _stripe(load(RefundSweeperSettings))
+
+
+@cache
+def refund_sweeper_service() -> OrderService:
+    settings = load(RefundSweeperSettings)
+    return OrderService(
+        orders=_orders(settings.ORDERS_TABLE),
+        publish=_bus(settings.EVENT_BUS_NAME),
+        payments=refund_sweeper_stripe,
+    )
 
 
 @cache

@@ -4,7 +4,9 @@ SQL (store.py) takes them as parameters and docs/reports.md points here.
 Revenue rule (`counts_as_revenue`): an order counts once it has been paid and while it is not
 cancelled, i.e. the status the reports keep for it (`precedence`: a cancellation always wins) is PAID or
 FULFILLED; it counts in the UTC month it was confirmed (first seen paid), in the store's currency.
-PENDING_PAYMENT and PAYMENT_FAILED orders are not revenue yet; CANCELLED orders were refunded.
+PENDING_PAYMENT, PAYMENT_PROCESSING and PAYMENT_FAILED orders are not revenue yet; CANCELLED orders
+(refunded by the store), REFUNDED orders (refunded in full from Stripe's Dashboard) and PAYMENT_CANCELLED
+ones (never paid) are not revenue.
 
 The confirmation time of an order is the earliest `occurredAt` of any of its events whose snapshot shows
 it paid or beyond (PAID, FULFILLED, CANCELLED: the status machine only reaches those through PAID). The
@@ -27,22 +29,28 @@ from shared.events import OrderStatus, StoreEvent
 from shared.identity import groups_of as groups_of  # the report route's check, shared with others
 
 REVENUE_STATUSES = (OrderStatus.PAID, OrderStatus.FULFILLED)
-PAID_OR_BEYOND = frozenset({OrderStatus.PAID, OrderStatus.FULFILLED, OrderStatus.CANCELLED})
+PAID_OR_BEYOND = frozenset(
+    {OrderStatus.PAID, OrderStatus.FULFILLED, OrderStatus.CANCELLED, OrderStatus.REFUNDED}
+)
 
 
 # Which of two snapshots of one order the reports keep, whatever order they arrive in: a total order,
 # so the stored row is the maximum of all the events seen, and arrival order and duplicates cannot matter.
-# CANCELLED comes first: the order service publishes OrderCancelled only after its conditional write
-# to CANCELLED won, and nothing leaves CANCELLED; fulfilment, which builds its OrderFulfilled from the
-# confirmed snapshot, may meanwhile announce FULFILLED with the very same version (issue 11). Then the
-# version; then, between equal versions, the status's place in the status machine.
-ABSORBING_STATUSES = (OrderStatus.CANCELLED,)
+# The terminal statuses come first (CANCELLED, REFUNDED, PAYMENT_CANCELLED: an order reaches at most
+# one of them): the order service publishes them only after its conditional write won, and nothing
+# leaves them; fulfilment, which builds its OrderFulfilled from the confirmed snapshot, may meanwhile
+# announce FULFILLED with the very same version (issue 11). Then the version; then, between equal
+# versions, the status's place in the status machine.
+ABSORBING_STATUSES = (OrderStatus.CANCELLED, OrderStatus.REFUNDED, OrderStatus.PAYMENT_CANCELLED)
 STATUS_RANK = {
     OrderStatus.PENDING_PAYMENT: 0,
-    OrderStatus.PAYMENT_FAILED: 1,
-    OrderStatus.PAID: 2,
-    OrderStatus.FULFILLED: 3,
-    OrderStatus.CANCELLED: 4,
+    OrderStatus.PAYMENT_PROCESSING: 1,
+    OrderStatus.PAYMENT_FAILED: 2,
+    OrderStatus.PAID: 3,
+    OrderStatus.FULFILLED: 4,
+    OrderStatus.CANCELLED: 5,
+    OrderStatus.REFUNDED: 6,
+    OrderStatus.PAYMENT_CANCELLED: 7,
 }
 
 

@@ -27,6 +27,9 @@ class OrderStatus(StrEnum):
     PAYMENT_FAILED = "PAYMENT_FAILED"
     FULFILLED = "FULFILLED"
     CANCELLED = "CANCELLED"
+    PAYMENT_PROCESSING = "PAYMENT_PROCESSING"  # a delayed payment method: the outcome comes later
+    PAYMENT_CANCELLED = "PAYMENT_CANCELLED"  # the PaymentIntent was canceled before it was paid
+    REFUNDED = "REFUNDED"  # refunded in full from outside the store (Stripe's Dashboard)
 
 
 class ItemKind(StrEnum):
@@ -39,6 +42,10 @@ class DetailType(StrEnum):
     ORDER_PAYMENT_FAILED = "OrderPaymentFailed"
     ORDER_CANCELLED = "OrderCancelled"
     ORDER_FULFILLED = "OrderFulfilled"
+    ORDER_PAYMENT_CANCELLED = "OrderPaymentCancelled"
+    ORDER_REFUNDED = "OrderRefunded"
+    ORDER_DISPUTED = "OrderDisputed"
+    ORDER_DISPUTE_CLOSED = "OrderDisputeClosed"
     FULFILMENT_UPDATED = "FulfilmentUpdated"
 
 
@@ -53,6 +60,10 @@ SOURCE_OF: dict[DetailType, Source] = {
     DetailType.ORDER_PAYMENT_FAILED: Source.ORDER,
     DetailType.ORDER_CANCELLED: Source.ORDER,
     DetailType.ORDER_FULFILLED: Source.FULFILMENT,
+    DetailType.ORDER_PAYMENT_CANCELLED: Source.ORDER,
+    DetailType.ORDER_REFUNDED: Source.ORDER,
+    DetailType.ORDER_DISPUTED: Source.ORDER,
+    DetailType.ORDER_DISPUTE_CLOSED: Source.ORDER,
     DetailType.FULFILMENT_UPDATED: Source.FULFILMENT,
 }
 # The detail types whose detail is an order snapshot (EventDetail); the reports take exactly these (their
@@ -63,6 +74,10 @@ ORDER_DETAIL_TYPES = frozenset(
         DetailType.ORDER_PAYMENT_FAILED,
         DetailType.ORDER_CANCELLED,
         DetailType.ORDER_FULFILLED,
+        DetailType.ORDER_PAYMENT_CANCELLED,
+        DetailType.ORDER_REFUNDED,
+        DetailType.ORDER_DISPUTED,
+        DetailType.ORDER_DISPUTE_CLOSED,
     }
 )
 
@@ -177,6 +192,53 @@ class OrderItem(_Contract):
         return self
 
 
+class RefundStatus(StrEnum):
+    """A Stripe refund's status ("The Refund object", https://docs.stripe.com/api/refunds/object)."""
+
+    PENDING = "pending"
+    REQUIRES_ACTION = "requires_action"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class RefundRecord(_Contract):
+    """A refund of the order's payment, as Stripe last reported it (by the store or from the Dashboard);
+    its money is back with the customer only once `succeeded`."""
+
+    refundId: str = Field(min_length=1)
+    amount: MinorUnits
+    status: RefundStatus
+
+
+class DisputeStatus(StrEnum):
+    """A Stripe dispute's status ("The Dispute object", https://docs.stripe.com/api/disputes/object):
+    `warning_*` are inquiries (no funds withdrawn), the others chargebacks."""
+
+    WARNING_NEEDS_RESPONSE = "warning_needs_response"
+    WARNING_UNDER_REVIEW = "warning_under_review"
+    WARNING_CLOSED = "warning_closed"
+    NEEDS_RESPONSE = "needs_response"
+    UNDER_REVIEW = "under_review"
+    WON = "won"
+    LOST = "lost"
+    PREVENTED = "prevented"
+
+
+class DisputeRecord(_Contract):
+    """The cardholder's dispute of the order's payment, as Stripe last reported it."""
+
+    disputeId: str = Field(min_length=1)
+    amount: MinorUnits
+    status: DisputeStatus
+    reason: str
+    evidenceDueBy: datetime | None = Field(default=None, description="Respond in the Dashboard before this")
+    chargeRefundable: bool = Field(
+        description="Stripe's is_charge_refundable: false while a chargeback holds the money (then Stripe "
+        "refunds nothing: the customer has it back already unless the store wins)"
+    )
+
+
 class OrderSnapshot(_Contract):
     orderId: str = Field(max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)
     customerId: str = Field(max_length=MAX_CUSTOMER_ID_LENGTH, pattern=ID_PATTERN)
@@ -189,6 +251,11 @@ class OrderSnapshot(_Contract):
     status: OrderStatus
     paymentIntentId: str | None = Field(default=None, max_length=MAX_STRIPE_ID_LENGTH, pattern=ID_PATTERN)
     refundId: str | None = Field(default=None, max_length=MAX_STRIPE_ID_LENGTH, pattern=ID_PATTERN)
+    refunds: list[RefundRecord] = Field(
+        default_factory=list, description="Every refund of the payment (the store's and the Dashboard's)"
+    )
+    dispute: DisputeRecord | None = None
+    cancelledAt: datetime | None = None
     createdAt: datetime
     updatedAt: datetime
     version: int = Field(ge=1, le=MAX_JSON_INTEGER, description="Increases by one with every state change")

@@ -24,6 +24,7 @@ from functools import cached_property
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.tracing.base import BaseProvider
 
 METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "TheBetterStore")
@@ -82,3 +83,11 @@ class XRayOnFirstUse(BaseProvider):
 logger = Logger()
 tracer = Tracer(provider=XRayOnFirstUse(), auto_patch=False)
 metrics = Metrics(namespace=METRICS_NAMESPACE)
+
+
+def count(metric: str, **dimensions: str) -> None:
+    """One occurrence of `metric`, with its own dimensions (flushed at once, beside the function's other
+    metrics, which share only the service dimension)."""
+    with single_metric(name=metric, unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE) as single:
+        for name, value in dimensions.items():
+            single.add_dimension(name=name, value=value)

@@ -83,6 +83,25 @@ METADATA_MAX_VALUE_LENGTH = 500
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 IDEMPOTENCY_KEY_RETENTION_SECONDS = 24 * 60 * 60
 
+# The events the store's webhook endpoint subscribes to, and the only ones the store acts on
+# (order.service.HANDLED_EVENT_TYPES; "Types of events", https://docs.stripe.com/api/events/types):
+# payments, refunds made by the store or outside it (all refund types send refund.* since API version
+# 2024-10-28.acacia), and disputes. The README's webhook set-up and the local fake's endpoint use this list.
+WEBHOOK_EVENT_TYPES = (
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.processing",
+    "payment_intent.canceled",
+    "charge.refunded",
+    "refund.created",
+    "refund.updated",
+    "refund.failed",
+    "charge.dispute.created",
+    "charge.dispute.closed",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
+)
+
 AmountProblem = Literal["amount_too_small", "amount_too_large"]
 
 
@@ -93,6 +112,20 @@ def charge_amount_problem(amount: int, currency: str) -> AmountProblem | None:
     if amount > MAXIMUM_CHARGE:
         return "amount_too_large"
     return None
+
+
+def charge_limit_refusal(amount: int, currency: str) -> str | None:
+    """Why Stripe would not charge `amount` minor units of `currency`, in words ("… is below Stripe's
+    minimum charge of 0.50 nzd"), or None. A currency without a listed minimum is held to the maximum
+    only (Stripe converts its minimum from $0.50 US at the day's rate)."""
+    minimum = MINIMUM_CHARGE.get(currency)
+    if minimum is not None and amount < minimum:
+        limit = f"below Stripe's minimum charge of {major_units(minimum, currency)} {currency}"
+    elif amount > MAXIMUM_CHARGE:
+        limit = f"above Stripe's maximum charge of {major_units(MAXIMUM_CHARGE, currency)} {currency}"
+    else:
+        return None
+    return f"{major_units(amount, currency)} {currency} is {limit}"
 
 
 def major_units(amount: int, currency: str) -> str:

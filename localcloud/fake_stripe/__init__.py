@@ -3,15 +3,11 @@ events and signed webhook deliveries, and failures on demand. docs/stripe.md is 
 
 from __future__ import annotations
 
-import sys
-
-from project_paths import LAMBDAS_DIR
+from project_paths import lambdas_importable
 
 # The fake shares Stripe's documented limits with the store (lambdas/shared/stripe_rules.py, one source);
 # the store's code is rooted at lambdas/, as in Lambda (pytest's pythonpath says the same).
-_LAMBDAS = str(LAMBDAS_DIR)
-if _LAMBDAS not in sys.path:
-    sys.path.append(_LAMBDAS)
+lambdas_importable()
 
 from localcloud.fake_stripe.errors import ControlError, StripeError  # noqa: E402
 from localcloud.fake_stripe.fake import FakeStripe, Request  # noqa: E402

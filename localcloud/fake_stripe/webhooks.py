@@ -19,24 +19,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-# The event types a store like ours must handle (issue 17, item 4): what a local endpoint subscribes to
-# unless told otherwise.
-STORE_EVENT_TYPES = frozenset(
-    {
-        "payment_intent.succeeded",
-        "payment_intent.payment_failed",
-        "payment_intent.processing",
-        "payment_intent.canceled",
-        "charge.refunded",
-        "refund.created",
-        "refund.updated",
-        "refund.failed",
-        "charge.dispute.created",
-        "charge.dispute.closed",
-        "charge.dispute.funds_withdrawn",
-        "charge.dispute.funds_reinstated",
-    }
-)
+from shared.stripe_rules import WEBHOOK_EVENT_TYPES
+
+# The event types the store subscribes to (its one list, shared.stripe_rules): what a local endpoint
+# subscribes to unless told otherwise.
+STORE_EVENT_TYPES = frozenset(WEBHOOK_EVENT_TYPES)
 
 
 def signature_header(payload: bytes, secret: str, timestamp: int | None = None) -> str:

@@ -37,7 +37,10 @@ BUS = "tbs-test"
 # As services/fulfilment.py declares them.
 INDEXES = {"openDispatches": ("dispatchQueue", "requestedAt"), "downloads": ("downloadToken", "orderId")}
 # As services/fulfilment.py subscribes the consumer's queue to the bus.
-ORDER_EVENTS_PATTERN = {"source": ["tbs.order"], "detail-type": ["OrderConfirmed", "OrderCancelled"]}
+ORDER_EVENTS_PATTERN = {
+    "source": ["tbs.order"],
+    "detail-type": ["OrderConfirmed", "OrderCancelled", "OrderRefunded"],
+}
 
 
 @dataclass

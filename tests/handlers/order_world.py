@@ -15,6 +15,7 @@ from moto import mock_aws
 
 from localcloud.fake_stripe import FakeStripe, running, signature_header
 from order.handlers import api, fulfilled_events, payment_events
+from order.store import ORDER_INDEXES
 from shared import settings
 from tests.support.apigateway import rest_event, webhook_message_body
 from tests.support.lambda_context import FakeContext, lambda_context
@@ -28,6 +29,7 @@ BUS = "tbs-test"
 @dataclass
 class OrderWorld:
     stripe: FakeStripe
+    stripe_url: str
     orders: Any
     observed_queue_url: str
     sqs: Any
@@ -39,13 +41,18 @@ class OrderWorld:
 
     def answer(self, method: str, path: str, **options: Any) -> tuple[int, Any, dict[str, str]]:
         """The API function's answer through the stage: status, JSON body and headers."""
-        response = api.handler(rest_event(method, path, **options), FakeContext())
+        response = self.respond(method, path, **options)
         headers = dict(response.get("headers") or {})
         headers |= {
             name: ",".join(values) for name, values in (response.get("multiValueHeaders") or {}).items()
         }
         body = json.loads(response["body"]) if response.get("body") else None
         return response["statusCode"], body, headers
+
+    def respond(self, method: str, path: str, **options: Any) -> dict[str, Any]:
+        """The API handler's whole answer (status, headers, body) to `method path`."""
+        answer: dict[str, Any] = api.handler(rest_event(method, path, **options), FakeContext())
+        return answer
 
     def create_order(self, items: list[dict[str, Any]], sub: str = "customer-1") -> dict[str, Any]:
         status, body = self.call("POST", "/orders", body={"items": items}, sub=sub)
@@ -135,17 +142,20 @@ def _create_tables(dynamodb: Any) -> tuple[Any, Any, Any]:
         BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": "orderId", "KeyType": "HASH"}],
         AttributeDefinitions=[
-            {"AttributeName": name, "AttributeType": "S"} for name in ("orderId", "customerId")
+            {"AttributeName": name, "AttributeType": "S"}
+            for name in ("orderId", "customerId", "paymentIntentId", "refundDue", "cancelledAt")
         ],
+        # As services/order.py declares them (tests/infra/test_wiring.py checks the program's).
         GlobalSecondaryIndexes=[
             {
-                "IndexName": "byCustomer",
+                "IndexName": index,
                 "Projection": {"ProjectionType": "ALL"},
                 "KeySchema": [
-                    {"AttributeName": "customerId", "KeyType": "HASH"},
-                    {"AttributeName": "orderId", "KeyType": "RANGE"},
+                    {"AttributeName": hash_key, "KeyType": "HASH"},
+                    {"AttributeName": range_key, "KeyType": "RANGE"},
                 ],
             }
+            for index, hash_key, range_key in ORDER_INDEXES
         ],
     )
     products = dynamodb.create_table(
@@ -212,7 +222,9 @@ def _aws_world() -> Iterator[OrderWorld]:
         parameters.clear_caches()  # type: ignore[no-untyped-call]
         # The handlers build their clients on first use: inside this mock, from this environment.
         rebuild_on_next_use()
-        yield OrderWorld(stripe=stripe, orders=orders, observed_queue_url=observed, sqs=sqs)
+        yield OrderWorld(
+            stripe=stripe, stripe_url=stripe_url, orders=orders, observed_queue_url=observed, sqs=sqs
+        )
         rebuild_on_next_use()
         settings.load.cache_clear()
 
@@ -223,10 +235,7 @@ def world(_aws_world: OrderWorld) -> OrderWorld:
     _empty(_aws_world.orders, "orderId")
     _empty(boto3.resource("dynamodb").Table("idempotency"), "id")
     _aws_world.published()  # drain (SQS allows one purge a minute)
-    stripe = _aws_world.stripe
-    stripe.payment_intents.clear()
-    stripe.refunds.clear()
-    stripe.fail_next = 0
+    _aws_world.stripe.reset()  # every object, saved idempotency key, injected fault and logged request
     return _aws_world
 
 

@@ -71,4 +71,9 @@ def test_the_event_schema_carries_the_contract() -> None:
         "PAYMENT_FAILED",
         "FULFILLED",
         "CANCELLED",
+        "PAYMENT_PROCESSING",
+        "PAYMENT_CANCELLED",
+        "REFUNDED",
     ]
+    # What Stripe reported about the payment: every refund and the dispute (docs/design.md, "Order").
+    assert {"refunds", "dispute", "cancelledAt"} <= set(order["properties"])

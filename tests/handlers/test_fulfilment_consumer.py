@@ -30,7 +30,7 @@ from tests.handlers.fulfilment_world import (
     FulfilmentWorld,
     metric_counts,
 )
-from tests.support.fulfilment_builders import cancelled, confirmed, envelope, order
+from tests.support.fulfilment_builders import cancelled, confirmed, envelope, order, refunded
 
 DIGITAL, PHYSICAL = ItemKind.DIGITAL, ItemKind.PHYSICAL
 
@@ -366,6 +366,42 @@ def test_cancel_after_dispatch_changes_nothing(
 
     assert fulfilment_world.items("order-shipped")["DISPATCH"] == dispatched
     assert metric_counts(capsys.readouterr().out)["CancelAfterDispatch"] == 1
+
+
+def test_a_dashboard_refund_stops_what_has_not_been_dispatched(
+    fulfilment_world: FulfilmentWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    snapshot = order("order-refunded", PHYSICAL)
+    fulfil(fulfilment_world, snapshot)
+    fulfilment_world.published()
+
+    (refund,) = fulfilment_world.send(DetailType.ORDER_REFUNDED, refunded(snapshot))
+    assert fulfilment_world.deliver(refund) == []
+
+    assert fulfilment_world.items("order-refunded")["DISPATCH"]["status"] == "STOPPED"
+    (withdrawn,) = fulfilment_world.published()
+    assert FulfilmentDetail.model_validate(withdrawn["detail"]).eventId == "order-refunded:dispatch-withdrawn"
+    assert metric_counts(capsys.readouterr().out)["DispatchStopped"] == 1
+
+
+def test_a_refund_after_dispatch_is_counted_but_not_alarmed(
+    fulfilment_world: FulfilmentWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    snapshot = order("order-returned", PHYSICAL)
+    fulfil(fulfilment_world, snapshot)
+    fulfilment_world.dynamodb.update_item(
+        TableName=TABLE,
+        Key={"orderId": {"S": "order-returned"}, "sk": {"S": "DISPATCH"}},
+        UpdateExpression="SET #status = :dispatched",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={":dispatched": {"S": "DISPATCHED"}},
+    )
+
+    (refund,) = fulfilment_world.send(DetailType.ORDER_REFUNDED, refunded(snapshot))
+    assert fulfilment_world.deliver(refund) == []
+
+    counts = metric_counts(capsys.readouterr().out)
+    assert counts["RefundAfterDispatch"] == 1 and "CancelAfterDispatch" not in counts  # a return: no alarm
 
 
 def test_cancel_for_unknown_order_is_counted_and_blocks_a_late_confirmation(

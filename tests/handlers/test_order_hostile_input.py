@@ -58,12 +58,15 @@ def test_a_cancel_retried_after_a_crash_between_refund_and_record_refunds_once(
 ) -> None:
     order = paid_order([TEE])
     store = wiring.api_service().orders
+    replace = store.replace
 
-    def die(*args: Any) -> None:
-        raise RuntimeError("injected: the function died after Stripe refunded, before recording it")
+    def die_recording_the_refund(before: Any, after: Any) -> bool:
+        if after.refundId is not None:
+            raise RuntimeError("injected: the function died after Stripe refunded, before recording it")
+        return replace(before, after)
 
     with monkeypatch.context() as crash:
-        crash.setattr(store, "record_refund", die)
+        crash.setattr(store, "replace", die_recording_the_refund)
         assert world.call("POST", f"/orders/{order['orderId']}/cancel")[0] == 500
     status, body = world.call("POST", f"/orders/{order['orderId']}/cancel")  # the customer tries again
     assert status == 200 and body["status"] == "CANCELLED"
@@ -90,9 +93,9 @@ def test_the_same_key_while_the_first_create_runs_is_a_409_with_retry_after(
     body = json.dumps({"items": [TEE]}).encode()
     concurrent: list[tuple[int, dict[str, str], Any]] = []
 
-    def create_while_the_customer_retries(*args: Any) -> Any:
+    def create_while_the_customer_retries(*args: Any, **options: Any) -> Any:
         concurrent.append(raw_call(world, "POST", "/orders", body, headers))  # arrives mid-flight
-        return create(*args)
+        return create(*args, **options)
 
     monkeypatch.setattr(service, "create", create_while_the_customer_retries)
     first = raw_call(world, "POST", "/orders", body, headers)

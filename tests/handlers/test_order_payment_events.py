@@ -254,8 +254,10 @@ def test_the_api_and_the_payment_consumer_key_records_under_their_names(world: O
     assert world.deliver_webhooks(world.webhook_record(event, signed_at=1764000000)) == []
 
     records = boto3.resource("dynamodb").Table("idempotency").scan()["Items"]
-    # test-func: Powertools' stand-in for AWS_LAMBDA_FUNCTION_NAME outside Lambda.
+    # test-func: Powertools' stand-in for AWS_LAMBDA_FUNCTION_NAME outside Lambda. Beside them, the order
+    # id the create chose for its Idempotency-Key (order.store.CreateRequestTable), under a name of its own.
     assert sorted(str(record["id"]).split("#")[0] for record in records) == [
+        "order.api.order_id",
         "test-func.order.api.create_once",
         "test-func.order.payment_events.process_stripe_event",
     ]

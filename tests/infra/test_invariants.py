@@ -166,6 +166,18 @@ BREAKAGES: list[tuple[str, str, str, Mutation]] = [
         _drop("retryPolicy"),
     ),
     (
+        "schedule DLQ removed",
+        rules.SCHEDULE,
+        "every_schedule_has_a_dlq_and_retry_policy",
+        lambda resource: resource.outputs["target"].pop("deadLetterConfig"),
+    ),
+    (
+        "schedule retry policy removed",
+        rules.SCHEDULE,
+        "every_schedule_has_a_dlq_and_retry_policy",
+        lambda resource: resource.outputs["target"].pop("retryPolicy"),
+    ),
+    (
         "batch failures not reported",
         rules.MAPPING,
         "every_queue_consumer_reports_batch_failures_and_fits_its_queue",

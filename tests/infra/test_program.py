@@ -100,6 +100,14 @@ def test_the_webhook_route_has_its_own_rate_limit(stack: Recording) -> None:
     assert settings["~1webhooks~1stripe/POST"]["throttlingRateLimit"] < settings["*/*"]["throttlingRateLimit"]
 
 
+def test_the_refund_sweeper_runs_on_its_schedule(stack: Recording) -> None:
+    (schedule,) = stack.of_type("aws:scheduler/schedule:Schedule")
+    assert schedule.outputs["scheduleExpression"] == "rate(5 minutes)"
+    sweeper = stack.named(f"tbs-{stack.stack}-order-refund-sweeper", "aws:lambda/function:Function").outputs
+    assert schedule.outputs["target"]["arn"] == sweeper["arn"]
+    assert sweeper["handler"] == "order.handlers.refund_sweeper.handler"
+
+
 def test_events_flow_between_services_as_designed(stack: Recording) -> None:
     patterns = {
         rule.name.removeprefix(f"tbs-{stack.stack}-"): json.loads(rule.outputs["eventPattern"])
@@ -112,7 +120,7 @@ def test_events_flow_between_services_as_designed(stack: Recording) -> None:
         },
         "fulfilment-orders-rule": {
             "source": ["tbs.order"],
-            "detail-type": ["OrderConfirmed", "OrderCancelled"],
+            "detail-type": ["OrderConfirmed", "OrderCancelled", "OrderRefunded"],
         },
         "reports-events-rule": {
             "source": ["tbs.order", "tbs.fulfilment"],

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from order.store import CUSTOMER_INDEX
+from order.store import ORDER_INDEXES
 from runtimes.recording import Recording
 
 FUNCTION = "aws:lambda/function:Function"
@@ -60,9 +60,14 @@ def test_the_store_settings_are_the_configured_ones(stack: Recording) -> None:
 def test_the_orders_table_has_the_index_the_code_queries(stack: Recording) -> None:
     table = stack.named(f"tbs-{stack.stack}-order-orders").outputs
     assert table["hashKey"] == "orderId"
-    (index,) = table["globalSecondaryIndexes"]
-    keys = [(key["attributeName"], key["keyType"]) for key in index["keySchemas"]]
-    assert (index["name"], keys) == (CUSTOMER_INDEX, [("customerId", "HASH"), ("orderId", "RANGE")])
+    indexes = {
+        index["name"]: [(key["attributeName"], key["keyType"]) for key in index["keySchemas"]]
+        for index in table["globalSecondaryIndexes"]
+    }
+    # The indexes order.store queries, with the keys it writes (and the handler tests' moto table has).
+    assert indexes == {
+        name: [(hash_key, "HASH"), (range_key, "RANGE")] for name, hash_key, range_key in ORDER_INDEXES
+    }
     assert stack.named(f"tbs-{stack.stack}-order-products").outputs["hashKey"] == "productId"
 
 
@@ -90,8 +95,17 @@ def test_the_download_route_presigns_from_the_downloads_bucket_only(stack: Recor
     assert s3 == [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [f"{bucket['arn']}/*"]}]
 
 
-def test_the_alarmed_business_metrics_are_the_ones_the_consumer_emits(stack: Recording) -> None:
+def test_the_alarmed_business_metrics_are_the_ones_the_functions_emit(stack: Recording) -> None:
     from fulfilment.domain import Outcome
+    from order.metrics import (
+        DISPUTE_OPENED,
+        REFUND_FAILED,
+        REFUND_OVERDUE,
+        STRIPE_API_VERSION_MISMATCH,
+        STRIPE_REQUEST_FAILED,
+        STRIPE_REQUEST_REFUSED_REASON,
+    )
+    from order.service import PaymentRequestRefused
     from order.webhooks import PAYMENT_MISMATCH_METRIC, WEBHOOK_REJECTED_METRIC
 
     alarms = {
@@ -102,5 +116,11 @@ def test_the_alarmed_business_metrics_are_the_ones_the_consumer_emits(stack: Rec
     assert alarms == {
         (PAYMENT_MISMATCH_METRIC, (("service", "order"),)),
         (WEBHOOK_REJECTED_METRIC, (("reason", "bad-signature"), ("service", "order"))),
+        (STRIPE_REQUEST_FAILED, (("reason", STRIPE_REQUEST_REFUSED_REASON), ("service", "order"))),
+        (REFUND_FAILED, (("service", "order"),)),
+        (DISPUTE_OPENED, (("service", "order"),)),
+        (REFUND_OVERDUE, (("service", "order"),)),
+        (STRIPE_API_VERSION_MISMATCH, (("service", "order"),)),
         (Outcome.ALREADY_DISPATCHED.value, (("service", "fulfilment"),)),
     }
+    assert PaymentRequestRefused.reason == STRIPE_REQUEST_REFUSED_REASON

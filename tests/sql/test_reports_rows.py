@@ -7,8 +7,9 @@ import re
 from typing import get_type_hints
 
 from reports.data_api import DataApi
-from reports.domain import ItemRow, OrderRow
+from reports.domain import STATUS_RANK, ItemRow, OrderRow
 from reports.store import UPSERT_ORDERS
+from shared.events import OrderStatus
 
 # What the orders row carries besides the columns of table orders.
 NOT_IN_ORDERS = {"items"}
@@ -42,3 +43,13 @@ def test_the_migrated_tables_hold_exactly_the_fields_of_a_row(reports_db: DataAp
 
     assert tables["orders"] == set(get_type_hints(OrderRow)) - NOT_IN_ORDERS
     assert tables["order_items"] == {"order_id", "line_no", *get_type_hints(ItemRow)}
+
+
+def test_the_migrated_orders_table_takes_every_status_of_the_contract(reports_db: DataApi) -> None:
+    # A status the order service announces but the table refuses would fail every batch holding it.
+    (constraint,) = reports_db.execute(
+        "SELECT pg_get_constraintdef(oid) AS definition FROM pg_constraint "
+        "WHERE conname = 'orders_status_check'"
+    )
+    assert set(re.findall(r"'(\w+)'", constraint["definition"])) == {status.value for status in OrderStatus}
+    assert set(STATUS_RANK) == set(OrderStatus)

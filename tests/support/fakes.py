@@ -5,12 +5,15 @@ uses the same fakes.
 
 order.service:
 - InMemoryOrderStore (OrderStore): conditional writes on status and version, as order.store does;
-  `crash_before` makes the named method raise once, as a function dying at that point would;
+  `crash_before` makes the named method raise once, as a function dying at that point would ("replace#2":
+  the second replace from now);
   `writers_before_replace` run, one per replace, just before it: another writer winning the race.
 - InMemoryCatalog (Catalog): a fixed product list.
+- InMemoryCreateRequests (CreateRequests): the first order id per customer and Idempotency-Key.
 - InMemoryPayments (PaymentGateway): Stripe as the order service uses it, honouring idempotency keys as
-  Stripe does (the same key answers the first result), keyed by order.payments' own key functions; it
-  also renders the Stripe events a payment sends.
+  Stripe does (the same key answers the first result), keyed by order.payments' own key functions, and
+  refunds and disputes by Stripe's rules; it renders the Stripe events of payments, refunds (the store's
+  and the Dashboard's) and disputes.
 - RecordingPublisher (Publish): the bus; keeps every (detail type, detail) published, in order.
 fulfilment.service:
 - InMemoryFulfilmentStore (FulfilmentStore): every write conditional and a no-op when done, as
@@ -46,9 +49,29 @@ from fulfilment.domain import (
     status_when_processed,
 )
 from fulfilment.service import DispatchPage, DownloadFiles, DownloadLink, FulfilmentStore
-from order.domain import LineMismatch, Product, line_updates, with_line_updates
+from order.domain import (
+    IdempotencyKeyReused,
+    LineMismatch,
+    Product,
+    line_updates,
+    refund_due,
+    with_line_updates,
+)
 from order.payments import payment_intent_idempotency_key, refund_idempotency_key
-from order.service import Catalog, OrderService, OrderStore, Page, PaymentGateway, PaymentIntent, ProductPage
+from order.service import (
+    Catalog,
+    ChargeAlreadyRefunded,
+    ChargeDisputed,
+    CreateRequests,
+    OrderService,
+    OrderStore,
+    Page,
+    PaymentGateway,
+    PaymentIntent,
+    PaymentRequestRefused,
+    ProductPage,
+    Refund,
+)
 from reports.domain import OrderRow, counts_as_revenue, supersedes
 from reports.service import ReportsStore
 from shared.events import (
@@ -63,6 +86,7 @@ from shared.events import (
     StoreEvent,
     parse_store_event,
 )
+from shared.stripe_rules import API_VERSION
 
 
 def at_epoch(seconds: int) -> datetime:
@@ -92,32 +116,39 @@ class InMemoryOrderStore(_Crashes, OrderStore):
         self.crash_before = set()
         self.writers_before_replace: list[Callable[[InMemoryOrderStore], None]] = []
 
-    def create(self, order: OrderSnapshot) -> None:
+    def create(self, order: OrderSnapshot) -> bool:
         self._maybe_crash("create")
-        assert order.orderId not in self.orders
-        self.orders[order.orderId] = order
-        self.history[order.orderId].append(order.status)
+        if order.orderId in self.orders:
+            return False
+        self._write(order)
+        return True
 
     def get(self, order_id: str) -> OrderSnapshot | None:
         return self.orders.get(order_id)
 
     def put(self, order: OrderSnapshot) -> None:
         """Another writer's unconditional write (a test's race)."""
+        self._write(order)
+
+    def _write(self, order: OrderSnapshot) -> None:
         self.orders[order.orderId] = order
-        self.history[order.orderId].append(order.status)
+        statuses = self.history[order.orderId]
+        if not statuses or statuses[-1] is not order.status:
+            statuses.append(order.status)
 
     def replace(self, before: OrderSnapshot, after: OrderSnapshot) -> bool:
-        self._maybe_crash("replace")
+        if "replace#2" in self.crash_before and "replace" not in self.crash_before:
+            self.crash_before.discard("replace#2")  # this is the first: the next one dies
+            self.crash_before.add("replace")
+        else:
+            self._maybe_crash("replace")
         if self.writers_before_replace:
             self.writers_before_replace.pop(0)(self)
         current = self.orders.get(before.orderId)
         if current is None or (current.status, current.version) != (before.status, before.version):
             return False
         # As order.store writes it: the fields of `after`, the lines' states merged into what is stored.
-        self.orders[after.orderId] = with_line_updates(
-            after.model_copy(update={"items": current.items}), line_updates(after)
-        )
-        self.history[after.orderId].append(after.status)
+        self._write(with_line_updates(after.model_copy(update={"items": current.items}), line_updates(after)))
         return True
 
     def record_fulfilment(self, order_id: str, updates: Sequence[LineUpdate]) -> bool:
@@ -131,11 +162,18 @@ class InMemoryOrderStore(_Crashes, OrderStore):
             return False
         return True
 
-    def record_refund(self, order_id: str, refund_id: str) -> None:
-        self._maybe_crash("record_refund")
-        current = self.orders[order_id]
-        if current.status is OrderStatus.CANCELLED and current.refundId is None:
-            self.orders[order_id] = current.model_copy(update={"refundId": refund_id})
+    def order_id_of_intent(self, payment_intent_id: str) -> str | None:
+        return next(
+            (order.orderId for order in self.orders.values() if order.paymentIntentId == payment_intent_id),
+            None,
+        )
+
+    def refunds_due(self, cancelled_before: datetime) -> list[str]:
+        return [
+            order.orderId
+            for order in sorted(self.orders.values(), key=lambda order: order.cancelledAt or order.updatedAt)
+            if refund_due(order) and order.cancelledAt is not None and order.cancelledAt <= cancelled_before
+        ]
 
     def list_for_customer(
         self, customer_id: str, since_order_id: str, limit: int, cursor: str | None
@@ -165,21 +203,52 @@ class InMemoryCatalog(Catalog):
 
 
 @dataclass
+class InMemoryCreateRequests(CreateRequests):
+    """The first order id per customer and request key; IdempotencyKeyReused for another order."""
+
+    first: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+
+    def order_id_for(self, customer_id: str, request_key: str, fingerprint: str, new_order_id: str) -> str:
+        order_id, first_fingerprint = self.first.setdefault(
+            (customer_id, request_key), (new_order_id, fingerprint)
+        )
+        if first_fingerprint != fingerprint:
+            raise IdempotencyKeyReused("this Idempotency-Key was already used with a different order")
+        return order_id
+
+
+@dataclass
 class InMemoryPayments(PaymentGateway):
-    """Stripe's PaymentIntents and Refunds; a request with a key already used answers the first result."""
+    """Stripe's PaymentIntents, Refunds and Disputes as the order service meets them: a request with a key
+    already used answers the first result; a refund never exceeds what was paid ("Refunds",
+    https://docs.stripe.com/refunds: `charge_already_refunded` once all of it is refunded or pending) and is
+    refused while a chargeback holds the money (`charge_disputed`). It renders the Stripe events of what
+    happens (the intent's, a refund's and a dispute's), shaped as the consumer reads them; `crash_before`
+    ("refund") makes the next refund request die before it reaches Stripe."""
 
     intents: dict[str, dict[str, Any]] = field(default_factory=dict)
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    disputes: dict[str, dict[str, Any]] = field(default_factory=dict)  # by payment intent
+    refund_outcomes: list[str] = field(default_factory=list)  # of the next refunds: pending / failed
+    crash_before: set[str] = field(default_factory=set)
+    sent: list[dict[str, Any]] = field(default_factory=list)  # every event rendered, in order
     _answered: dict[str, str] = field(default_factory=dict)  # idempotency key → object id
     _ids: Iterable[int] = field(default_factory=itertools.count)
 
     def _next(self, prefix: str) -> str:
-        return f"{prefix}_{next(iter(self._ids))}"
+        return f"{prefix}_{next(iter(self._ids)):06d}"
 
     def create_payment_intent(
-        self, *, order_id: str, customer_id: str, amount: int, currency: str, receipt_email: str | None
+        self,
+        *,
+        order_id: str,
+        customer_id: str,
+        request_key: str | None,
+        amount: int,
+        currency: str,
+        receipt_email: str | None,
     ) -> PaymentIntent:
-        key = payment_intent_idempotency_key(order_id)
+        key = payment_intent_idempotency_key(customer_id, request_key, order_id)
         if key not in self._answered:
             intent_id = self._next("pi")
             self.intents[intent_id] = {
@@ -188,33 +257,175 @@ class InMemoryPayments(PaymentGateway):
                 "amount": amount,
                 "currency": currency,
                 "metadata": {"orderId": order_id, "customerId": customer_id},
+                "status": "requires_payment_method",
             }
             self._answered[key] = intent_id
         intent_id = self._answered[key]
         return PaymentIntent(id=intent_id, client_secret=f"{intent_id}_secret")
 
-    def refund(self, *, order_id: str, payment_intent_id: str) -> str:
+    # --- refunds ----------------------------------------------------------------------------------------
+
+    def refund(self, *, order_id: str, payment_intent_id: str) -> Refund:
+        if "refund" in self.crash_before:
+            self.crash_before.discard("refund")
+            raise InjectedCrash("injected: the function died before asking Stripe for the refund")
         key = refund_idempotency_key(order_id)
         if key not in self._answered:
-            refund_id = self._next("re")
-            self.refunds[refund_id] = {"id": refund_id, "payment_intent": payment_intent_id}
-            self._answered[key] = refund_id
-        return self._answered[key]
+            refund = self._refund(payment_intent_id, None, made_by="store")
+            self._answered[key] = refund["id"]
+            self._refund_events(refund)
+            if refund["status"] == "failed":  # the API answered pending; it failed right after
+                return self._as_refund({**refund, "status": "pending"})
+        return self._as_refund(self.refunds[self._answered[key]])
 
-    def refunds_of(self, payment_intent_id: str) -> int:
-        return sum(refund["payment_intent"] == payment_intent_id for refund in self.refunds.values())
+    def refunds_of(self, payment_intent_id: str) -> list[Refund]:
+        return [
+            self._as_refund(refund)
+            for refund in sorted(self.refunds.values(), key=lambda refund: refund["id"], reverse=True)
+            if refund["payment_intent"] == payment_intent_id
+        ]
+
+    def refund_outside(self, payment_intent_id: str, amount: int | None = None) -> list[dict[str, Any]]:
+        """A Dashboard refund (what is left, or `amount`): its events, or none when Stripe refuses it."""
+        try:
+            refund = self._refund(payment_intent_id, amount, made_by="dashboard")
+        except (ChargeAlreadyRefunded, ChargeDisputed):
+            return []
+        return self._refund_events(refund)
+
+    def _refund_events(self, refund: dict[str, Any]) -> list[dict[str, Any]]:
+        failed = refund["status"] == "failed"
+        shown = {**refund, "status": "pending"} if failed else refund
+        events = [self._event("refund.created", self._refund_object(shown)), self._charge_refunded(refund)]
+        if failed:
+            events += self._settled(refund, "failed")
+        return events
+
+    def settle_refund(self, refund_id: str, status: str) -> list[dict[str, Any]]:
+        refund = self.refunds[refund_id]
+        if refund["status"] != "pending":
+            return []
+        return self._settled(refund, status)
+
+    def _refund(self, payment_intent_id: str, amount: int | None, made_by: str) -> dict[str, Any]:
+        intent = self.intents[payment_intent_id]
+        if intent["status"] != "succeeded":
+            raise PaymentRequestRefused(
+                "Stripe: payment_intent_unexpected_state", "payment_intent_unexpected_state"
+            )
+        dispute = self.disputes.get(payment_intent_id)
+        if dispute is not None and not dispute["is_charge_refundable"]:
+            raise ChargeDisputed("Stripe: charge_disputed")
+        left = intent["amount"] - self.refunded(payment_intent_id)
+        if left <= 0:
+            raise ChargeAlreadyRefunded("Stripe: charge_already_refunded")
+        outcome = self.refund_outcomes.pop(0) if self.refund_outcomes else "succeeded"
+        refund = {
+            "id": self._next("re"),
+            "payment_intent": payment_intent_id,
+            "amount": min(left, amount or left),
+            "currency": intent["currency"],
+            "status": "succeeded" if outcome == "succeeded" else "pending",
+            "made_by": made_by,
+        }
+        self.refunds[refund["id"]] = refund
+        if outcome == "failed":
+            refund["status"] = "failed"  # the API answered pending; it failed at once (settle's events)
+        return refund
+
+    def refunded(self, payment_intent_id: str) -> int:
+        """Refunded or on its way back (a failed refund frees its amount again)."""
+        return sum(
+            refund["amount"]
+            for refund in self.refunds.values()
+            if refund["payment_intent"] == payment_intent_id and refund["status"] in ("pending", "succeeded")
+        )
+
+    def _settled(self, refund: dict[str, Any], status: str) -> list[dict[str, Any]]:
+        refund["status"] = status
+        events = [self._event("refund.updated", self._refund_object(refund))]
+        if status == "failed":
+            events.append(self._event("refund.failed", self._refund_object(refund)))
+        return events
+
+    def _charge_refunded(self, refund: dict[str, Any]) -> dict[str, Any]:
+        intent_id = refund["payment_intent"]
+        listed = [
+            self._refund_object(each) for each in self.refunds.values() if each["payment_intent"] == intent_id
+        ]
+        charge = {
+            "id": f"ch_{intent_id}",
+            "object": "charge",
+            "payment_intent": intent_id,
+            "currency": refund["currency"],
+            "amount_refunded": self.refunded(intent_id),
+            "refunds": {"object": "list", "data": listed},
+        }
+        return self._event("charge.refunded", charge)
+
+    @staticmethod
+    def _refund_object(refund: dict[str, Any]) -> dict[str, Any]:
+        shown = {key: value for key, value in refund.items() if key != "made_by"}
+        return {**shown, "object": "refund"}
+
+    @staticmethod
+    def _as_refund(refund: dict[str, Any]) -> Refund:
+        return Refund(id=refund["id"], amount=refund["amount"], status=refund["status"])
+
+    # --- disputes -----------------------------------------------------------------------------------------
+
+    def open_dispute(self, payment_intent_id: str) -> list[dict[str, Any]]:
+        """A chargeback: the money is taken back at once (no events when the payment did not succeed)."""
+        intent = self.intents[payment_intent_id]
+        if intent["status"] != "succeeded" or payment_intent_id in self.disputes:
+            return []
+        dispute = {
+            "id": self._next("dp"),
+            "object": "dispute",
+            "payment_intent": payment_intent_id,
+            "amount": intent["amount"],
+            "currency": intent["currency"],
+            "status": "needs_response",
+            "reason": "fraudulent",
+            "is_charge_refundable": False,
+            "evidence_details": {"due_by": 1_764_604_800},
+        }
+        self.disputes[payment_intent_id] = dispute
+        return [
+            self._event("charge.dispute.created", dict(dispute)),
+            self._event("charge.dispute.funds_withdrawn", dict(dispute)),
+        ]
+
+    def close_dispute(self, payment_intent_id: str, won: bool) -> list[dict[str, Any]]:
+        dispute = self.disputes.get(payment_intent_id)
+        if dispute is None or dispute["status"] in ("won", "lost"):
+            return []
+        dispute.update(status="won" if won else "lost", is_charge_refundable=won)
+        closed = [self._event("charge.dispute.closed", dict(dispute))]
+        return [self._event("charge.dispute.funds_reinstated", dict(dispute)), *closed] if won else closed
+
+    # --- the intent's own events ----------------------------------------------------------------------------
 
     def event(self, event_type: str, intent_id: str, **changes: Any) -> dict[str, Any]:
         """The Stripe event `event_type` of the intent, as the webhook consumer verifies it: the intent
-        with `amount_received` as Stripe reports it (the whole amount on success), and `changes`."""
+        with `amount_received` as Stripe reports it (the whole amount on success), and `changes`. A success
+        also makes the intent succeeded (refunds and disputes need one)."""
         intent = self.intents[intent_id]
+        if event_type == "payment_intent.succeeded":
+            intent["status"] = "succeeded"
         received = intent["amount"] if event_type == "payment_intent.succeeded" else 0
-        return {
+        return self._event(event_type, {**intent, "amount_received": received, **changes})
+
+    def _event(self, event_type: str, about: dict[str, Any]) -> dict[str, Any]:
+        event = {
             "id": self._next("evt"),
             "object": "event",
             "type": event_type,
-            "data": {"object": {**intent, "amount_received": received, **changes}},
+            "api_version": API_VERSION,
+            "data": {"object": about},
         }
+        self.sent.append(event)
+        return event
 
 
 @dataclass
@@ -259,6 +470,7 @@ def order_service_over(
         orders=store,
         publish=bus,
         catalog=InMemoryCatalog({MUG.productId: MUG}),
+        requests=InMemoryCreateRequests(),
         payments=lambda: payments,
         tax_rate=Decimal("0.15"),
         currency="nzd",

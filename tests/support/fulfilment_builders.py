@@ -56,6 +56,15 @@ def cancelled(snapshot: OrderSnapshot) -> EventDetail:
     )
 
 
+def refunded(snapshot: OrderSnapshot) -> EventDetail:
+    """OrderRefunded: the paid order refunded in full from Stripe's Dashboard."""
+    return EventDetail(
+        eventId=f"{snapshot.orderId}:refunded",
+        occurredAt=CONFIRMED_AT,
+        order=snapshot.model_copy(update={"status": OrderStatus.REFUNDED, "version": snapshot.version + 1}),
+    )
+
+
 def envelope(detail_type: str, detail: dict[str, Any], source: str = "tbs.order") -> str:
     """An EventBridge envelope as an SQS body, for events the bus would never route to the consumer."""
     return json.dumps(

@@ -33,6 +33,23 @@ def test_a_broken_catalog_file_is_refused(tmp_path: Path, broken: dict[str, obje
         load_products(path)
 
 
+@pytest.mark.parametrize(
+    ("price", "says"),
+    [
+        ({"unitAmount": 49, "currency": "nzd"}, "below Stripe's minimum charge of 0.50 nzd"),
+        ({"unitAmount": 100_000_000, "currency": "nzd"}, "above Stripe's maximum charge of 999999.99 nzd"),
+        ({"unitAmount": 4900, "currency": "xyz"}, "not a currency the store can charge in"),
+    ],
+)
+def test_a_price_stripe_cannot_charge_is_refused(tmp_path: Path, price: dict[str, object], says: str) -> None:
+    # Every product can be bought on its own: one unit, before tax, is within what Stripe charges
+    # ("Minimum and maximum charge amounts", https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
+    path = tmp_path / "products.json"
+    path.write_text(json.dumps([{"productId": "x", "name": "X", "kind": "physical", **price}]))
+    with pytest.raises(SeedError, match=says):
+        load_products(path)
+
+
 def test_seeding_twice_upserts(capsys: pytest.CaptureFixture[str]) -> None:
     with mock_aws():
         table = boto3.resource("dynamodb").create_table(
@@ -92,7 +109,7 @@ def test_a_retired_product_stays_retired(tmp_path: Path) -> None:
                     "productId": "old",
                     "name": "Old",
                     "kind": "physical",
-                    "unitAmount": 1,
+                    "unitAmount": 500,
                     "currency": "nzd",
                     "active": False,
                 }

@@ -120,7 +120,7 @@ def test_any_sequence_of_events_follows_the_machine(targets: list[OrderStatus]) 
             assert decision is (Decision.ALREADY_APPLIED if before.status is target else Decision.STALE)
         # Never two changes for one event, never a way out of a final state.
         assert current.version - before.version in (0, 1)
-        if before.status in (OrderStatus.FULFILLED, OrderStatus.CANCELLED):
+        if before.status in (OrderStatus.CANCELLED, OrderStatus.REFUNDED, OrderStatus.PAYMENT_CANCELLED):
             assert current == before
 
 
@@ -129,11 +129,25 @@ def test_the_machine_is_the_designed_one() -> None:
     assert allowed == {
         (OrderStatus.PENDING_PAYMENT, OrderStatus.PAID),
         (OrderStatus.PENDING_PAYMENT, OrderStatus.PAYMENT_FAILED),
+        (OrderStatus.PENDING_PAYMENT, OrderStatus.PAYMENT_PROCESSING),
+        (OrderStatus.PENDING_PAYMENT, OrderStatus.PAYMENT_CANCELLED),
+        (OrderStatus.PAYMENT_PROCESSING, OrderStatus.PAID),
+        (OrderStatus.PAYMENT_PROCESSING, OrderStatus.PAYMENT_FAILED),
+        (OrderStatus.PAYMENT_PROCESSING, OrderStatus.PAYMENT_CANCELLED),
         (OrderStatus.PAYMENT_FAILED, OrderStatus.PAID),
+        (OrderStatus.PAYMENT_FAILED, OrderStatus.PAYMENT_CANCELLED),
         (OrderStatus.PAID, OrderStatus.FULFILLED),
         (OrderStatus.PAID, OrderStatus.CANCELLED),
+        (OrderStatus.PAID, OrderStatus.REFUNDED),
+        (OrderStatus.FULFILLED, OrderStatus.REFUNDED),
     }
-    assert set(EVENT_OF) == {OrderStatus.PAID, OrderStatus.PAYMENT_FAILED, OrderStatus.CANCELLED}
+    assert set(EVENT_OF) == {
+        OrderStatus.PAID,
+        OrderStatus.PAYMENT_FAILED,
+        OrderStatus.CANCELLED,
+        OrderStatus.PAYMENT_CANCELLED,
+        OrderStatus.REFUNDED,
+    }
 
 
 def test_cancel_only_paid_physical_orders() -> None:

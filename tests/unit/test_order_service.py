@@ -99,7 +99,9 @@ def test_a_failed_payment_marks_the_order_payment_failed() -> None:
 @pytest.mark.parametrize(
     ("change", "ignored"),
     [
-        ({"type": "charge.refunded"}, "charge.refunded"),
+        ({"type": "charge.succeeded"}, "charge.succeeded"),
+        # A refund, charge or dispute that names no PaymentIntent is not one of the store's payments.
+        ({"type": "charge.refunded"}, "no-payment-intent"),
         ({"metadata": {}}, "no-order-metadata"),
         ({"metadata": None}, "no-order-metadata"),
     ],

@@ -1,8 +1,9 @@
-"""Fulfilment consumer: fed by the queue subscribed to OrderConfirmed and OrderCancelled →
+"""Fulfilment consumer: fed by the queue subscribed to OrderConfirmed, OrderCancelled and OrderRefunded →
 FulfilmentService.handle, once per event (Powertools idempotency).
 
 OrderConfirmed → deliveries for digital lines, a dispatch request for physical ones, OrderFulfilled back on
-the bus; OrderCancelled → a dispatch request not yet dispatched is stopped. Failed records are reported
+the bus; OrderCancelled, OrderRefunded (a Dashboard refund in full) → a dispatch request not yet
+dispatched is stopped. Failed records are reported
 to SQS one by one (partial batch response); the others in the batch are done."""
 
 from __future__ import annotations

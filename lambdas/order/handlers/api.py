@@ -24,7 +24,15 @@ from pydantic import ConfigDict, Field
 
 from order import wiring
 from order.domain import MAX_LINES, MAX_QUANTITY, Line, Product
-from order.service import PaymentProviderError
+from order.metrics import STRIPE_REQUEST_FAILED
+from order.service import (
+    ChargeAmountRefused,
+    ChargeDisputed,
+    PaymentProviderBusy,
+    PaymentProviderError,
+    PaymentProviderThrottled,
+    PaymentProviderUnavailable,
+)
 from shared.cursors import InvalidCursor
 from shared.events import ItemKind, OrderSnapshot
 from shared.http import (
@@ -38,12 +46,16 @@ from shared.http import (
 )
 from shared.idempotency import IdempotentStep
 from shared.models import Model
-from shared.observability import logger, metrics, tracer
+from shared.observability import count, logger, metrics, tracer
 
 app = rest_resolver()
 # How long a client waits before retrying a create whose Idempotency-Key is still in use: a create
 # takes well under a second (one Stripe call, one write).
 RETRY_AFTER_SECONDS = 1
+# How long before retrying when Stripe is unreachable, failing or limiting our rate: Stripe names no
+# time; its SDK backs off half a second to a few seconds ("Automatic retries",
+# https://docs.stripe.com/error-low-level#idempotency), and the function already retried once.
+STRIPE_RETRY_AFTER_SECONDS = 2
 
 # A retried POST /orders with the same Idempotency-Key returns the first answer for a day.
 CREATE_IDEMPOTENCY = IdempotencyConfig(
@@ -115,7 +127,10 @@ def product_out(product: Product) -> ProductOut:
 
 def create(request: dict[str, Any]) -> dict[str, Any]:
     order, intent = wiring.api_service().create(
-        request["customerId"], request["email"], [Line(**line) for line in request["items"]]
+        request["customerId"],
+        request["email"],
+        [Line(**line) for line in request["items"]],
+        request_key=request["idempotencyKey"],
     )
     return CreatedOrderOut(
         order=order, paymentIntent=PaymentIntentOut(id=intent.id, clientSecret=intent.client_secret)
@@ -196,7 +211,11 @@ def get_product(
 
 
 NOT_FOUND = error_response("No such order of the caller's (another customer's order is not found either)")
-PAYMENT_PROVIDER_DOWN = error_response("Stripe is unavailable; retry (with the same Idempotency-Key)")
+STRIPE_UNAVAILABLE = error_response(
+    "Stripe could not be reached, timed out or failed: retry after Retry-After (with the same "
+    "Idempotency-Key; if Stripe keeps failing it, with a new one)"
+)
+STRIPE_THROTTLED = error_response("Stripe is limiting the store's request rate: retry after Retry-After")
 
 
 @app.post(
@@ -211,14 +230,17 @@ PAYMENT_PROVIDER_DOWN = error_response("Stripe is unavailable; retry (with the s
             "The body is not JSON, or the order cannot be priced (unknown or repeated product)"
         ),
         409: error_response(
-            "A request with this Idempotency-Key is still in progress; retry after Retry-After"
+            "A request with this Idempotency-Key is still in progress (here or at Stripe); retry after "
+            "Retry-After"
         ),
         415: NOT_JSON,
-        422: error_response(
-            "The body does not match the schema, or the Idempotency-Key was used with another body"
-        ),
-        502: PAYMENT_PROVIDER_DOWN,
         **COMMON_ERRORS,
+        422: error_response(
+            "The body does not match the schema, the Idempotency-Key was used with another body, or the "
+            "total is below Stripe's minimum charge or above its maximum for the currency"
+        ),
+        502: STRIPE_UNAVAILABLE,
+        503: STRIPE_THROTTLED,
     },
 )
 def create_order(
@@ -283,9 +305,14 @@ def get_order(order_id: str) -> OrderSnapshot:
             "content": {"application/json": {"model": OrderSnapshot}},
         },
         404: NOT_FOUND,
-        409: error_response("The order cannot be cancelled (not paid, fulfilled, or with digital items)"),
+        409: error_response(
+            "The order cannot be cancelled (not paid, fulfilled, refunded, with digital items, or its "
+            "payment is disputed), or a refund of it is still in progress at Stripe (retry after "
+            "Retry-After)"
+        ),
         415: NOT_JSON,
-        502: PAYMENT_PROVIDER_DOWN,
+        502: STRIPE_UNAVAILABLE,
+        503: STRIPE_THROTTLED,
         **COMMON_ERRORS,
     },
 )
@@ -315,11 +342,57 @@ def key_in_use(error: IdempotencyAlreadyInProgressError) -> Response[Any]:
     )
 
 
+def retry_after(status: int, message: str, seconds: int) -> Response[Any]:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body={"message": message},
+        headers={"Retry-After": str(seconds)},
+    )
+
+
 @app.exception_handler(PaymentProviderError)
-def payment_provider_down(error: PaymentProviderError) -> Response[Any]:
-    logger.warning("payment provider failed", extra={"error": str(error)})
+def payment_provider_failed(error: PaymentProviderError) -> Response[Any]:
+    """What Stripe's answer means for the caller (order.payments): retry later, change the order, or — for
+    a request Stripe refuses that the store should never make — an alarmed 500 (our bug or config)."""
+    count(STRIPE_REQUEST_FAILED, reason=error.reason)
+    if isinstance(error, PaymentProviderUnavailable):
+        logger.warning("Stripe unavailable", extra={"error": str(error), "kept": error.kept})
+        if error.kept:
+            return retry_after(
+                502,
+                "Stripe failed this request and keeps that answer for its Idempotency-Key: retry with a new "
+                "Idempotency-Key",
+                STRIPE_RETRY_AFTER_SECONDS,
+            )
+        return retry_after(
+            502, "Stripe could not be reached or failed; retry shortly", STRIPE_RETRY_AFTER_SECONDS
+        )
+    if isinstance(error, PaymentProviderThrottled):
+        logger.warning("Stripe rate limit", extra={"error": str(error)})
+        return retry_after(503, "Stripe is limiting requests; retry shortly", STRIPE_RETRY_AFTER_SECONDS)
+    if isinstance(error, PaymentProviderBusy):
+        return retry_after(
+            409,
+            "an earlier attempt of this request is still running at Stripe; retry shortly",
+            RETRY_AFTER_SECONDS,
+        )
+    if isinstance(error, ChargeAmountRefused):
+        return json_response(422, {"message": "Stripe cannot charge this order's total in its currency"})
+    if isinstance(error, ChargeDisputed):
+        return json_response(
+            409,
+            {
+                "message": "the payment is disputed with the card issuer, so Stripe refunds nothing: the "
+                "dispute decides where the money goes"
+            },
+        )
+    # Stripe refused a request the store should never make (an invalid or unknown parameter, a reused
+    # idempotency key, an expired or restricted API key): alarmed; the caller gets a request id.
+    logger.error("Stripe refused the store's request", extra={"error": str(error)})
+    request_id = app.current_event.request_context.request_id
     return json_response(
-        502, {"message": "the payment provider is unavailable; retry with the same Idempotency-Key"}
+        500, {"message": "internal error: Stripe refused the request", "requestId": request_id}
     )
 
 

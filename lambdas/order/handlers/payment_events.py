@@ -14,12 +14,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 
 from order import wiring
 from order.domain import PaymentMismatch
+from order.metrics import DISPUTE_OPENED, REFUND_FAILED, STRIPE_API_VERSION_MISMATCH
 from order.webhooks import (
     PAYMENT_MISMATCH_METRIC,
     WEBHOOK_REJECTED_METRIC,
@@ -30,28 +30,57 @@ from order.webhooks import (
 )
 from shared.batch import sqs_consumer
 from shared.idempotency import IdempotentStep
-from shared.observability import METRICS_NAMESPACE, logger
+from shared.observability import count, logger
+from shared.stripe_rules import API_VERSION
 
 # Stripe retries a webhook for up to 3 days; keep ids a little longer than any redelivery can arrive.
 STRIPE_EVENT_IDEMPOTENCY = IdempotencyConfig(event_key_jmespath="id", expires_after_seconds=5 * 24 * 3600)
 PROCESS_ONCE = IdempotentStep("order.payment_events.process_stripe_event", "event", STRIPE_EVENT_IDEMPOTENCY)
 
 
-def count(metric: str, **dimensions: str) -> None:
-    with single_metric(name=metric, unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE) as single:
-        for name, value in dimensions.items():
-            single.add_dimension(name=name, value=value)
-
-
 def process_stripe_event(event: dict[str, Any]) -> dict[str, str]:
+    if event.get("api_version") != API_VERSION:
+        # Rendered in another version than the store reads (the endpoint's version differs): applied, as
+        # the fields the store reads are the same in recent versions, but counted and alarmed.
+        count(STRIPE_API_VERSION_MISMATCH)
+        logger.warning(
+            "Stripe event of another API version",
+            extra={"eventId": event.get("id"), "apiVersion": event.get("api_version"), "pinned": API_VERSION},
+        )
     recorded = wiring.payment_events_service().record_payment(event)
     if recorded.ignored is not None:
         count("StripeEventIgnored", type=recorded.ignored)
-    else:
-        count("PaymentEventApplied", outcome=recorded.outcome)
-        logger.info(
-            "payment event",
-            extra={"orderId": recorded.order_id, "type": event["type"], "decision": recorded.outcome},
+        return {"outcome": recorded.outcome}
+    count("PaymentEventApplied", outcome=recorded.outcome)
+    logger.info(
+        "payment event",
+        extra={"orderId": recorded.order_id, "type": event["type"], "decision": recorded.outcome},
+    )
+    about = event["data"]["object"]
+    if event["type"] == "refund.failed":
+        count(REFUND_FAILED)
+        logger.error(
+            "refund failed",
+            extra={
+                "orderId": recorded.order_id,
+                "refund": about.get("id"),
+                "reason": about.get("failure_reason"),
+            },
+        )
+    elif event["type"] == "charge.dispute.created" and recorded.order is not None:
+        dispute = recorded.order.dispute
+        count(DISPUTE_OPENED)
+        logger.error(
+            "dispute opened",
+            extra={
+                "orderId": recorded.order_id,
+                "dispute": about.get("id"),
+                "reason": about.get("reason"),
+                "amount": about.get("amount"),
+                "evidenceDueBy": dispute.evidenceDueBy.isoformat()
+                if dispute and dispute.evidenceDueBy
+                else None,
+            },
         )
     return {"outcome": recorded.outcome}
 
