@@ -19,8 +19,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from localcloud.journal import InvocationRecord, console_line, record_of
 from localcloud.materialize import LocalFunction, LocalMapping
 
 LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
@@ -56,6 +57,7 @@ class Invocation:
     error: str | None
     duration_ms: float
     init_ms: float | None = None  # set on a cold start: the worker's start-up, before the handler ran
+    note: str | None = None  # the function's last warning or error log line in this invocation
 
 
 @dataclass(frozen=True)
@@ -186,11 +188,14 @@ class Worker:
             self.stop()  # as Lambda does: a timed-out or crashed environment is not reused
             if exit_code is not None:
                 return Invocation(False, None, f"Runtime.ExitError: exited with code {exit_code}", duration)
-            return Invocation(False, None, f"Task timed out after {self.function.timeout_seconds} s", duration)
+            return Invocation(
+                False, None, f"Task timed out after {self.function.timeout_seconds} s", duration
+            )
         answer = json.loads(line)
         if "error" in answer:
-            return Invocation(False, None, f"{answer['error']['type']}: {answer['error']['message']}", duration)
-        return Invocation(True, answer["result"], None, duration)
+            failure = f"{answer['error']['type']}: {answer['error']['message']}"
+            return Invocation(False, None, failure, duration, note=answer.get("note"))
+        return Invocation(True, answer["result"], None, duration, note=answer.get("note"))
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
@@ -232,6 +237,7 @@ class FunctionPool:
         self.in_flight = 0
         self.peak_concurrency = 0
         self.observers: list[Callable[[str, str, dict[str, Any]], None]] = []
+        self.listeners: list[Callable[[InvocationRecord], None]] = []  # each invocation's record, once done
 
     def _checkout(self) -> tuple[Worker, bool]:
         """A free warm worker, or a new one (cold) when the pool may still grow."""
@@ -275,12 +281,21 @@ class FunctionPool:
         with self._condition:
             self.invocations += 1
             self.cold_starts += cold
-        status = "ok" if outcome.ok else f"error: {outcome.error}"
-        start = f"cold (init {outcome.init_ms:.0f} ms)" if outcome.init_ms is not None else "warm"
-        self._log(
-            f"λ {self.function.name:<40} #{worker.index:<2} {start:<18} {trigger:<10} "
-            f"{outcome.duration_ms:7.1f} ms  {status}"
+        record = record_of(
+            self.function.name,
+            trigger,
+            event,
+            ok=outcome.ok,
+            result=outcome.result,
+            error=outcome.error,
+            note=outcome.note,
+            worker=worker.index,
+            init_ms=outcome.init_ms,
+            duration_ms=outcome.duration_ms,
         )
+        for listen in self.listeners:
+            listen(record)
+        self._log(console_line(record))
         return outcome
 
     def _run(self, worker: Worker, cold: bool, event: dict[str, Any]) -> Invocation:
@@ -291,7 +306,9 @@ class FunctionPool:
                 init_ms = worker.start()
             except (WorkerFailed, OSError) as error:
                 # As Lambda reports an init failure: the invocation failed (its batch is retried).
-                return Invocation(False, None, f"Runtime.ExitError: {error}", (time.monotonic() - started) * 1000)
+                return Invocation(
+                    False, None, f"Runtime.ExitError: {error}", (time.monotonic() - started) * 1000
+                )
         injected = self._fault(self.function.name) if self._fault else None
         if injected is None:
             outcome = worker.invoke(event, started)
@@ -299,8 +316,12 @@ class FunctionPool:
             # "After": the work is done, then the invocation dies before answering — the case that
             # makes at-least-once delivery hand a consumer work it has already done.
             ran = worker.invoke(event, started) if injected.after_running else None
-            outcome = Invocation(False, None, f"injected fault: {injected.reason}", ran.duration_ms if ran else 0.0)
-        return Invocation(outcome.ok, outcome.result, outcome.error, outcome.duration_ms, init_ms)
+            outcome = Invocation(
+                False, None, f"injected fault: {injected.reason}", ran.duration_ms if ran else 0.0
+            )
+        return Invocation(
+            outcome.ok, outcome.result, outcome.error, outcome.duration_ms, init_ms, outcome.note
+        )
 
     def stop(self) -> None:
         """Every worker, busy ones too: their invocations fail, as a cloud going away fails them."""
@@ -449,7 +470,9 @@ class Poller(threading.Thread):
             return every
         if not self.mapping.report_batch_item_failures:
             return set()
-        reported = (outcome.result or {}).get("batchItemFailures", []) if isinstance(outcome.result, dict) else []
+        reported = (
+            (outcome.result or {}).get("batchItemFailures", []) if isinstance(outcome.result, dict) else []
+        )
         identifiers = {str(failure.get("itemIdentifier") or "") for failure in reported}
         return every if identifiers - every else identifiers
 
@@ -473,7 +496,11 @@ class Poller(threading.Thread):
             if self._retries.quick_seconds is None:
                 continue  # faithful: visible again when the visibility timeout set at receive runs out
             retry = [
-                {"Id": str(index), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": self._retries.quick_seconds}
+                {
+                    "Id": str(index),
+                    "ReceiptHandle": m["ReceiptHandle"],
+                    "VisibilityTimeout": self._retries.quick_seconds,
+                }
                 for index, m in enumerate(chunk)
                 if m["MessageId"] in failed
             ]

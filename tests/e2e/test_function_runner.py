@@ -73,10 +73,12 @@ def test_a_cold_start_then_warm_ones_one_line_each_and_a_new_worker_after_a_code
             os.utime(source, (stat.st_atime, stat.st_mtime))
     finally:
         runner.stop()
-    assert len(lines) == 3 and all("probe" in line and "GET /x" in line and line.endswith("ok") for line in lines)
-    assert "#1" in lines[0] and "cold (init" in lines[0]
-    assert "#1" in lines[1] and "warm" in lines[1]
-    assert "#2" in lines[2] and "cold (init" in lines[2]
+    assert len(lines) == 3 and all(
+        line.startswith("✓ probe") and " GET /x " in line and " 200 " in line for line in lines
+    )
+    assert "#1" in lines[0] and lines[0].endswith(f"cold {first.init_ms:.0f} ms")
+    assert "#1" in lines[1] and lines[1].endswith("warm")
+    assert "#2" in lines[2] and " cold " in lines[2]
     assert runner.cold_starts == 2 and runner.invocations == 3
 
 
@@ -88,7 +90,8 @@ def test_a_handler_error_is_reported_not_raised(tmp_path: Path) -> None:
     finally:
         runner.stop()
     assert not outcome.ok and "NotImplementedError" in (outcome.error or "")
-    assert "error: NotImplementedError" in lines[0]
+    assert lines[0].startswith("✗ probe") and " error " in lines[0]
+    assert lines[0].endswith("— NotImplementedError: this probe always fails")
 
 
 def test_a_worker_that_dies_at_start_up_is_a_failed_invocation_at_once(tmp_path: Path) -> None:
@@ -101,7 +104,7 @@ def test_a_worker_that_dies_at_start_up_is_a_failed_invocation_at_once(tmp_path:
         runner.stop()
     assert not outcome.ok and "exited" in (outcome.error or "")
     assert time.monotonic() - started < 5  # noticed when the process ends, not after a start-up timeout
-    assert "error" in lines[0]
+    assert lines[0].startswith("✗ probe") and "exited" in lines[0]
 
 
 def test_a_pool_runs_up_to_its_concurrency_at_once_and_queues_the_rest(tmp_path: Path) -> None:
@@ -131,9 +134,9 @@ def sqs() -> Iterator[Any]:
 
 
 def queue(sqs: Any, visibility_timeout: int = 300) -> tuple[str, str]:
-    url = sqs.create_queue(QueueName="probe-queue", Attributes={"VisibilityTimeout": str(visibility_timeout)})[
-        "QueueUrl"
-    ]
+    url = sqs.create_queue(
+        QueueName="probe-queue", Attributes={"VisibilityTimeout": str(visibility_timeout)}
+    )["QueueUrl"]
     return url, sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 
 
