@@ -1,7 +1,7 @@
 """The local cloud's own pages, served beside the stage: the state page (/_local/) and Swagger UI
 (/_local/swagger), both from this machine only (the browser loads nothing from the internet).
 
-Swagger UI's files come from the pinned `swagger-ui-bundle` package (requirements-dev.txt), not a CDN."""
+Swagger UI's files come from the pinned `swagger-ui-bundle-v2` package (requirements-dev.txt), not a CDN."""
 
 from __future__ import annotations
 

@@ -128,7 +128,7 @@ def test_a_rejected_webhook_is_a_failure_in_the_console_with_its_reason(cloud: L
 def test_an_orders_life_is_on_the_console_and_in_its_trace(cloud: LocalCloud, customer: StoreClient) -> None:
     created = customer.call("POST", "/orders", {"items": [{"productId": "tee-organic-black", "quantity": 1}]})
     assert created.status == 201, created.body
-    order_id = created.body["orderId"]
+    order_id = created.body["order"]["orderId"]
     assert customer.control("pay", order_id).status == 200
     wait_for(lambda: customer.call("GET", f"/orders/{order_id}").body["status"] == "FULFILLED", "fulfilment")
     wait_for(
