@@ -1,6 +1,7 @@
 """`python -m localcloud` (what `make dev` runs) and its companion commands.
 
-    python -m localcloud [up] [--stack dev] [--port N]   start the local cloud; Ctrl-C stops it
+    python -m localcloud [up] [--stack dev] [--port N] [--quick-retries N]
+                                              start the local cloud; Ctrl-C stops it
     python -m localcloud env                  export lines: API, TOKEN, ADMIN_TOKEN (eval $(…))
     python -m localcloud logs [-f] [--fn NAME] [--order ID]   the invocation lines, or a function's log
     python -m localcloud trace <orderId>      the order's timeline across the services
@@ -69,12 +70,13 @@ def where_it_runs(state_file: Path) -> str:
         return "it is still starting"
 
 
-def up(stack: str, port: int = 0) -> int:
+def up(stack: str, port: int = 0, quick_retries: int | None = None) -> int:
     from localcloud.cloud import LocalCloud, ignore_stop_signals, stop_on_signals
+    from localcloud.runtime import FAITHFUL, quick
 
     lock = take_instance_lock(STATE_FILE)
     stop_on_signals()
-    cloud = LocalCloud(stack=stack)
+    cloud = LocalCloud(stack=stack, retries=FAITHFUL if quick_retries is None else quick(quick_retries))
     cloud.gateway_port = port
     try:
         cloud.start()
@@ -242,6 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     start = commands.add_parser("up", help="start the local cloud (the default)")
     start.add_argument("--stack", default="dev")
     start.add_argument("--port", type=int, default=0, help="the gateway's port (default: any free one)")
+    start.add_argument(
+        "--quick-retries",
+        type=int,
+        metavar="SECONDS",
+        help="a failed message comes back after SECONDS instead of the queue's visibility timeout",
+    )
     commands.add_parser("env", help="print export lines: API, TOKEN, ADMIN_TOKEN (eval $(…))")
     follow = commands.add_parser("logs", help="the invocation lines (or one function's log), readable")
     follow.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
@@ -276,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     if args.command == "trace":
         return trace(args.order_id)
-    return up(getattr(args, "stack", "dev"), getattr(args, "port", 0))
+    return up(getattr(args, "stack", "dev"), getattr(args, "port", 0), getattr(args, "quick_retries", None))
 
 
 if __name__ == "__main__":

@@ -102,7 +102,9 @@ class ChaosReport:
         lines.append(f"  unaccounted messages           {len(self.unaccounted)}")
         lines.append("  concurrency reached (at once / allowed, cold starts, invocations):")
         for function, (allowed, peak, cold, invocations) in sorted(self.concurrency.items()):
-            lines.append(f"    {function:<36} {peak:>3} / {allowed:<3} {cold:>4} cold {invocations:>7} invocations")
+            lines.append(
+                f"    {function:<36} {peak:>3} / {allowed:<3} {cold:>4} cold {invocations:>7} invocations"
+            )
         lines.append(f"  result: {'CLEAN' if self.clean else 'NOT CLEAN'} in {self.seconds:.1f} s")
         return lines
 

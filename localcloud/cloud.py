@@ -21,7 +21,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,9 +77,6 @@ class LocalCloud:
     overrides: dict[str, str] = field(default_factory=dict)  # stack config, e.g. a shorter batching window
     seed: int = 0  # of the random fault injector (fault_rate)
     enforce_iam: bool = True
-    # Called once the program is materialised, before credentials are issued and IAM is enforced: the
-    # place to change what was deployed (e.g. remove a grant from a role, to see what fails).
-    before_start: Callable[[LocalCloud], None] | None = None
 
     def __post_init__(self) -> None:
         self.region = stack_config(self.stack).get("aws:region", DEFAULT_REGION)
@@ -121,8 +118,6 @@ class LocalCloud:
         try:
             self._start_services()
             self._run_program()
-            if self.before_start is not None:
-                self.before_start(self)
             self._issue_credentials()
             if self.enforce_iam:
                 enforce_iam(self.aws_endpoint)
@@ -383,6 +378,8 @@ class LocalCloud:
     def summary(self) -> str:
         customer = self.customer_token
         admin = self.admin_token
+        quick_seconds = self.retries.quick_seconds
+        comeback = "after the visibility timeout" if quick_seconds is None else f"after {quick_seconds} s"
         return "\n".join(
             [
                 f"The Better Store local cloud ({self.stack}) is up in {self.startup_seconds:.1f} s, "
@@ -400,8 +397,7 @@ class LocalCloud:
                 )
                 + " at once)",
                 f"  queues           {len(self.pollers)} event source mappings; failed messages come back "
-                f"{'after the visibility timeout' if self.retries.quick_seconds is None else f'after {self.retries.quick_seconds} s'} "
-                f"({self.retries.mode})",
+                f"{comeback} ({self.retries.mode})",
                 f"  IAM              {'enforced: each function has its role' if self.enforce_iam else 'off'}",
                 f"  logs             {self.log_dir} (one file per function, localcloud.log for invocations)",
                 "  follow           python -m localcloud logs -f [--fn NAME] [--order ID];"
@@ -602,28 +598,29 @@ def _leave_when_entered(context: contextlib.AbstractContextManager[Any], entered
 
 
 def _load_program_modules() -> None:
-    """Import what running the program imports (pulumi_aws loads a module per service on first use)."""
+    """Import what running the program imports: pulumi_aws loads a service's modules (seconds for
+    them all) the first time one of its resource classes is used."""
     import pulumi_aws
 
     import services.program  # noqa: F401
 
-    for service in PROGRAM_SERVICES:
-        getattr(pulumi_aws, service)
+    for service, resource in PROGRAM_RESOURCES:
+        getattr(getattr(pulumi_aws, service), resource)
 
 
-# The pulumi_aws modules the program declares resources with.
-PROGRAM_SERVICES = (
-    "apigateway",
-    "cloudwatch",
-    "cognito",
-    "dynamodb",
-    "ec2",
-    "iam",
-    "lambda_",
-    "rds",
-    "secretsmanager",
-    "sns",
-    "sqs",
+# One resource class of each pulumi_aws service the program declares resources of.
+PROGRAM_RESOURCES = (
+    ("apigateway", "RestApi"),
+    ("cloudwatch", "LogGroup"),
+    ("cognito", "UserPool"),
+    ("dynamodb", "Table"),
+    ("ec2", "Vpc"),
+    ("iam", "Role"),
+    ("lambda_", "Function"),
+    ("rds", "Cluster"),
+    ("secretsmanager", "Secret"),
+    ("sns", "Topic"),
+    ("sqs", "Queue"),
 )
 
 

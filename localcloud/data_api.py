@@ -268,7 +268,13 @@ class DataApiEmulator:
             self._resuming_answers = 0
 
     def authorise(
-        self, operation: str, method: str, path: str, headers: Mapping[str, str], raw: bytes, body: Mapping[str, Any]
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        raw: bytes,
+        body: Mapping[str, Any],
     ) -> None:
         """The caller's signature, then its permission for the operation on the cluster and for reading
         the secret; no-op without `principals`."""
@@ -321,13 +327,18 @@ class DataApiEmulator:
         if columns:
             records = []
             for row in context.rows or []:
-                if any(isinstance(value, list) and any(isinstance(item, list) for item in value) for value in row):
+                if any(
+                    isinstance(value, list) and any(isinstance(item, list) for item in value) for value in row
+                ):
                     raise unsupported_result("The result contains a multidimensional array")
                 record = [
-                    result_field(value, column["type_oid"]) for value, column in zip(row, columns, strict=True)
+                    result_field(value, column["type_oid"])
+                    for value, column in zip(row, columns, strict=True)
                 ]
                 if len(json.dumps(record)) > MAX_ROW_BYTES:
-                    raise unsupported_result(f"The result exceeds the row size limit {MAX_ROW_BYTES // 1024} KB")
+                    raise unsupported_result(
+                        f"The result exceeds the row size limit {MAX_ROW_BYTES // 1024} KB"
+                    )
                 records.append(record)
             response["records"] = records
             if request.get("includeResultMetadata"):

@@ -48,7 +48,7 @@ JSON = "application/json"
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # 10 MB
 INTEGRATION_TIMEOUT_SECONDS = 29.0
 ALL_METHODS = "*/*"
-MISSING_TOKEN = "Missing Authentication Token"
+MISSING_TOKEN = "Missing Authentication Token"  # noqa: S105 - API Gateway's message, no secret
 LogLine = Callable[[str], None]
 
 
@@ -176,7 +176,11 @@ def malformed_reason(result: Any) -> str | None:
         return "body is not a string"
     if not isinstance(result.get("headers") or {}, dict):
         return "headers is not an object"
-    values = (result.get("multiValueHeaders") or {}).values() if isinstance(result.get("multiValueHeaders") or {}, dict) else None
+    values = (
+        (result.get("multiValueHeaders") or {}).values()
+        if isinstance(result.get("multiValueHeaders") or {}, dict)
+        else None
+    )
     if values is None or any(not isinstance(value, list) for value in values):
         return "multiValueHeaders is not an object of lists"
     return None
@@ -226,7 +230,9 @@ class LocalGateway:
                     body = self.rfile.read(length) if length else b""
                     try:
                         answer = gateway.handle(self.command, self.path, headers, body)
-                    except Exception as error:  # a gateway bug is a 500 to the caller, never a dropped connection
+                    except (
+                        Exception
+                    ) as error:  # a gateway bug is a 500 to the caller, never a dropped connection
                         print(f"local gateway: {self.command} {self.path}: {error!r}", file=sys.stderr)
                         answer = json_answer(500, {"message": "Internal server error"})
                 self.send_response(answer.status)
@@ -279,7 +285,11 @@ class LocalGateway:
             "requestId": str(uuid.uuid4()),
         }
         template = (declared.get("templates") or {}).get(JSON)
-        body = vtl.render(template, "", dict(request_headers), context) if template else json.dumps({"message": message})
+        body = (
+            vtl.render(template, "", dict(request_headers), context)
+            if template
+            else json.dumps({"message": message})
+        )
         headers = {"Content-Type": JSON}
         for parameter, value in (declared.get("parameters") or {}).items():
             name = parameter.removeprefix("gatewayresponse.header.")
@@ -296,7 +306,9 @@ class LocalGateway:
         with self._buckets_lock:
             bucket = self._buckets.get(key)
             if bucket is None:
-                settings = self.model.method_settings.get(key) or self.model.method_settings.get(ALL_METHODS) or {}
+                settings = (
+                    self.model.method_settings.get(key) or self.model.method_settings.get(ALL_METHODS) or {}
+                )
                 if settings.get("throttlingRateLimit") is None:
                     return False
                 bucket = TokenBucket(
@@ -345,7 +357,9 @@ class LocalGateway:
             return self._proxy(route, request, parameters, claims)
         if integration.get("type") == "AWS" and ":sqs:path/" in str(integration.get("uri")):
             return self._to_queue(f"{route.method} {route.path}", integration, request.headers, request.body)
-        return json_answer(500, {"message": f"integration {integration.get('type')} is not supported locally"})
+        return json_answer(
+            500, {"message": f"integration {integration.get('type')} is not supported locally"}
+        )
 
     def _proxy(
         self, route: LocalRoute, request: Request, parameters: dict[str, str], claims: dict[str, str]
@@ -370,7 +384,9 @@ class LocalGateway:
         invocation.start()
         invocation.join(self._integration_timeout)
         if not outcomes:
-            self._log(f"api {label}: 504, the integration did not answer within {self._integration_timeout:g} s")
+            self._log(
+                f"api {label}: 504, the integration did not answer within {self._integration_timeout:g} s"
+            )
             return self.gateway_response(INTEGRATION_TIMEOUT, request.headers)
         outcome = outcomes[0]
         if not outcome.ok:
@@ -388,7 +404,9 @@ class LocalGateway:
         data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
         return Answer(int(result.get("statusCode", 200)), data, response_headers)
 
-    def _to_queue(self, label: str, integration: dict[str, Any], headers: dict[str, str], body: bytes) -> Answer:
+    def _to_queue(
+        self, label: str, integration: dict[str, Any], headers: dict[str, str], body: bytes
+    ) -> Answer:
         content_type = (_header(headers, "Content-Type") or "").split(";")[0].strip().lower()
         templates: dict[str, str] = integration.get("requestTemplates") or {}
         if content_type not in templates:

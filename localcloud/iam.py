@@ -31,10 +31,9 @@ from enum import Enum
 from typing import Any
 from urllib.parse import urlsplit
 
-
 # The local cloud's operator (the tests, `make ops --local`, the chaos checker): the account's root user,
 # whose requests are signed like any other but never limited by policies. Loopback only.
-OPERATOR_ACCESS_KEY_ID = "local"  # noqa: S105
+OPERATOR_ACCESS_KEY_ID = "local"
 OPERATOR_SECRET_ACCESS_KEY = "local"  # noqa: S105
 
 
@@ -183,7 +182,9 @@ def _events(operation: str, params: Mapping[str, Any], scope: Scope) -> list[Aut
     return [
         Authorization(
             "events:PutEvents",
-            bus if bus.startswith("arn:") else f"arn:aws:events:{scope.region}:{scope.account}:event-bus/{bus}",
+            bus
+            if bus.startswith("arn:")
+            else f"arn:aws:events:{scope.region}:{scope.account}:event-bus/{bus}",
         )
         for bus in sorted(buses)
     ]
@@ -284,7 +285,10 @@ class Principals:
         principal = self._by_key.get(scope[0]) if len(scope) == 5 else None
         if principal is None:
             raise NotAuthenticated("The security token included in the request is invalid.")
-        if principal.session_token is not None and lowered.get("x-amz-security-token") != principal.session_token:
+        if (
+            principal.session_token is not None
+            and lowered.get("x-amz-security-token") != principal.session_token
+        ):
             raise NotAuthenticated("The security token included in the request is invalid.")
         signed = _between(authorization, "SignedHeaders=", ",").split(";")
         request = AWSRequest(
@@ -294,7 +298,9 @@ class Principals:
         signer = SigV4Auth(
             Credentials(scope[0], principal.secret_access_key, principal.session_token), scope[3], scope[2]
         )
-        expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
+        expected = signer.signature(
+            signer.string_to_sign(request, signer.canonical_request(request)), request
+        )
         if expected != _between(authorization + ",", "Signature=", ","):
             raise NotAuthenticated(
                 "The request signature we calculated does not match the signature you provided."

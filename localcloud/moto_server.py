@@ -32,7 +32,6 @@ import datetime as dt
 import functools
 import json
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -77,7 +76,7 @@ class _QueryAccessDenied(JsonRESTError):
         from moto.core.exceptions import _RESTError
 
         xml = _RESTError("AccessDenied", message)
-        self.description = xml.description
+        self.description = xml.description or ""
         self.content_type = xml.content_type
 
 
@@ -119,7 +118,9 @@ def _request_params(response: Any) -> dict[str, Any]:
             return {}
     query = parse_qs(body or "") if body else {}
     query.update(response.querystring or {})
-    return {key: values[0] if isinstance(values, list) and values else values for key, values in query.items()}
+    return {
+        key: values[0] if isinstance(values, list) and values else values for key, values in query.items()
+    }
 
 
 def _secret_arn(region: str) -> Callable[[str], str]:
@@ -129,7 +130,7 @@ def _secret_arn(region: str) -> Callable[[str], str]:
         from moto.secretsmanager.models import secretsmanager_backends
 
         try:
-            return str(secretsmanager_backends[ACCOUNT_ID][region].describe_secret(secret_id)["ARN"])
+            return str(secretsmanager_backends[ACCOUNT_ID][region].describe_secret(secret_id).arn)
         except Exception:  # an unknown secret: authorised by its name, answered by moto
             return secret_id
 
@@ -143,7 +144,9 @@ def _install_iam() -> None:
 
     original_create_access_key = access_control.create_access_key
 
-    def create_access_key(account_id: str, partition: str, access_key_id: str, headers: dict[str, str]) -> Any:
+    def create_access_key(
+        account_id: str, partition: str, access_key_id: str, headers: dict[str, str]
+    ) -> Any:
         if access_key_id == OPERATOR_ACCESS_KEY_ID:
             return _OperatorKey(account_id, partition)
         return original_create_access_key(account_id, partition, access_key_id, headers)
@@ -157,7 +160,9 @@ def _install_iam() -> None:
         if self.headers.get("X-Amz-Target") in ActionAuthenticatorMixin.PUBLIC_OPERATIONS:
             return
         path = self.raw_path + (f"?{self.uri.split('?', 1)[1]}" if "?" in self.uri else "")
-        json_protocol = bool(self.headers.get("X-Amz-Target")) or "json" in str(self.headers.get("Content-Type", ""))
+        json_protocol = bool(self.headers.get("X-Amz-Target")) or "json" in str(
+            self.headers.get("Content-Type", "")
+        )
         try:
             request = access_control.IAMRequest(
                 account_id=self.current_account,
@@ -173,7 +178,11 @@ def _install_iam() -> None:
             if not json_protocol:
                 raise
             # What the JSON-protocol services answer ("Common Errors", DynamoDB's "Error handling").
-            code = "UnrecognizedClientException" if isinstance(error, InvalidClientTokenIdError) else "InvalidSignatureException"
+            code = (
+                "UnrecognizedClientException"
+                if isinstance(error, InvalidClientTokenIdError)
+                else "InvalidSignatureException"
+            )
             raise _Unauthenticated(code, error.message) from error
         key = request._access_key
         if isinstance(key, _OperatorKey) or request._action == "sts:GetCallerIdentity":
@@ -308,31 +317,17 @@ def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> No
                 raise ConditionalCheckFailed(item=original_item)
             if op_type != "ConditionCheck":
                 written.append((table_name, key, copy.deepcopy(current)))
+            conditions = {
+                "condition_expression": condition,
+                "expression_attribute_names": names,
+                "expression_attribute_values": values,
+            }
             if op_type == "Put":
-                self.put_item(
-                    table_name,
-                    op["Item"],
-                    condition_expression=condition,
-                    expression_attribute_names=names,
-                    expression_attribute_values=values,
-                )
+                self.put_item(table_name, op["Item"], **conditions)
             elif op_type == "Delete":
-                self.delete_item(
-                    table_name,
-                    key,
-                    condition_expression=condition,
-                    expression_attribute_names=names,
-                    expression_attribute_values=values,
-                )
+                self.delete_item(table_name, key, **conditions)
             elif op_type == "Update":
-                self.update_item(
-                    table_name,
-                    key,
-                    update_expression=op["UpdateExpression"],
-                    condition_expression=condition,
-                    expression_attribute_names=names,
-                    expression_attribute_values=values,
-                )
+                self.update_item(table_name, key, update_expression=op["UpdateExpression"], **conditions)
             errors.append((None, None, None))
         except (MultipleTransactionsException, MockValidationException):
             rollback()
@@ -394,20 +389,21 @@ def _install_costs() -> None:
     backends.list_of_moto_modules = lambda: modules  # the package does not change while we run
     # Every call looked its access key up in every partition's IAM (creating, and loading AWS's managed
     # policies into, the IAM of aws-cn, aws-us-gov, …); the local cloud is one account in partition aws.
+    from moto.core.models import DEFAULT_ACCOUNT_ID
     from moto.iam import models as iam_models
 
     def get_account_id_from(access_key: str) -> str:
         for account_id, account in list(iam_models.iam_backends.items()):
             if access_key in account["aws"].access_keys:
                 return str(account_id)
-        return str(iam_models.DEFAULT_ACCOUNT_ID)
+        return DEFAULT_ACCOUNT_ID
 
     iam_models.get_account_id_from = get_account_id_from
     # Every call listed its response class's methods (inspect.getmembers); a class does not change.
-    core_responses.method_names_from_class = functools.cache(core_responses.method_names_from_class)
+    core_responses.method_names_from_class = functools.cache(core_responses.method_names_from_class)  # type: ignore[attr-defined]
 
-    sqs_models.unix_time = _unix_time  # type: ignore[assignment]
-    sqs_models.unix_time_millis = _unix_time_millis  # type: ignore[assignment]
+    sqs_models.unix_time = _unix_time  # type: ignore[attr-defined,assignment]
+    sqs_models.unix_time_millis = _unix_time_millis  # type: ignore[attr-defined,assignment]
 
     def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
         queue = self.get_queue(queue_name)
@@ -429,7 +425,7 @@ def _install_costs() -> None:
     def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
         """A query of the table itself reads only its partition (moto sorts every item of the table to
         find it). Safe to narrow `items` for the call: every DynamoDB call holds the DynamoDB lock."""
-        if kwargs.get("index_name") or hash_key is None or len(args) > 6 and args[6]:
+        if kwargs.get("index_name") or hash_key is None or (len(args) > 6 and args[6]):
             return table_query(self, hash_key, *args, **kwargs)
         everything = self.items
         self.items = {hash_key: everything[hash_key]} if hash_key in everything else {}
@@ -441,7 +437,7 @@ def _install_costs() -> None:
     Table.query = query  # type: ignore[method-assign]
     # EventBridge's archive target renders an input template per event, compiling the same JSONPath
     # expressions each time; a compiled expression is immutable.
-    jsonpath_ext.parse = functools.lru_cache(maxsize=256)(jsonpath_ext.parse)
+    jsonpath_ext.parse = functools.lru_cache(maxsize=256)(jsonpath_ext.parse)  # type: ignore[attr-defined]
 
 
 # --- the EventBridge envelope --------------------------------------------------------------------------
@@ -454,7 +450,7 @@ def _install_event_envelope() -> None:
 
     def parse(input_template: str, input_paths_map: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
         if input_template or input_paths_map:
-            return transform(input_template, input_paths_map, event)  # an InputTransformer: moto's
+            return transform(input_template, input_paths_map, event)  # type: ignore[arg-type]  # an InputTransformer: moto's
         return {
             "version": "0",
             "id": event["id"],
@@ -491,7 +487,9 @@ def _load_managed_policies() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m localcloud.moto_server", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m localcloud.moto_server", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, required=True)
     args = parser.parse_args(argv)

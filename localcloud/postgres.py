@@ -108,7 +108,9 @@ def _template(get_server: Any) -> Path:
             server = get_server(building / "data", cleanup_mode="stop")
             try:
                 info = server.get_postmaster_info()
-                _skip_durability(PostgresAddress("postgres", None, "postgres", unix_socket=str(info.socket_path)))
+                _skip_durability(
+                    PostgresAddress("postgres", None, "postgres", unix_socket=str(info.socket_path))
+                )
             finally:
                 server.cleanup()  # stopped cleanly: a copy starts without recovery
             (building / "data").rename(TEMPLATE)
@@ -143,6 +145,8 @@ def running_postgres(data_dir: Path) -> Iterator[PostgresAddress]:
     server = get_server(data_dir, cleanup_mode="delete")
     try:
         info = server.get_postmaster_info()
-        yield PostgresAddress(user="postgres", password=None, database="postgres", unix_socket=str(info.socket_path))
+        yield PostgresAddress(
+            user="postgres", password=None, database="postgres", unix_socket=str(info.socket_path)
+        )
     finally:
         server.cleanup()

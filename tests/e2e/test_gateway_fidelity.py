@@ -57,9 +57,13 @@ def own_gateway(cloud: LocalCloud) -> Iterator[LocalGateway]:
 def test_a_method_is_throttled_at_its_own_setting_and_others_keep_theirs(own_gateway: LocalGateway) -> None:
     webhook = own_gateway.model.method_settings[WEBHOOK_KEY]
     # text/plain has no mapping template: a 415 after the throttle, so nothing reaches the queue.
-    statuses = burst(own_gateway.url, "POST", "/webhooks/stripe", 3 * int(webhook["throttlingBurstLimit"]), {
-        "Content-Type": "text/plain"
-    })
+    statuses = burst(
+        own_gateway.url,
+        "POST",
+        "/webhooks/stripe",
+        3 * int(webhook["throttlingBurstLimit"]),
+        {"Content-Type": "text/plain"},
+    )
     assert statuses[429] > 0 and set(statuses) == {415, 429}
     assert statuses[415] >= int(webhook["throttlingBurstLimit"])  # the burst first
     # Another method has its own bucket (the stage's `*/*` setting): not throttled by the webhook's.
@@ -75,14 +79,20 @@ def test_a_throttled_request_gets_the_programs_gateway_response(own_gateway: Loc
     assert (answer.status, json.loads(answer.body)) == (429, {"message": "Too Many Requests"})
 
 
-def test_gateway_responses_are_rendered_from_the_programs_template_status_and_headers(cloud: LocalCloud) -> None:
+def test_gateway_responses_are_rendered_from_the_programs_template_status_and_headers(
+    cloud: LocalCloud,
+) -> None:
     model = copy.deepcopy(cloud.model)
     assert model.gateway_responses["DEFAULT_4XX"]["templates"] == {
         "application/json": '{"message": $context.error.messageString}'
     }
     model.gateway_responses["DEFAULT_4XX"] = {
         "statusCode": None,
-        "templates": {"application/json": '{"error": $context.error.messageString, "type": "$context.error.responseType"}'},
+        "templates": {
+            "application/json": (
+                '{"error": $context.error.messageString, "type": "$context.error.responseType"}'
+            )
+        },
         "parameters": {
             "gatewayresponse.header.Access-Control-Allow-Origin": "'https://shop.example'",
             "gatewayresponse.header.X-Echo": "method.request.header.X-Request",
@@ -91,7 +101,10 @@ def test_gateway_responses_are_rendered_from_the_programs_template_status_and_he
     gateway = LocalGateway(model, cloud.runners, cloud.issuer, lambda role: None)
     answer = gateway.handle("GET", "/v1/nowhere", {"X-Request": "abc"}, b"")
     assert answer.status == 403
-    assert json.loads(answer.body) == {"error": "Missing Authentication Token", "type": "MISSING_AUTHENTICATION_TOKEN"}
+    assert json.loads(answer.body) == {
+        "error": "Missing Authentication Token",
+        "type": "MISSING_AUTHENTICATION_TOKEN",
+    }
     assert answer.headers["Access-Control-Allow-Origin"] == "https://shop.example"
     assert answer.headers["X-Echo"] == "abc"
     # A 5XX type falls to DEFAULT_5XX, which the program declares with the same JSON message.
@@ -106,7 +119,9 @@ def test_the_dev_stack_sends_no_cors_header_on_gateway_responses(cloud: LocalClo
     assert status == answer.status == 401 and "Access-Control-Allow-Origin" not in answer.headers
 
 
-def test_a_declared_preflight_is_answered_by_the_function_and_an_undeclared_one_is_403(cloud: LocalCloud) -> None:
+def test_a_declared_preflight_is_answered_by_the_function_and_an_undeclared_one_is_403(
+    cloud: LocalCloud,
+) -> None:
     preflight = {"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST"}
     assert cloud.gateway.route_of("OPTIONS", "/orders") is not None
     answer = cloud.gateway.handle("OPTIONS", "/v1/orders", preflight, b"")
@@ -120,11 +135,16 @@ def test_a_declared_preflight_is_answered_by_the_function_and_an_undeclared_one_
 def test_a_payload_over_10_mb_is_413_and_reaches_no_function(cloud: LocalCloud) -> None:
     before = sum(pool.invocations for pool in cloud.runners.values())
     status, body = exchange(
-        cloud.api_url + "/orders", "POST", b"x" * (MAX_PAYLOAD_BYTES + 1), {"Content-Type": "application/json"}
+        cloud.api_url + "/orders",
+        "POST",
+        b"x" * (MAX_PAYLOAD_BYTES + 1),
+        {"Content-Type": "application/json"},
     )
     assert (status, json.loads(body)) == (413, {"message": "Request Too Long"})
     assert sum(pool.invocations for pool in cloud.runners.values()) == before
-    assert exchange(cloud.api_url + "/orders", "POST", b"x" * MAX_PAYLOAD_BYTES)[0] == 401  # at the cap: routed
+    assert (
+        exchange(cloud.api_url + "/orders", "POST", b"x" * MAX_PAYLOAD_BYTES)[0] == 401
+    )  # at the cap: routed
 
 
 # --- a gateway over probe functions --------------------------------------------------------------------
@@ -146,11 +166,23 @@ def probe_gateway(tmp_path: Path, handler: str, timeout_seconds: float) -> tuple
         "GET",
         "/probe",
         "NONE",
-        {"type": "AWS_PROXY", "uri": f"arn:aws:apigateway:ap-southeast-2:lambda:path/2015-03-31/functions/{function.arn}/invocations"},
+        {
+            "type": "AWS_PROXY",
+            "uri": (
+                "arn:aws:apigateway:ap-southeast-2:lambda:path/2015-03-31/functions/"
+                f"{function.arn}/invocations"
+            ),
+        },
     )
-    model = dataclasses.replace(LocalModel(), functions={"probe": function}, routes={("GET", "/probe"): route})
+    model = dataclasses.replace(
+        LocalModel(), functions={"probe": function}, routes={("GET", "/probe"): route}
+    )
     gateway = LocalGateway(
-        model, {"probe": pool}, DevIssuer(), lambda role: None, log=lines.append,
+        model,
+        {"probe": pool},
+        DevIssuer(),
+        lambda role: None,
+        log=lines.append,
         integration_timeout_seconds=timeout_seconds,
     )
     return gateway, lines
@@ -158,7 +190,10 @@ def probe_gateway(tmp_path: Path, handler: str, timeout_seconds: float) -> tuple
 
 @pytest.mark.parametrize(
     ("handler", "why"),
-    [("fails", "function error: NotImplementedError"), ("answers_malformed", "Malformed Lambda proxy response")],
+    [
+        ("fails", "function error: NotImplementedError"),
+        ("answers_malformed", "Malformed Lambda proxy response"),
+    ],
 )
 def test_a_failing_or_malformed_function_is_502_with_one_console_line(
     tmp_path: Path, handler: str, why: str
@@ -186,4 +221,3 @@ def test_an_integration_slower_than_the_timeout_is_504(tmp_path: Path) -> None:
 
 def test_api_gateways_quotas() -> None:
     assert (MAX_PAYLOAD_BYTES, INTEGRATION_TIMEOUT_SECONDS) == (10 * 1024 * 1024, 29.0)
-

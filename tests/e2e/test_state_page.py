@@ -59,7 +59,6 @@ def browser() -> Iterator[Any]:
 def test_an_order_placed_appears_on_the_state_page_by_itself(
     browser: Any, cloud: LocalCloud, customer: StoreClient
 ) -> None:
-    from selenium.webdriver.common.by import By
 
     browser.get(cloud.state_page_url)
     created = customer.call("POST", "/orders", {"items": [{"productId": "tee-organic-black", "quantity": 1}]})

@@ -71,7 +71,7 @@ def _client(endpoint_url: str) -> Any:
         endpoint_url=endpoint_url,
         region_name="ap-southeast-2",
         aws_access_key_id="local",
-        aws_secret_access_key="local",
+        aws_secret_access_key="local",  # noqa: S106 - the emulator's, nothing real
     )
 
 
@@ -98,12 +98,17 @@ def test_a_supported_result_type_is_returned_with_its_name(
 
 
 def test_an_enum_result_is_returned(emulator: DataApiEmulator, postgres: PostgresAddress) -> None:
-    execute(emulator, "DO $$ BEGIN CREATE TYPE mood AS ENUM ('ok'); EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    execute(
+        emulator,
+        "DO $$ BEGIN CREATE TYPE mood AS ENUM ('ok'); EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+    )
     assert execute(emulator, "SELECT 'ok'::mood AS value")["records"] == [[{"stringValue": "ok"}]]
 
 
 @pytest.mark.parametrize("expression", UNSUPPORTED)
-def test_a_result_type_outside_the_supported_list_is_refused(emulator: DataApiEmulator, expression: str) -> None:
+def test_a_result_type_outside_the_supported_list_is_refused(
+    emulator: DataApiEmulator, expression: str
+) -> None:
     code, message = refused(emulator, f"SELECT {expression} AS value")
     assert code == "UnsupportedResultException" and "unsupported data type" in message
 
@@ -124,8 +129,12 @@ def test_a_row_over_64_kb_is_refused(emulator: DataApiEmulator) -> None:
 def test_a_response_over_1_mib_is_refused(emulator: DataApiEmulator) -> None:
     row = MAX_ROW_BYTES // 2  # well within the row limit
     fitting = MAX_RESPONSE_BYTES // row - 1
-    assert len(execute(emulator, f"SELECT repeat('x', {row}) FROM generate_series(1, {fitting})")["records"]) == fitting
-    assert refused(emulator, f"SELECT repeat('x', {row}) FROM generate_series(1, {fitting + 2})") == (
+
+    def rows(count: int) -> str:
+        return f"SELECT repeat('x', {row}) FROM generate_series(1, {count})"  # noqa: S608 - two integers
+
+    assert len(execute(emulator, rows(fitting))["records"]) == fitting
+    assert refused(emulator, rows(fitting + 2)) == (
         "UnsupportedResultException",
         "The result exceeds the size limit 1 MB",
     )
@@ -151,16 +160,20 @@ def guarded(postgres: PostgresAddress) -> Iterator[tuple[DataApiEmulator, Princi
     emulator.stop()
 
 
-def role_client(emulator: DataApiEmulator, principals: Principals, key: str, statements: list[dict[str, Any]]) -> Any:
+def role_client(
+    emulator: DataApiEmulator, principals: Principals, key: str, statements: list[dict[str, Any]]
+) -> Any:
     policy = json.dumps({"Version": "2012-10-17", "Statement": statements})
-    principals.add(key, Principal(f"arn:aws:sts::123456789012:assumed-role/{key}/fn", "secret", "token", (policy,)))
+    principals.add(
+        key, Principal(f"arn:aws:sts::123456789012:assumed-role/{key}/fn", "secret", "token", (policy,))
+    )
     return boto3.client(
         "rds-data",
         endpoint_url=emulator.endpoint_url,
         region_name="ap-southeast-2",
         aws_access_key_id=key,
-        aws_secret_access_key="secret",
-        aws_session_token="token",
+        aws_secret_access_key="secret",  # noqa: S106 - a test key
+        aws_session_token="token",  # noqa: S106 - a test key
     )
 
 
@@ -191,7 +204,9 @@ def test_a_caller_without_a_grant_is_denied(
     assert f"not authorized to perform: {missing}" in error.value.response["Error"]["Message"]
 
 
-def test_unknown_or_wrongly_signed_credentials_are_refused(guarded: tuple[DataApiEmulator, Principals]) -> None:
+def test_unknown_or_wrongly_signed_credentials_are_refused(
+    guarded: tuple[DataApiEmulator, Principals],
+) -> None:
     emulator, principals = guarded
     role_client(emulator, principals, "ASIAKNOWN", [EXECUTE, READ_SECRET])
     for key, secret in (("ASIAUNKNOWN", "secret"), ("ASIAKNOWN", "not-the-secret")):
@@ -201,7 +216,7 @@ def test_unknown_or_wrongly_signed_credentials_are_refused(guarded: tuple[DataAp
             region_name="ap-southeast-2",
             aws_access_key_id=key,
             aws_secret_access_key=secret,
-            aws_session_token="token",
+            aws_session_token="token",  # noqa: S106 - a test key
         )
         with pytest.raises(ClientError) as error:
             execute(emulator, "SELECT 1", client)

@@ -39,10 +39,18 @@ def table(endpoint: str, name: str, range_key: bool = False, index: bool = False
     if index:
         attributes.append({"AttributeName": "g", "AttributeType": "S"})
         extra["GlobalSecondaryIndexes"] = [
-            {"IndexName": "by-g", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}], "Projection": {"ProjectionType": "ALL"}}
+            {
+                "IndexName": "by-g",
+                "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
         ]
     arn: str = client(endpoint, "dynamodb").create_table(
-        TableName=name, KeySchema=keys, AttributeDefinitions=attributes, BillingMode="PAY_PER_REQUEST", **extra
+        TableName=name,
+        KeySchema=keys,
+        AttributeDefinitions=attributes,
+        BillingMode="PAY_PER_REQUEST",
+        **extra,
     )["TableDescription"]["TableArn"]
     return arn
 
@@ -67,7 +75,9 @@ def test_a_conditional_write_succeeds_once_however_many_race_for_it(endpoint: st
     table(endpoint, "race")
     dynamodb = client(endpoint, "dynamodb")
 
-    def claim(index: int) -> bool:
+    def claim(index: int) -> tuple[list[int], list[str]]:
+        """The keys this racer won, and the errors of the ones it lost."""
+        won, errors = [], []
         for attempt in range(20):
             try:
                 dynamodb.put_item(
@@ -75,16 +85,19 @@ def test_a_conditional_write_succeeds_once_however_many_race_for_it(endpoint: st
                     Item={"pk": {"S": f"key-{attempt}"}, "by": {"N": str(index)}},
                     ConditionExpression="attribute_not_exists(pk)",
                 )
+                won.append(attempt)
             except ClientError as error:
-                assert error.response["Error"]["Code"] == "ConditionalCheckFailedException"
-        return True
+                errors.append(str(error.response["Error"]["Code"]))
+        return won, errors
 
-    run_together(8, claim)
-    winners = Counter(
-        dynamodb.get_item(TableName="race", Key={"pk": {"S": f"key-{attempt}"}})["Item"]["by"]["N"]
-        for attempt in range(20)
-    )
-    assert sum(winners.values()) == 20  # every key written exactly once (a lost race would still be one item)
+    outcomes = run_together(8, claim)
+    assert {code for _, errors in outcomes for code in errors} == {"ConditionalCheckFailedException"}
+    winners = Counter(attempt for won, _ in outcomes for attempt in won)
+    assert winners == Counter(range(20))  # every key won exactly once
+    for index, (won, _) in enumerate(outcomes):
+        for attempt in won:  # and holds its winner's write
+            item = dynamodb.get_item(TableName="race", Key={"pk": {"S": f"key-{attempt}"}})["Item"]
+            assert item["by"]["N"] == str(index)
 
 
 def test_a_failed_transaction_does_not_undo_writes_made_meanwhile(endpoint: str) -> None:
@@ -98,7 +111,12 @@ def test_a_failed_transaction_does_not_undo_writes_made_meanwhile(endpoint: str)
                 with pytest.raises(ClientError):
                     dynamodb.transact_write_items(
                         TransactItems=[
-                            {"Put": {"TableName": "ledger", "Item": {"pk": {"S": "t"}, "sk": {"S": str(step)}}}},
+                            {
+                                "Put": {
+                                    "TableName": "ledger",
+                                    "Item": {"pk": {"S": "t"}, "sk": {"S": str(step)}},
+                                }
+                            },
                             {
                                 "ConditionCheck": {
                                     "TableName": "ledger",
@@ -119,9 +137,14 @@ def test_a_failed_transaction_does_not_undo_writes_made_meanwhile(endpoint: str)
             ExpressionAttributeValues={":pk": {"S": f"w{writer}"}},
         )["Items"]
         assert len(items) == 25
-    assert dynamodb.query(
-        TableName="ledger", KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": "t"}}
-    )["Items"] == []
+    assert (
+        dynamodb.query(
+            TableName="ledger",
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": "t"}},
+        )["Items"]
+        == []
+    )
 
 
 def test_no_message_is_lost_while_others_are_sent_received_and_deleted(endpoint: str) -> None:
@@ -146,7 +169,9 @@ def test_no_message_is_lost_while_others_are_sent_received_and_deleted(endpoint:
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
     run_together(8, work)
-    leftover = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
+    leftover = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get(
+        "Messages", []
+    )
     assert len(received) + len({m["Body"] for m in leftover} - set(received)) == sent
 
 
@@ -159,25 +184,51 @@ def test_an_eventbridge_delivery_to_sqs_has_the_event_envelope(endpoint: str) ->
     events.put_targets(Rule="all", EventBusName="bus", Targets=[{"Id": "q", "Arn": arn}])
     events.put_events(Entries=[{"EventBusName": "bus", "Source": "test", "DetailType": "T", "Detail": "{}"}])
     body = json.loads(sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"])
-    assert set(body) == {"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
+    assert set(body) == {
+        "version",
+        "id",
+        "detail-type",
+        "source",
+        "account",
+        "time",
+        "region",
+        "resources",
+        "detail",
+    }
     assert body["account"] == "123456789012" and body["time"].endswith("Z")
 
 
 @pytest.fixture(scope="module")
 def role(endpoint: str) -> dict[str, str]:
-    """A role allowed GetItem on one table and its index, Query on the index, PutEvents on one bus;
-    IAM enforced from here on in this module's server."""
+    """A role allowed GetItem on one table and its index, Query on the index, PutEvents on one bus,
+    GetSecretValue on one secret; IAM enforced from here on in this module's server."""
     orders = table(endpoint, "orders", index=True)
     table(endpoint, "other")
+    secrets = client(endpoint, "secretsmanager")
+    granted_secret = secrets.create_secret(Name="granted", SecretString="s")["ARN"]
+    secrets.create_secret(Name="withheld", SecretString="s")
     iam = client(endpoint, "iam")
-    trust = {"Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    trust = {
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ]
+    }
     role_arn = iam.create_role(RoleName="fn", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
     statements = [
         {"Effect": "Allow", "Action": ["dynamodb:GetItem"], "Resource": [orders]},
         {"Effect": "Allow", "Action": ["dynamodb:Query"], "Resource": [f"{orders}/index/*"]},
-        {"Effect": "Allow", "Action": ["events:PutEvents"], "Resource": [f"arn:aws:events:{REGION}:123456789012:event-bus/bus"]},
+        {
+            "Effect": "Allow",
+            "Action": ["events:PutEvents"],
+            "Resource": [f"arn:aws:events:{REGION}:123456789012:event-bus/bus"],
+        },
+        {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": [granted_secret]},
     ]
-    iam.put_role_policy(RoleName="fn", PolicyName="p", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+    iam.put_role_policy(
+        RoleName="fn",
+        PolicyName="p",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}),
+    )
     keys = client(endpoint, "sts").assume_role(RoleArn=role_arn, RoleSessionName="fn")["Credentials"]
     enforce_iam(endpoint)
     return {
@@ -203,20 +254,46 @@ def test_a_role_may_do_exactly_what_its_policy_grants_on_the_resources_it_names(
     assert denied(lambda: dynamodb.put_item(TableName="orders", Item=key)) == "AccessDeniedException"
     query = {"KeyConditionExpression": "g = :g", "ExpressionAttributeValues": {":g": {"S": "a"}}}
     assert dynamodb.query(TableName="orders", IndexName="by-g", **query)["Items"] == []  # the index's ARN
-    assert denied(lambda: dynamodb.query(TableName="orders", KeyConditionExpression="pk = :g",
-                                         ExpressionAttributeValues={":g": {"S": "a"}})) == "AccessDeniedException"
+    assert (
+        denied(
+            lambda: dynamodb.query(
+                TableName="orders",
+                KeyConditionExpression="pk = :g",
+                ExpressionAttributeValues={":g": {"S": "a"}},
+            )
+        )
+        == "AccessDeniedException"
+    )
     entry = {"Source": "test", "DetailType": "T", "Detail": "{}"}
     assert events.put_events(Entries=[{**entry, "EventBusName": "bus"}])["FailedEntryCount"] == 0
-    assert denied(lambda: events.put_events(Entries=[{**entry, "EventBusName": "default"}])) == "AccessDeniedException"
+    assert (
+        denied(lambda: events.put_events(Entries=[{**entry, "EventBusName": "default"}]))
+        == "AccessDeniedException"
+    )
+
+
+def test_a_secret_is_authorised_by_its_arn_however_the_caller_names_it(
+    endpoint: str, role: dict[str, str]
+) -> None:
+    """A grant names a secret's ARN (with its random suffix); a caller may name the secret by its name,
+    its ARN, or its ARN without the suffix ("Authentication and access control for AWS Secrets Manager",
+    https://docs.aws.amazon.com/secretsmanager/latest/userguide/auth-and-access.html)."""
+    secrets = client(endpoint, "secretsmanager", **role)
+    arn = client(endpoint, "secretsmanager").describe_secret(SecretId="granted")["ARN"]
+    for secret_id in ("granted", arn):
+        assert secrets.get_secret_value(SecretId=secret_id)["SecretString"] == "s"
+    assert denied(lambda: secrets.get_secret_value(SecretId="withheld")) == "AccessDeniedException"
 
 
 def test_credentials_nobody_issued_are_refused(endpoint: str, role: dict[str, str]) -> None:
     forged = {**role, "aws_secret_access_key": "not-the-secret"}
     assert denied(lambda: client(endpoint, "dynamodb", **forged).list_tables()) == "InvalidSignatureException"
     stranger = {"aws_access_key_id": "AKIASTRANGER", "aws_secret_access_key": "x"}
-    assert denied(lambda: client(endpoint, "dynamodb", **stranger).list_tables()) == "UnrecognizedClientException"
+    assert (
+        denied(lambda: client(endpoint, "dynamodb", **stranger).list_tables())
+        == "UnrecognizedClientException"
+    )
 
 
 def test_the_operator_is_the_accounts_root(endpoint: str, role: dict[str, str]) -> None:
     assert "TableNames" in client(endpoint, "dynamodb").list_tables()
-
