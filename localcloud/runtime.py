@@ -34,6 +34,10 @@ LOCAL_DEFAULT_CONCURRENCY = 4
 # pollers long-poll ("Configuring scaling behavior for SQS event source mappings",
 # https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html). Short, so a stop is prompt.
 LONG_POLL_SECONDS = 2
+# The longest long poll SQS accepts: WaitTimeSeconds is 0–20 ("ReceiveMessage", Amazon SQS API Reference,
+# https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ReceiveMessage.html); a
+# batching window may be up to 300 s, so a long window is filled by several polls.
+MAX_WAIT_SECONDS = 20
 CODE_VERSION_TTL_SECONDS = 1.0
 WINDOW_POLL_SECONDS = 0.2  # between short polls in a batching window's last second
 
@@ -426,7 +430,8 @@ class Poller(threading.Thread):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            more = self._receive(self.mapping.batch_size - len(messages), int(remaining))
+            wait = min(MAX_WAIT_SECONDS, int(remaining))
+            more = self._receive(self.mapping.batch_size - len(messages), wait)
             messages += more
             if not more and remaining < 1:
                 time.sleep(min(WINDOW_POLL_SECONDS, remaining))
