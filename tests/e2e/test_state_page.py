@@ -79,7 +79,7 @@ def test_an_order_placed_appears_on_the_state_page_by_itself(
     )
     assert "PENDING_PAYMENT" in found, found
     assert customer.control("pay", order_id).status == 200
-    wait_for(lambda: "FULFILLED" in (row() or ""), "the order's status moving on", 30)
+    wait_for(lambda: "PAID" in (row() or "") or "FULFILLED" in (row() or ""), "the status moving on", 60)
     invocations = browser.execute_script("return document.querySelector('#invocations tbody').innerText")
     assert "order-api" in invocations and order_id in invocations
     text = "return document.getElementById(arguments[0]).innerText"
