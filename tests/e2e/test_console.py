@@ -151,3 +151,5 @@ def test_an_orders_life_is_on_the_console_and_in_its_trace(cloud: LocalCloud, cu
         line for line in (cloud.log_dir / "localcloud.log").read_text().splitlines() if order_id in line
     ]
     assert len(console) >= len(steps) and all(OK_MARK in line for line in console)
+    for function_log in cloud.log_dir.glob("tbs-*.log"):  # no warning after invocations
+        assert "Warning" not in function_log.read_text(), function_log.name
