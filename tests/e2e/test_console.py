@@ -17,6 +17,8 @@ from localcloud.cloud import LocalCloud
 from localcloud.journal import FAILED_MARK, OK_MARK, RED, colour, console_line, record_of
 from tests.e2e.test_function_runner import invoke, probe
 
+LIFE = Path(__file__).resolve().parents[2] / "build" / "order-life.txt"
+
 
 def test_a_500_answer_is_a_failure_with_the_functions_reason(tmp_path: Path) -> None:
     lines: list[str] = []
@@ -153,3 +155,13 @@ def test_an_orders_life_is_on_the_console_and_in_its_trace(cloud: LocalCloud, cu
     assert len(console) >= len(steps) and all(OK_MARK in line for line in console)
     for function_log in cloud.log_dir.glob("tbs-*.log"):  # no warning after invocations
         assert "Warning" not in function_log.read_text(), function_log.name
+    # The order's whole life as the console showed it, kept for a reader (the README quotes one).
+    LIFE.parent.mkdir(exist_ok=True)
+    LIFE.write_text("\n".join(console) + "\n")
+    # `python -m localcloud trace` reads this: each step, and the Stripe webhook each delivery carried.
+    local = StoreClient(cloud.api_url.rsplit("/", 1)[0])
+    traced = local.call("POST", "/_local/trace", {"orderId": order_id}).body
+    assert [step["function"] for step in traced["steps"]] == [step["function"] for step in steps]
+    webhooks = [webhook for step in traced["steps"] for webhook in step["webhooks"]]
+    assert [webhook["type"] for webhook in webhooks] == ["payment_intent.succeeded"]
+    assert local.call("POST", "/_local/trace", {"order": 1}).status == 400
