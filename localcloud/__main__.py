@@ -189,7 +189,13 @@ def readable_log_line(line: str) -> str | None:
 
 def trace(order_id: str) -> int:
     """The order's timeline across services, from the running cloud."""
-    answer = post("trace", {"orderId": order_id})
+    from localcloud.client import StoreClient
+
+    answer = (
+        StoreClient(state()["apiUrl"].rsplit("/", 1)[0])
+        .call("POST", "/_local/trace", {"orderId": order_id})
+        .body
+    )
     steps = answer.get("steps", [])
     if not steps:
         print(f"nothing has happened to order {order_id} in this local cloud (yet)")
@@ -204,19 +210,6 @@ def trace(order_id: str) -> int:
                 f"(gateway {webhook['gatewayStatus']})"
             )
     return 0
-
-
-def post(action: str, body: dict[str, Any]) -> dict[str, Any]:
-    base = state()["apiUrl"].rsplit("/", 1)[0]
-    request = urllib.request.Request(  # noqa: S310 - the local cloud on loopback
-        f"{base}/_local/{action}",
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-        answer: dict[str, Any] = json.loads(response.read())
-        return answer
 
 
 def control(action: str, body: dict[str, Any]) -> int:

@@ -15,18 +15,13 @@ from hypothesis import strategies as st
 from localcloud.client import StoreClient, wait_for
 from localcloud.cloud import LocalCloud
 from localcloud.journal import FAILED_MARK, OK_MARK, RED, colour, console_line, record_of
-from tests.e2e.test_function_runner import invoke, probe
+from tests.e2e.test_function_runner import invoke_once
 
 LIFE = Path(__file__).resolve().parents[2] / "build" / "order-life.txt"
 
 
 def test_a_500_answer_is_a_failure_with_the_functions_reason(tmp_path: Path) -> None:
-    lines: list[str] = []
-    runner = probe(tmp_path, lines, "answers_500")
-    try:
-        outcome = invoke(runner)
-    finally:
-        runner.stop()
+    outcome, lines = invoke_once(tmp_path, "answers_500")
     assert outcome.ok  # the function answered: the failure is in its answer
     assert lines[0].startswith(f"{FAILED_MARK} probe") and " 500 " in lines[0]
     assert lines[0].endswith("— the catalog is unreachable: probe")

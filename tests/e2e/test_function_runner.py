@@ -82,13 +82,18 @@ def test_a_cold_start_then_warm_ones_one_line_each_and_a_new_worker_after_a_code
     assert runner.cold_starts == 2 and runner.invocations == 3
 
 
-def test_a_handler_error_is_reported_not_raised(tmp_path: Path) -> None:
+def invoke_once(tmp_path: Path, handler: str) -> tuple[Invocation, list[str]]:
+    """One invocation of a probe handler in a pool of its own: its outcome and its console lines."""
     lines: list[str] = []
-    runner = probe(tmp_path, lines, "fails")
+    runner = probe(tmp_path, lines, handler)
     try:
-        outcome = invoke(runner)
+        return invoke(runner), lines
     finally:
         runner.stop()
+
+
+def test_a_handler_error_is_reported_not_raised(tmp_path: Path) -> None:
+    outcome, lines = invoke_once(tmp_path, "fails")
     assert not outcome.ok and "NotImplementedError" in (outcome.error or "")
     assert lines[0].startswith("✗ probe") and " error " in lines[0]
     assert lines[0].endswith("— NotImplementedError: this probe always fails")
