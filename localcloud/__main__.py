@@ -70,7 +70,7 @@ def where_it_runs(state_file: Path) -> str:
         return "it is still starting"
 
 
-def up(stack: str, port: int = 0, quick_retries: int | None = None) -> int:
+def up(stack: str, quick_retries: int | None = None, port: int = 0) -> int:
     from localcloud.cloud import LocalCloud, ignore_stop_signals, stop_on_signals
     from localcloud.runtime import FAITHFUL, quick
 
@@ -277,7 +277,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     if args.command == "trace":
         return trace(args.order_id)
-    return up(getattr(args, "stack", "dev"), getattr(args, "port", 0), getattr(args, "quick_retries", None))
+    port = getattr(args, "port", 0)
+    return up(
+        getattr(args, "stack", "dev"),
+        getattr(args, "quick_retries", None),
+        **({"port": port} if port else {}),
+    )
 
 
 if __name__ == "__main__":
