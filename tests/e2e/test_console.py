@@ -162,3 +162,21 @@ def test_an_orders_life_is_on_the_console_and_in_its_trace(cloud: LocalCloud, cu
     webhooks = [webhook for step in traced["steps"] for webhook in step["webhooks"]]
     assert [webhook["type"] for webhook in webhooks] == ["payment_intent.succeeded"]
     assert local.call("POST", "/_local/trace", {"order": 1}).status == 400
+
+
+def test_a_functions_log_reads_as_lines_without_metric_blobs() -> None:
+    from localcloud.__main__ import readable_log_line
+
+    entry = {
+        "level": "WARNING",
+        "location": "record_handler:102",
+        "message": "webhook rejected",
+        "timestamp": "2026-11-30 20:01:29,550+0000",
+        "service": "order",
+        "reason": "bad-signature",
+        "function_request_id": "x",
+    }
+    expected = "20:01:29,550 WARNING webhook rejected reason=bad-signature"
+    assert readable_log_line(json.dumps(entry)) == expected
+    assert readable_log_line(json.dumps({"_aws": {"CloudWatchMetrics": []}, "Invocations": [1]})) is None
+    assert readable_log_line("Traceback (most recent call last):\n") == "Traceback (most recent call last):"
