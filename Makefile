@@ -15,7 +15,7 @@ CHAOS_ORDERS ?= 1000
 CHAOS_SEED ?= 7
 
 .PHONY: install unit test lint dev demo chaos fuzz preview snapshots docs seed package preflight policy deploy \
-	clean ops diagram bench
+	clean ops diagram bench browser
 
 install: $(BIN)/.installed
 
@@ -40,8 +40,16 @@ lint: install
 	$(BIN)/mypy .
 
 # The local cloud: the same program on this machine (moto, embedded PostgreSQL, local gateway). Ctrl-C stops it.
+# PORT=8080 fixes the gateway's port (default: any free one); one instance per checkout.
 dev: install
-	$(BIN)/python -m localcloud up --stack $(STACK)
+	$(BIN)/python -m localcloud up --stack $(STACK) $(if $(PORT),--port $(PORT),)
+
+# Headless Chromium and its driver from Debian's packages, for the state page's browser test (skipped,
+# saying so, without them). Needs root or sudo: this prints the command when it cannot run it.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then echo "chromium and chromedriver are installed"; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else echo "run: sudo apt-get install chromium chromium-driver   (Debian/Ubuntu)"; exit 1; fi
 
 # Chaos against a local cloud of its own: duplicated, shuffled webhooks, 20 % failing λ, a paused
 # database, poison messages, then a DLQ redrive; prints the figures and fails unless 0 lost, 0 doubled.

@@ -3,6 +3,7 @@ find them. Imports nothing of the project, so every package may use it."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -14,8 +15,10 @@ DOCS_DIR = PROJECT_ROOT / "docs"
 OPENAPI_FILE = DOCS_DIR / "openapi.json"
 SNAPSHOT_DIR = PROJECT_ROOT / "tests" / "infra" / "snapshots"
 PRODUCTS_FILE = PROJECT_ROOT / "data" / "products.json"
-# Written by a running `make dev` (its URLs, endpoint and tokens), read by `make demo` and `make ops`.
-LOCAL_STATE_FILE = PROJECT_ROOT / ".localcloud.json"
+# Written by a running `make dev` (its URLs, endpoint, tokens, log directory and process id), read by
+# `make demo`, `make ops` and `python -m localcloud …`. Tests point it elsewhere (TBS_LOCALCLOUD_STATE) so
+# that they never meet a developer's `make dev`.
+LOCAL_STATE_FILE = Path(os.environ.get("TBS_LOCALCLOUD_STATE") or PROJECT_ROOT / ".localcloud.json")
 
 
 def lambdas_importable() -> None:

@@ -1,7 +1,10 @@
 """`python -m localcloud` (what `make dev` runs) and its companion commands.
 
-    python -m localcloud [up] [--stack dev] [--quick-retries N]
+    python -m localcloud [up] [--stack dev] [--port N] [--quick-retries N]
                                               start the local cloud; Ctrl-C stops it
+    python -m localcloud env                  export lines: API, TOKEN, ADMIN_TOKEN (eval $(…))
+    python -m localcloud logs [-f] [--fn NAME] [--order ID]   the invocation lines, or a function's log
+    python -m localcloud trace <orderId>      the order's timeline across the services
     python -m localcloud pay <orderId>        Stripe pays the order: a signed payment_intent.succeeded
     python -m localcloud fail <orderId>       … or a signed payment_intent.payment_failed
     python -m localcloud refund-outside|dispute|processing|… <orderId>   the fake Stripe's other verbs
@@ -14,59 +17,202 @@ The running cloud writes its URLs and tokens to .localcloud.json, which the othe
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
+import os
 import secrets
+import shlex
 import signal
 import sys
+import time
 import urllib.error
 import urllib.request
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
-from project_paths import LOCAL_STATE_FILE
+from project_paths import LOCAL_STATE_FILE as STATE_FILE
 
 
-def up(stack: str, quick_retries: int | None = None) -> int:
-    from localcloud.cloud import LocalCloud, stop_on_sigterm
+class AlreadyRunning(SystemExit):
+    pass
+
+
+def lock_path(state_file: Path) -> Path:
+    return state_file.with_name(state_file.name + ".lock")
+
+
+def take_instance_lock(state_file: Path) -> IO[str]:
+    """One local cloud per checkout: an exclusive lock held while it runs. The kernel releases it when
+    the process ends however it ends, so a state file left by a killed cloud is recognised as stale."""
+    handle = lock_path(state_file).open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise AlreadyRunning(
+            f"a local cloud is already running here: {where_it_runs(state_file)}. "
+            "Stop it (Ctrl-C in its terminal) or use it."
+        ) from None
+    if state_file.exists():
+        print(f"clearing a stale {state_file.name} (its local cloud is gone)", file=sys.stderr)
+        state_file.unlink()
+    return handle
+
+
+def where_it_runs(state_file: Path) -> str:
+    try:
+        running = json.loads(state_file.read_text())
+        return (
+            f"process {running['pid']}, storefront API {running['apiUrl']}, "
+            f"state page {running['statePageUrl']}"
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return "it is still starting"
+
+
+def up(stack: str, quick_retries: int | None = None, port: int = 0) -> int:
+    from localcloud.cloud import LocalCloud, ignore_stop_signals, stop_on_signals
     from localcloud.runtime import FAITHFUL, quick
 
-    retries = FAITHFUL if quick_retries is None else quick(quick_retries)
-    cloud = LocalCloud(stack=stack, retries=retries).start()
-    cloud.seed_data()
-    LOCAL_STATE_FILE.write_text(
-        json.dumps(
-            {
-                "apiUrl": cloud.api_url,
-                "webhookUrl": cloud.webhook_url,
-                "awsEndpoint": cloud.aws_endpoint,
-                "customerToken": cloud.issuer.token("local-customer", "customer@example.com"),
-                "adminToken": cloud.issuer.token("local-admin", "admin@example.com", groups=["admin"]),
-                "warehouseToken": cloud.warehouse_token(),
-                "productsTable": cloud.model.exports.get("productsTable"),
-                "downloadsBucket": cloud.model.exports.get("downloadsBucket"),
-                "region": cloud.region,
-            },
-            indent=2,
-        )
-    )
-    print(cloud.summary(), flush=True)
-    stop_on_sigterm()
+    lock = take_instance_lock(STATE_FILE)
+    stop_on_signals()
+    cloud = LocalCloud(stack=stack, retries=FAITHFUL if quick_retries is None else quick(quick_retries))
+    cloud.gateway_port = port
     try:
-        signal.pause()
+        cloud.start()
+        cloud.seed_data()
+        STATE_FILE.write_text(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "apiUrl": cloud.api_url,
+                    "webhookUrl": cloud.webhook_url,
+                    "statePageUrl": cloud.state_page_url,
+                    "awsEndpoint": cloud.aws_endpoint,
+                    "customerToken": cloud.customer_token,
+                    "adminToken": cloud.admin_token,
+                    "warehouseToken": cloud.warehouse_token(),
+                    "productsTable": cloud.model.exports.get("productsTable"),
+                    "downloadsBucket": cloud.model.exports.get("downloadsBucket"),
+                    "region": cloud.region,
+                    "logDir": str(cloud.log_dir),
+                    "databaseDir": str(cloud.database_dir),
+                },
+                indent=2,
+            )
+        )
+        print(cloud.summary(), flush=True)
+        while True:
+            signal.pause()
     except KeyboardInterrupt:
-        print("\nstopping …", file=sys.stderr)
+        print("\nstopping …", file=sys.stderr, flush=True)
     finally:
-        # A second Ctrl-C must not cut the orderly stop short (and leave processes behind).
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        ignore_stop_signals()
         cloud.stop()
-        LOCAL_STATE_FILE.unlink(missing_ok=True)
+        STATE_FILE.unlink(missing_ok=True)
+        lock.close()
     return 0
 
 
 def state() -> dict[str, Any]:
-    if not LOCAL_STATE_FILE.is_file():
+    if not STATE_FILE.is_file():
         raise SystemExit("no local cloud is running: start it with `make dev`")
-    loaded: dict[str, Any] = json.loads(LOCAL_STATE_FILE.read_text())
-    return loaded
+    try:
+        fcntl.flock(lock_path(STATE_FILE).open("a+"), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        loaded: dict[str, Any] = json.loads(STATE_FILE.read_text())
+        return loaded
+    raise SystemExit(
+        f"no local cloud is running ({STATE_FILE.name} is left from one that stopped): "
+        "start it with `make dev`"
+    )
+
+
+def env() -> int:
+    """Shell lines for the running cloud: eval $(python -m localcloud env)."""
+    running = state()
+    for name, key in (("API", "apiUrl"), ("TOKEN", "customerToken"), ("ADMIN_TOKEN", "adminToken")):
+        print(f"export {name}={shlex.quote(str(running[key]))}")
+    return 0
+
+
+def logs(follow: bool, function: str | None, order_id: str | None) -> int:
+    """The console's invocation lines (or, with --fn, that function's own log, readable), filtered."""
+    log_dir = Path(state()["logDir"])
+    if function:
+        matches = sorted(
+            path for path in log_dir.glob("*.log") if function in path.stem and path.stem != "localcloud"
+        )
+        if not matches:
+            raise SystemExit(f"no function log matches {function!r} in {log_dir}")
+        path, render = matches[0], readable_log_line
+    else:
+        path, render = log_dir / "localcloud.log", lambda line: line.rstrip("\n")
+    with path.open() as log:
+        while True:
+            line = log.readline()
+            if not line:
+                if not follow:
+                    return 0
+                time.sleep(0.2)
+                continue
+            shown = render(line)
+            if shown is not None and (order_id is None or order_id in line):
+                print(shown, flush=True)
+
+
+def readable_log_line(line: str) -> str | None:
+    """A Powertools JSON log line as `time level message key=value …`; metric blobs (EMF) left out."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return line.rstrip("\n")
+    if not isinstance(entry, dict):
+        return line.rstrip("\n")
+    if "_aws" in entry:
+        return None
+    common = {
+        "level",
+        "message",
+        "timestamp",
+        "location",
+        "service",
+        "xray_trace_id",
+        "sampling_rate",
+        "function_name",
+        "function_memory_size",
+        "function_arn",
+        "function_request_id",
+        "cold_start",
+    }
+    extra = " ".join(f"{key}={value}" for key, value in entry.items() if key not in common)
+    timestamp = str(entry.get("timestamp", ""))[11:23]
+    return f"{timestamp} {entry.get('level', ''):<7} {entry.get('message', '')} {extra}".rstrip()
+
+
+def trace(order_id: str) -> int:
+    """The order's timeline across services, from the running cloud."""
+    from localcloud.client import StoreClient
+
+    answer = (
+        StoreClient(state()["apiUrl"].rsplit("/", 1)[0])
+        .call("POST", "/_local/trace", {"orderId": order_id})
+        .body
+    )
+    steps = answer.get("steps", [])
+    if not steps:
+        print(f"nothing has happened to order {order_id} in this local cloud (yet)")
+        return 1
+    for step in steps:
+        mark = "✓" if step["ok"] else "✗"
+        at = time.strftime("%H:%M:%S", time.localtime(step["at"])) + f".{int(step['at'] * 1000) % 1000:03d}"
+        print(f"{at} {mark} {step['step']}" + (f"  — {step['reason']}" if step.get("reason") else ""))
+        for webhook in step.get("webhooks", []):
+            print(
+                f"             webhook {webhook['event']} {webhook['type']} "
+                f"(gateway {webhook['gatewayStatus']})"
+            )
+    return 0
 
 
 def control(action: str, body: dict[str, Any]) -> int:
@@ -112,12 +258,20 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command")
     start = commands.add_parser("up", help="start the local cloud (the default)")
     start.add_argument("--stack", default="dev")
+    start.add_argument("--port", type=int, default=0, help="the gateway's port (default: any free one)")
     start.add_argument(
         "--quick-retries",
         type=int,
         metavar="SECONDS",
-        help="a failed message comes back after SECONDS, not after the queue's visibility timeout",
+        help="a failed message comes back after SECONDS instead of the queue's visibility timeout",
     )
+    commands.add_parser("env", help="print export lines: API, TOKEN, ADMIN_TOKEN (eval $(…))")
+    follow = commands.add_parser("logs", help="the invocation lines (or one function's log), readable")
+    follow.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    follow.add_argument("--fn", help="a function's own log (part of its name, e.g. order-api)")
+    follow.add_argument("--order", help="only lines about this order id")
+    traced = commands.add_parser("trace", help="an order's timeline across the services")
+    traced.add_argument("order_id")
     for verb, spec in CONTROL_VERBS.items():
         command = commands.add_parser(verb, help=f"Stripe: {spec.help}")
         command.add_argument("order_id")
@@ -143,7 +297,21 @@ def main(argv: list[str] | None = None) -> int:
         given = {option.name: getattr(args, option.name) for option in CONTROL_VERBS[args.command].options}
         options = {name: value for name, value in given.items() if value not in (None, False)}
         return control(args.command, {"orderId": args.order_id, **options})
-    return up(getattr(args, "stack", "dev"), getattr(args, "quick_retries", None))
+    if args.command == "env":
+        return env()
+    if args.command == "logs":
+        try:
+            return logs(args.follow, args.fn, args.order)
+        except KeyboardInterrupt:
+            return 0
+    if args.command == "trace":
+        return trace(args.order_id)
+    port = getattr(args, "port", 0)
+    return up(
+        getattr(args, "stack", "dev"),
+        getattr(args, "quick_retries", None),
+        **({"port": port} if port else {}),
+    )
 
 
 if __name__ == "__main__":

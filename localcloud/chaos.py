@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from localcloud.client import StoreClient
-from localcloud.cloud import LocalCloud, running_cloud, stop_on_sigterm
+from localcloud.cloud import LocalCloud, running_cloud, stop_on_signals
 from localcloud.runtime import quick
 from tools.ops.dlq import Kind
 from tools.ops.progress import Progress
@@ -451,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resuming-calls", type=int, default=3)
     parser.add_argument("--poison", type=int, default=3)
     args = parser.parse_args(argv)
-    stop_on_sigterm()
+    stop_on_signals()
     report = run(
         args.orders,
         args.seed,

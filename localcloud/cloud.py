@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import random
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -34,7 +36,9 @@ from localcloud.fake_stripe import CONTROL_VERBS, ControlError, FakeStripe, sign
 from localcloud.fake_stripe import running as running_stripe
 from localcloud.gateway import Answer, LocalGateway, json_answer
 from localcloud.iam import OPERATOR_ACCESS_KEY_ID, OPERATOR_SECRET_ACCESS_KEY, Principal, Principals
+from localcloud.journal import Journal, colour, short_name
 from localcloud.moto_process import enforce_iam, running_moto
+from localcloud.pages import STATE_PAGE, SWAGGER_ASSET_PREFIX, SWAGGER_FILES, swagger_asset, swagger_page
 from localcloud.postgres import running_postgres
 from localcloud.runtime import (
     FAITHFUL,
@@ -54,11 +58,6 @@ from runtimes.recording import DEFAULT_REGION, record, stack_config
 from tools.seed_catalog import load_products, seed, seed_downloads
 
 WEBHOOK_SECRET = "whsec_local"  # noqa: S105 - the local fake Stripe's, nothing real
-# Swagger UI from its public CDN (the browser loads it; this process fetches nothing).
-SWAGGER_PAGE = """<!doctype html><html><head><title>The Better Store API (local)</title>
-<link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5/swagger-ui.css"></head>
-<body><div id="ui"></div><script src="https://unpkg.com/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "/_local/openapi.json", dom_id: "#ui"})</script></body></html>"""
 # The operator's credentials (tests, `make ops --local`, the chaos checker): the account's root user,
 # signed like any other and never limited by policies; functions get their own role's instead.
 LOCAL_CREDENTIALS = {
@@ -101,6 +100,10 @@ class LocalCloud:
         self._role_clients: dict[tuple[str, str], Any] = {}
         self._exit = contextlib.ExitStack()
         self._log_lock = threading.Lock()
+        self.journal = Journal()
+        self.gateway_port = 0  # 0: any free port
+        # A terminal shows failures in red; a pipe or a file gets plain text (NO_COLOR: https://no-color.org).
+        self.colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
     # --- lifecycle ---------------------------------------------------------------------------------------
 
@@ -109,7 +112,7 @@ class LocalCloud:
             with (self.log_dir / "localcloud.log").open("a") as log:
                 log.write(f"{time.strftime('%H:%M:%S')} {line}\n")
             if not self.quiet:
-                print(line, flush=True)
+                print(colour(line) if self.colour else line, flush=True)
 
     def start(self) -> LocalCloud:
         started = time.monotonic()
@@ -132,6 +135,7 @@ class LocalCloud:
         # (pytest's and mkdtemp's directories are private to us).
         database_dir = Path(tempfile.mkdtemp(prefix="tbs-localcloud-db-"))
         database_dir.chmod(0o755)
+        self.database_dir = database_dir
         self._exit.callback(shutil.rmtree, database_dir, ignore_errors=True)
         # PostgreSQL starts while moto does, and the program's modules load meanwhile: none needs another.
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="start") as starting:
@@ -292,6 +296,7 @@ class LocalCloud:
                 max_concurrency=self.concurrency(function),
             )
         for runner in self.runners.values():
+            runner.listeners.append(self.journal.add)
             self._exit.callback(runner.stop)
         for function_name, payload in self.model.invocations:
             outcome = self.runners[self.model.function_by_name_or_arn(function_name).name].invoke(
@@ -331,11 +336,16 @@ class LocalCloud:
                     for verb in CONTROL_VERBS
                 },
                 ("GET", "/_local/openapi.json"): lambda body: self._openapi(),
-                ("GET", "/_local/swagger"): lambda body: Answer(
-                    200, SWAGGER_PAGE.encode(), {"Content-Type": "text/html; charset=utf-8"}
-                ),
+                ("GET", "/_local/swagger"): lambda body: _html(swagger_page(self.customer_token)),
+                ("GET", "/_local/"): lambda body: _html(STATE_PAGE),
+                ("GET", "/_local/state.json"): lambda body: json_answer(200, self.local_state()),
+                ("POST", "/_local/trace"): self._trace,
+                **{
+                    ("GET", f"{SWAGGER_ASSET_PREFIX}{name}"): functools.partial(_asset, name)
+                    for name in SWAGGER_FILES
+                },
             },
-        ).start()
+        ).start(self.gateway_port)
         self._exit.callback(self.gateway.stop)
         # Stripe's side of the wiring: the fake delivers its events to our webhook route, signed.
         self.stripe.add_webhook_endpoint(self.webhook_url, WEBHOOK_SECRET)
@@ -371,9 +381,21 @@ class LocalCloud:
         if "downloadsBucket" in self.model.exports:
             seed_downloads(self.client("s3"), self.model.exports["downloadsBucket"], products)
 
+    @property
+    def customer_token(self) -> str:
+        return self.issuer.token("local-customer", "customer@example.com")
+
+    @property
+    def admin_token(self) -> str:
+        return self.issuer.token("local-admin", "admin@example.com", groups=["admin"])
+
+    @property
+    def state_page_url(self) -> str:
+        return f"{self.api_url.rsplit('/', 1)[0]}/_local/"
+
     def summary(self) -> str:
-        customer = self.issuer.token("local-customer", "customer@example.com")
-        admin = self.issuer.token("local-admin", "admin@example.com", groups=["admin"])
+        customer = self.customer_token
+        admin = self.admin_token
         quick_seconds = self.retries.quick_seconds
         comeback = "after the visibility timeout" if quick_seconds is None else f"after {quick_seconds} s"
         return "\n".join(
@@ -384,7 +406,8 @@ class LocalCloud:
                 f"  Stripe webhook   {self.webhook_url}",
                 f"  AWS (moto)       {self.aws_endpoint}   Data API {self.data_api.endpoint_url}",
                 f"  fake Stripe      {self.stripe_url}",
-                f"  Swagger UI       {self.swagger_url}   (paste a token into Authorize)",
+                f"  state page       {self.state_page_url}   (orders, events, webhooks, queues, live)",
+                f"  Swagger UI       {self.swagger_url}   (the customer token is entered)",
                 f"  functions        {len(self.runners)} (up to "
                 + ", ".join(
                     f"{pool.max_concurrency} {name.removeprefix(f'tbs-{self.stack}-')}"
@@ -395,6 +418,9 @@ class LocalCloud:
                 f"{comeback} ({self.retries.mode})",
                 f"  IAM              {'enforced: each function has its role' if self.enforce_iam else 'off'}",
                 f"  logs             {self.log_dir} (one file per function, localcloud.log for invocations)",
+                "  follow           python -m localcloud logs -f [--fn NAME] [--order ID];"
+                "  python -m localcloud trace <orderId>",
+                "  environment      eval $(python -m localcloud env)   (API, TOKEN, ADMIN_TOKEN)",
                 f"  customer token   {customer}",
                 f"  admin token      {admin}",
                 f"  warehouse token  {self.warehouse_token()}",
@@ -425,6 +451,118 @@ class LocalCloud:
         ]
         first = delivered[0] if delivered else {"event": None, "type": None, "webhookStatus": None}
         return json_answer(200, {**first, "events": delivered})
+
+    # --- the state page and `trace` --------------------------------------------------------------------
+
+    def local_state(self) -> dict[str, Any]:
+        """What /_local/ shows: orders with their timelines, webhook deliveries and their verdicts,
+        recent bus events, queue depths, recent invocations."""
+        table = self.resource("dynamodb").Table(self.model.exports["ordersTable"])
+        orders = sorted(
+            table.scan().get("Items", []), key=lambda item: str(item.get("createdAt", "")), reverse=True
+        )
+        verdicts = self.journal.verdicts()
+        webhooks = []
+        for delivery in reversed(self.stripe.deliveries[-50:]):
+            handled = verdicts.get(delivery.event_id)
+            verdict = (
+                "waiting" if handled is None else ("accepted" if handled.ok else handled.reason or "rejected")
+            )
+            webhooks.append(
+                {
+                    "event": delivery.event_id,
+                    "type": delivery.event_type,
+                    "gatewayStatus": delivery.status,
+                    "verdict": verdict,
+                    "failed": handled is not None and not handled.ok,
+                }
+            )
+        recent = self.journal.recent(200)
+        events = [
+            {
+                "at": record.at,
+                "type": kind,
+                "orders": list(record.order_ids),
+                "consumer": short_name(record.function),
+            }
+            for record in reversed(recent)
+            if record.trigger.startswith("sqs")
+            for kind in record.event_types
+            if not kind.startswith(("payment_intent.", "charge.", "refund."))
+        ][:50]
+        return {
+            "orders": [
+                {
+                    "orderId": str(item["orderId"]),
+                    "status": str(item.get("status", "")),
+                    "timeline": self.timeline(str(item["orderId"])),
+                }
+                for item in orders[:50]
+            ],
+            "webhooks": webhooks,
+            "events": events,
+            "queues": self.queue_depths(),
+            "invocations": [record.as_json() for record in reversed(recent[-100:])],
+        }
+
+    def timeline(self, order_id: str) -> list[dict[str, Any]]:
+        """The order's steps as the journal saw them: each invocation that touched it, what it carried."""
+        return [
+            {
+                "at": record.at,
+                "step": f"{short_name(record.function)} {record.trigger}"
+                + (f" [{', '.join(record.event_types)}]" if record.event_types else "")
+                + f" {record.outcome}",
+                "ok": record.ok,
+                "reason": record.reason,
+                "function": record.function,
+                "trigger": record.trigger,
+                "events": list(record.event_types),
+                "stripeEvents": list(record.stripe_events),
+                "outcome": record.outcome,
+            }
+            for record in self.journal.of_order(order_id)
+        ]
+
+    def queue_depths(self) -> list[dict[str, Any]]:
+        sqs = self.client("sqs")
+        depths = []
+        for url in sorted(set(self.model.queue_urls.values())):
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+            name = url.rsplit("/", 1)[1]
+            depths.append(
+                {
+                    "name": name,
+                    "dlq": name.endswith("dlq"),
+                    "waiting": int(attributes["ApproximateNumberOfMessages"]),
+                    "inFlight": int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+                }
+            )
+        return depths
+
+    def _trace(self, body: bytes) -> Answer:
+        try:
+            order_id = json.loads(body)["orderId"]
+            if not isinstance(order_id, str):
+                raise TypeError(order_id)
+        except (ValueError, KeyError, TypeError):
+            return json_answer(400, {"message": 'send {"orderId": "..."}'})
+        deliveries = {delivery.event_id: delivery for delivery in self.stripe.deliveries}
+        steps = self.timeline(order_id)
+        for step in steps:
+            step["webhooks"] = [
+                {
+                    "event": event_id,
+                    "type": deliveries[event_id].event_type,
+                    "gatewayStatus": deliveries[event_id].status,
+                }
+                for event_id in step["stripeEvents"]
+                if event_id in deliveries
+            ]
+        return json_answer(200, {"orderId": order_id, "steps": steps})
 
     def _openapi(self) -> Answer:
         """docs/openapi.json with this cloud's base URL, for the Swagger UI page."""
@@ -459,6 +597,18 @@ class LocalCloud:
                 return int(response.status)
         except urllib.error.HTTPError as error:  # the gateway's answer, as Stripe would see it
             return int(error.code)
+
+
+def _html(page: str) -> Answer:
+    return Answer(200, page.encode(), {"Content-Type": "text/html; charset=utf-8"})
+
+
+def _asset(name: str, body: bytes) -> Answer:
+    found = swagger_asset(name)
+    if found is None:
+        return json_answer(404, {"message": "Not Found"})
+    data, content_type = found
+    return Answer(200, data, {"Content-Type": content_type, "Cache-Control": "max-age=3600"})
 
 
 def _leave_when_entered(context: contextlib.AbstractContextManager[Any], entered: Future[Any]) -> None:
@@ -505,10 +655,24 @@ def running_cloud(**options: Any) -> Iterator[LocalCloud]:
         cloud.stop()
 
 
+# Ctrl-C, `kill` and closing the terminal all stop a local cloud the same way.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _interrupt(signum: int, frame: object) -> None:
+    # The first stop signal starts the orderly stop; any further one (`timeout` signals the process and
+    # then its group: twice) is ignored rather than cutting that stop short and leaving processes behind.
+    ignore_stop_signals()
     raise KeyboardInterrupt
 
 
-def stop_on_sigterm() -> None:
-    """`kill` stops a local cloud as cleanly as Ctrl-C: its stop runs, nothing is left behind."""
-    signal.signal(signal.SIGTERM, _interrupt)
+def ignore_stop_signals() -> None:
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, signal.SIG_IGN)
+
+
+def stop_on_signals() -> None:
+    """Ctrl-C, `kill` (SIGTERM) and a closed terminal (SIGHUP) stop a local cloud as cleanly as each
+    other: its stop runs once, nothing is left behind."""
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, _interrupt)

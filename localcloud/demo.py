@@ -169,4 +169,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (TimeoutError, OSError) as error:  # one line, not a traceback: where to look is the logs
+        sys.exit(f"demo: {error} (see `python -m localcloud logs` and the state page)")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from localcloud.journal import InvocationRecord, console_line, record_of
 from project_paths import LAMBDAS_DIR
 from runtimes.materialize import LocalFunction, LocalMapping
 
@@ -33,6 +34,10 @@ LOCAL_DEFAULT_CONCURRENCY = 4
 # pollers long-poll ("Configuring scaling behavior for SQS event source mappings",
 # https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html). Short, so a stop is prompt.
 LONG_POLL_SECONDS = 2
+# The longest long poll SQS accepts: WaitTimeSeconds is 0–20 ("ReceiveMessage", Amazon SQS API Reference,
+# https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ReceiveMessage.html); a
+# batching window may be up to 300 s, so a long window is filled by several polls.
+MAX_WAIT_SECONDS = 20
 CODE_VERSION_TTL_SECONDS = 1.0
 WINDOW_POLL_SECONDS = 0.2  # between short polls in a batching window's last second
 
@@ -56,6 +61,7 @@ class Invocation:
     error: str | None
     duration_ms: float
     init_ms: float | None = None  # set on a cold start: the worker's start-up, before the handler ran
+    note: str | None = None  # the function's last warning or error log line in this invocation
 
 
 @dataclass(frozen=True)
@@ -192,10 +198,9 @@ class Worker:
             )
         answer = json.loads(line)
         if "error" in answer:
-            return Invocation(
-                False, None, f"{answer['error']['type']}: {answer['error']['message']}", duration
-            )
-        return Invocation(True, answer["result"], None, duration)
+            failure = f"{answer['error']['type']}: {answer['error']['message']}"
+            return Invocation(False, None, failure, duration, note=answer.get("note"))
+        return Invocation(True, answer["result"], None, duration, note=answer.get("note"))
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
@@ -237,6 +242,7 @@ class FunctionPool:
         self.in_flight = 0
         self.peak_concurrency = 0
         self.observers: list[Callable[[str, str, dict[str, Any]], None]] = []
+        self.listeners: list[Callable[[InvocationRecord], None]] = []  # each invocation's record, once done
 
     def _checkout(self) -> tuple[Worker, bool]:
         """A free warm worker, or a new one (cold) when the pool may still grow."""
@@ -280,12 +286,21 @@ class FunctionPool:
         with self._condition:
             self.invocations += 1
             self.cold_starts += cold
-        status = "ok" if outcome.ok else f"error: {outcome.error}"
-        start = f"cold (init {outcome.init_ms:.0f} ms)" if outcome.init_ms is not None else "warm"
-        self._log(
-            f"λ {self.function.name:<40} #{worker.index:<2} {start:<18} {trigger:<10} "
-            f"{outcome.duration_ms:7.1f} ms  {status}"
+        record = record_of(
+            self.function.name,
+            trigger,
+            event,
+            ok=outcome.ok,
+            result=outcome.result,
+            error=outcome.error,
+            note=outcome.note,
+            worker=worker.index,
+            init_ms=outcome.init_ms,
+            duration_ms=outcome.duration_ms,
         )
+        for listen in self.listeners:
+            listen(record)
+        self._log(console_line(record))
         return outcome
 
     def _run(self, worker: Worker, cold: bool, event: dict[str, Any]) -> Invocation:
@@ -309,7 +324,9 @@ class FunctionPool:
             outcome = Invocation(
                 False, None, f"injected fault: {injected.reason}", ran.duration_ms if ran else 0.0
             )
-        return Invocation(outcome.ok, outcome.result, outcome.error, outcome.duration_ms, init_ms)
+        return Invocation(
+            outcome.ok, outcome.result, outcome.error, outcome.duration_ms, init_ms, outcome.note
+        )
 
     def stop(self) -> None:
         """Every worker, busy ones too: their invocations fail, as a cloud going away fails them."""
@@ -414,7 +431,8 @@ class Poller(threading.Thread):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            more = self._receive(self.mapping.batch_size - len(messages), int(remaining))
+            wait = min(MAX_WAIT_SECONDS, int(remaining))
+            more = self._receive(self.mapping.batch_size - len(messages), wait)
             messages += more
             if not more and remaining < 1:
                 time.sleep(min(WINDOW_POLL_SECONDS, remaining))

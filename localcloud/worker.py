@@ -66,6 +66,48 @@ def write_counts(directory: Path, function_name: str, calls: Counter[str]) -> No
     (directory / f"{function_name}.json").write_text(json.dumps(dict(sorted(calls.items()))))
 
 
+class NotingStream:
+    """The function's log stream (its stderr, the log file) that also keeps the last warning or error
+    a Powertools JSON log line carried during the current invocation: the console's one-line reason
+    for a failed batch item, which the handler's answer (only item ids) does not say."""
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+        self._partial = ""
+        self.note: str | None = None
+
+    def write(self, text: str) -> int:
+        self._partial += text
+        *lines, self._partial = self._partial.split("\n")
+        for line in lines:
+            self._notice(line)
+        return int(self._target.write(text))
+
+    def _notice(self, line: str) -> None:
+        if not line.startswith("{"):
+            return
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            return
+        if isinstance(entry, dict) and entry.get("level") in ("WARNING", "ERROR", "CRITICAL"):
+            # The detail usually repeats the reason ("bad-signature: …"): say each once.
+            details: list[str] = []
+            for key in ("reason", "detail"):
+                value = str(entry.get(key) or "")
+                if value and not any(value in known or known in value for known in details):
+                    details.append(value)
+                elif value and details and len(value) > len(details[-1]):
+                    details[-1] = value
+            self.note = ": ".join([str(entry.get("message", "")), *details])
+
+    def flush(self) -> None:
+        self._target.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
+
+
 def main() -> None:
     handler_path, function_name, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3])
     # Ctrl-C in the terminal reaches the whole process group: the cloud stops its workers itself.
@@ -73,7 +115,8 @@ def main() -> None:
     module_name, attribute = handler_path.rsplit(".", 1)
     # The protocol owns stdout: the handler's own prints and logs go to stderr (the function's log).
     protocol = sys.stdout
-    sys.stdout = sys.stderr
+    log = NotingStream(sys.stderr)
+    sys.stdout = log  # Powertools' Logger writes to sys.stdout
     counts_dir = Path(os.environ[COUNT_AWS_CALLS_ENV]) if os.environ.get(COUNT_AWS_CALLS_ENV) else None
     calls = count_aws_calls(counts_dir) if counts_dir else None
     handler = getattr(importlib.import_module(module_name), attribute)
@@ -81,6 +124,7 @@ def main() -> None:
     protocol.flush()
     for line in sys.stdin:
         request = json.loads(line)
+        log.note = None
         try:
             answer: dict[str, Any] = {"result": handler(request["event"], Context(function_name, timeout))}
         except Exception as error:
@@ -88,6 +132,8 @@ def main() -> None:
             answer = {"error": {"type": type(error).__name__, "message": str(error)}}
         if counts_dir is not None and calls is not None:
             write_counts(counts_dir, function_name, calls)
+        if log.note:
+            answer["note"] = log.note
         protocol.write(json.dumps(answer, default=str) + "\n")
         protocol.flush()
 

@@ -18,6 +18,7 @@ traced call instead, and it patches only what the store calls out with: botocore
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from functools import cached_property
@@ -79,6 +80,11 @@ class XRayOnFirstUse(BaseProvider):
     def patch_all(self) -> None:
         self.recorder  # noqa: B018 - loading the recorder patches what the store calls out with
 
+
+# An invocation that records no metric of its own is normal here (most do not): Powertools' documented
+# way to silence its per-invocation warning ("Metrics", Powertools for AWS Lambda (Python),
+# https://docs.powertools.aws.dev/lambda/python/latest/core/metrics/#raising-schemavalidationerror-on-empty-metrics).
+warnings.filterwarnings("ignore", "No application metrics to publish*")
 
 logger = Logger()
 tracer = Tracer(provider=XRayOnFirstUse(), auto_patch=False)

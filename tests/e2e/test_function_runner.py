@@ -74,23 +74,29 @@ def test_a_cold_start_then_warm_ones_one_line_each_and_a_new_worker_after_a_code
     finally:
         runner.stop()
     assert len(lines) == 3 and all(
-        "probe" in line and "GET /x" in line and line.endswith("ok") for line in lines
+        line.startswith("✓ probe") and " GET /x " in line and " 200 " in line for line in lines
     )
-    assert "#1" in lines[0] and "cold (init" in lines[0]
-    assert "#1" in lines[1] and "warm" in lines[1]
-    assert "#2" in lines[2] and "cold (init" in lines[2]
+    assert "#1" in lines[0] and lines[0].endswith(f"cold {first.init_ms:.0f} ms")
+    assert "#1" in lines[1] and lines[1].endswith("warm")
+    assert "#2" in lines[2] and " cold " in lines[2]
     assert runner.cold_starts == 2 and runner.invocations == 3
 
 
-def test_a_handler_error_is_reported_not_raised(tmp_path: Path) -> None:
+def invoke_once(tmp_path: Path, handler: str) -> tuple[Invocation, list[str]]:
+    """One invocation of a probe handler in a pool of its own: its outcome and its console lines."""
     lines: list[str] = []
-    runner = probe(tmp_path, lines, "fails")
+    runner = probe(tmp_path, lines, handler)
     try:
-        outcome = invoke(runner)
+        return invoke(runner), lines
     finally:
         runner.stop()
+
+
+def test_a_handler_error_is_reported_not_raised(tmp_path: Path) -> None:
+    outcome, lines = invoke_once(tmp_path, "fails")
     assert not outcome.ok and "NotImplementedError" in (outcome.error or "")
-    assert "error: NotImplementedError" in lines[0]
+    assert lines[0].startswith("✗ probe") and " error " in lines[0]
+    assert lines[0].endswith("— NotImplementedError: this probe always fails")
 
 
 def test_a_worker_that_dies_at_start_up_is_a_failed_invocation_at_once(tmp_path: Path) -> None:
@@ -103,7 +109,7 @@ def test_a_worker_that_dies_at_start_up_is_a_failed_invocation_at_once(tmp_path:
         runner.stop()
     assert not outcome.ok and "exited" in (outcome.error or "")
     assert time.monotonic() - started < 5  # noticed when the process ends, not after a start-up timeout
-    assert "error" in lines[0]
+    assert lines[0].startswith("✗ probe") and "exited" in lines[0]
 
 
 def test_a_pool_runs_up_to_its_concurrency_at_once_and_queues_the_rest(tmp_path: Path) -> None:

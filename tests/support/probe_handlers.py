@@ -30,3 +30,13 @@ def reports_an_unknown_message(event: dict[str, Any], context: object) -> dict[s
 def answers_malformed(event: dict[str, Any], context: object) -> object:
     """Not a proxy response: API Gateway answers 502 for it."""
     return {"statusCode": "two hundred", "body": {"not": "a string"}}
+
+
+def answers_500(event: dict[str, Any], context: object) -> dict[str, Any]:
+    """A handler that catches its own failure, logs it and answers 500 (API Gateway passes it on)."""
+    import json
+    import sys
+
+    print(json.dumps({"level": "ERROR", "message": "the catalog is unreachable", "detail": "probe"}))
+    sys.stdout.flush()
+    return {"statusCode": 500, "body": json.dumps({"message": "Internal server error"})}
