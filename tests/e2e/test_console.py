@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from localcloud.client import StoreClient, wait_for
 from localcloud.cloud import LocalCloud
 from localcloud.journal import FAILED_MARK, OK_MARK, RED, colour, console_line, record_of
+from tests.e2e.test_fulfilment_life import PARCEL, lines_become
 from tests.e2e.test_function_runner import invoke_once
 
 LIFE = Path(__file__).resolve().parents[2] / "build" / "order-life.txt"
@@ -122,11 +123,15 @@ def test_a_rejected_webhook_is_a_failure_in_the_console_with_its_reason(cloud: L
     assert f"{FAILED_MARK} order-payment-events" in line and "webhook rejected" in line
 
 
-def test_an_orders_life_is_on_the_console_and_in_its_trace(cloud: LocalCloud, customer: StoreClient) -> None:
+def test_an_orders_life_is_on_the_console_and_in_its_trace(
+    cloud: LocalCloud, customer: StoreClient, warehouse: StoreClient
+) -> None:
     created = customer.call("POST", "/orders", {"items": [{"productId": "tee-organic-black", "quantity": 1}]})
     assert created.status == 201, created.body
     order_id = created.body["order"]["orderId"]
     assert customer.control("pay", order_id).status == 200
+    lines_become(customer, order_id, "AWAITING_DISPATCH")
+    assert warehouse.call("POST", f"/fulfilment/dispatches/{order_id}/dispatch", PARCEL).status == 200
     wait_for(lambda: customer.call("GET", f"/orders/{order_id}").body["status"] == "FULFILLED", "fulfilment")
     wait_for(
         lambda: any(step["function"].endswith("reports-consumer") for step in cloud.timeline(order_id)),
@@ -140,6 +145,7 @@ def test_an_orders_life_is_on_the_console_and_in_its_trace(cloud: LocalCloud, cu
         "order-api",
         "order-payment-events",
         "fulfilment-consumer",
+        "fulfilment-api",
         "order-fulfilled-events",
         "reports-consumer",
     ):

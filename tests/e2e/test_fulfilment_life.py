@@ -31,7 +31,7 @@ def lines_become(customer: StoreClient, order_id: str, *states: str) -> dict[str
         seen = tuple((item.get("fulfilment") or {}).get("state") for item in order["items"])
         return dict(order) if seen == states else None
 
-    return wait_for(probe, f"the lines of {order_id} to be {states}", timeout_seconds=20)
+    return wait_for(probe, f"the lines of {order_id} to be {states}")
 
 
 def open_requests(warehouse: StoreClient) -> list[str]:

@@ -60,6 +60,16 @@ def _processes_of(pid: int, marker: str) -> set[int]:
     return found
 
 
+def _running(pid: int) -> bool:
+    """The process exists and has not exited. PostgreSQL's postmaster daemonises (its parent is init);
+    once stopped it stays a zombie wherever init does not reap orphans (this machine's init does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def test_a_stale_state_file_is_cleared_and_a_held_lock_refuses(tmp_path: Path) -> None:
     state_file = tmp_path / "state.json"
     state_file.write_text(json.dumps({"pid": 1, "apiUrl": "http://127.0.0.1:1/v1", "statePageUrl": "x"}))
@@ -111,6 +121,6 @@ def test_a_second_instance_is_refused_and_sighup_leaves_no_process(tmp_path: Pat
             first.kill()
     assert first.returncode == 0, stderr
     assert "Traceback" not in stderr, stderr
-    left = {pid for pid in children if Path(f"/proc/{pid}").exists()}
+    left = {pid: Path(f"/proc/{pid}/cmdline").read_text() for pid in children if _running(pid)}
     assert not left, f"left behind: {left}"
     assert not state_file.exists()
