@@ -16,8 +16,6 @@ for variable, value in {
     # Powertools outside Lambda: no X-Ray daemon to send to; metrics flushed to stdout are fine.
     "POWERTOOLS_TRACE_DISABLED": "1",
     "POWERTOOLS_METRICS_NAMESPACE": "TheBetterStore",
-    # The materialiser attaches AWS managed policies to roles; as in AWS, they must exist to be attached.
-    "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
 }.items():
     os.environ[variable] = value
 os.environ.pop("AWS_PROFILE", None)

@@ -5,9 +5,11 @@ Built once per module (≈1 s) and emptied before each test, so every test start
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from unittest import mock
 
 import boto3
 import pytest
@@ -90,7 +92,9 @@ def materialise(clients: Any) -> LocalModel:
 
 @pytest.fixture(scope="module")
 def _moto_stack() -> Iterator[Stack]:
-    with mock_aws():
+    # The program's roles attach AWS managed policies, which must exist to be attached, as in AWS. Only
+    # here: loading them costs ~2 s per mock_aws, which every other moto test would pay for nothing.
+    with mock.patch.dict(os.environ, {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}), mock_aws():
         model = materialise(lambda service: boto3.client(service, region_name=REGION))
         yield Stack(
             model, boto3.client("sqs", region_name=REGION), boto3.client("events", region_name=REGION)
