@@ -76,11 +76,19 @@ class Fulfilment(pulumi.ComponentResource):
                 bus_name=platform.bus_name,
                 pattern={
                     "source": ["tbs.order"],
-                    "detail-type": ["OrderConfirmed", "OrderCancelled", "OrderRefunded"],
+                    "detail-type": [
+                        "OrderConfirmed",
+                        "OrderCancelled",
+                        "OrderRefunded",
+                        "OrderDisputed",
+                        "OrderDisputeClosed",
+                    ],
                 },
                 alarm_topic_arn=platform.alarm_topic.arn,
                 visibility_timeout_seconds=required_visibility_timeout(CONSUMER_TIMEOUT_SECONDS, 0),
-                description="Paid orders to fulfil, and cancellations that stop a dispatch",
+                description=(
+                    "Paid orders to fulfil; cancellations, refunds and disputes that stop or hold a dispatch"
+                ),
             ),
             opts=child,
         )

@@ -70,7 +70,9 @@ def test_a_dispute_closed_before_it_opened_ends_released(fulfilment_world: Fulfi
     assert dispatch(fulfilment_world, "order-early-close")[0] == 200
 
 
-def test_a_dispute_before_the_confirmation_holds_the_new_dispatch(fulfilment_world: FulfilmentWorld) -> None:
+def test_a_dispute_before_the_confirmation_holds_the_new_dispatch(
+    fulfilment_world: FulfilmentWorld, write_path: str
+) -> None:
     snapshot = order("order-early-dispute", PHYSICAL)
     send_dispute(fulfilment_world, snapshot, DisputeStatus.WARNING_NEEDS_RESPONSE)
 
@@ -78,3 +80,5 @@ def test_a_dispute_before_the_confirmation_holds_the_new_dispatch(fulfilment_wor
 
     assert fulfilment_world.items("order-early-dispute")["DISPATCH"]["status"] == "HELD"
     assert open_requests(fulfilment_world)[1]["dispatches"] == []
+    send_dispute(fulfilment_world, snapshot, DisputeStatus.WARNING_CLOSED)
+    assert dispatch(fulfilment_world, "order-early-dispute")[0] == 200
