@@ -103,7 +103,17 @@ class Fulfilment(pulumi.ComponentResource):
                     description="Delivers digital items, requests dispatch of physical ones",
                     statements=[
                         allow(
-                            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+                            [
+                                # A new dispatch request's transaction checks the order's dispute: "For the
+                                # ConditionCheck action, you can use the dynamodb:ConditionCheckItem
+                                # permission" ("Using IAM with DynamoDB transactions", https://docs.aws.
+                                # amazon.com/amazondynamodb/latest/developerguide/transaction-apis-iam.html).
+                                "dynamodb:ConditionCheckItem",
+                                "dynamodb:GetItem",
+                                "dynamodb:PutItem",
+                                "dynamodb:Query",
+                                "dynamodb:UpdateItem",
+                            ],
                             [self.table.arn],
                         ),
                         # TransactWriteItems is authorised per item action above; it needs no grant itself.

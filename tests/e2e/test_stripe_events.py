@@ -6,6 +6,7 @@ the reports' new statuses)."""
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Any
 
 from localcloud.client import StoreClient, wait_for
@@ -85,6 +86,32 @@ def test_a_chargeback_flags_the_order_and_a_cancel_is_refused(
         assert refused.status == 409 and "disputed" in refused.body["message"], refused.body
     finally:
         del cloud.faults[fulfilment]
+
+
+def on_the_warehouse_list(warehouse: StoreClient, order_id: str) -> bool:
+    cursor: str | None = None
+    while True:
+        query = "?limit=100" + (f"&cursor={urllib.parse.quote(cursor)}" if cursor else "")
+        page = warehouse.call("GET", f"/fulfilment/dispatches{query}").body
+        if any(dispatch["orderId"] == order_id for dispatch in page["dispatches"]):
+            return True
+        cursor = page.get("cursor")
+        if not cursor:
+            return False
+
+
+def test_a_dispute_holds_the_dispatch_until_it_is_won(customer: StoreClient, warehouse: StoreClient) -> None:
+    order_id = place(customer, TEE)["orderId"]
+    assert customer.control("pay", order_id).status == 200
+    awaiting_dispatch(customer, order_id)
+    assert customer.control("dispute", order_id).status == 200
+    wait_for(lambda: not on_the_warehouse_list(warehouse, order_id), "the dispatch to be held")
+    held = warehouse.call("POST", f"/fulfilment/dispatches/{order_id}/dispatch", PARCEL)
+    assert held.status == 409 and "disputed" in held.body["message"], held.body
+    assert customer.control("dispute", order_id, close="won").status == 200
+    wait_for(lambda: on_the_warehouse_list(warehouse, order_id), "the dispatch to be released")
+    assert warehouse.call("POST", f"/fulfilment/dispatches/{order_id}/dispatch", PARCEL).status == 200
+    status_becomes(customer, order_id, "FULFILLED")
 
 
 def test_the_refund_sweeper_runs_in_the_local_cloud(cloud: LocalCloud) -> None:

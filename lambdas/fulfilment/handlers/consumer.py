@@ -4,8 +4,8 @@ OrderDisputed and OrderDisputeClosed → FulfilmentService.handle, once per even
 OrderConfirmed → deliveries for digital lines, a dispatch request for physical ones, OrderFulfilled back on
 the bus; OrderCancelled, OrderRefunded (a Dashboard refund in full) → a dispatch request not yet
 dispatched is stopped; OrderDisputed → it is held, OrderDisputeClosed → released (won) or stopped (lost).
-Failed records are reported
-to SQS one by one (partial batch response); the others in the batch are done."""
+Failed records are reported to SQS one by one (partial batch response); the others in the batch are
+done."""
 
 from __future__ import annotations
 
