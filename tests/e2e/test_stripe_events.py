@@ -6,10 +6,9 @@ the reports' new statuses)."""
 
 from __future__ import annotations
 
-import urllib.parse
 from typing import Any
 
-from localcloud.client import StoreClient, wait_for
+from localcloud.client import StoreClient, on_the_warehouse_list, wait_for
 from localcloud.cloud import LocalCloud
 from tests.e2e.test_fulfilment_life import PARCEL, lines_become
 from tests.e2e.test_local_cloud import TEE, place, report_month, status_becomes
@@ -86,18 +85,6 @@ def test_a_chargeback_flags_the_order_and_a_cancel_is_refused(
         assert refused.status == 409 and "disputed" in refused.body["message"], refused.body
     finally:
         del cloud.faults[fulfilment]
-
-
-def on_the_warehouse_list(warehouse: StoreClient, order_id: str) -> bool:
-    cursor: str | None = None
-    while True:
-        query = "?limit=100" + (f"&cursor={urllib.parse.quote(cursor)}" if cursor else "")
-        page = warehouse.call("GET", f"/fulfilment/dispatches{query}").body
-        if any(dispatch["orderId"] == order_id for dispatch in page["dispatches"]):
-            return True
-        cursor = page.get("cursor")
-        if not cursor:
-            return False
 
 
 def test_a_dispute_holds_the_dispatch_until_it_is_won(customer: StoreClient, warehouse: StoreClient) -> None:
