@@ -16,7 +16,7 @@ from fulfilment.domain import Closing, Conflict, DispatchStatus, RejectedEvent
 from shared.events import DetailType, DisputeStatus, ItemKind, OrderSnapshot, OrderStatus
 from tests.support.fakes import bus_envelope
 from tests.support.fulfilment_builders import disputed, order, refunded
-from tests.unit.test_fulfilment_service import Warehouse
+from tests.unit.test_fulfilment_service import Warehouse, deliver_until_done
 
 DIGITAL, PHYSICAL = ItemKind.DIGITAL, ItemKind.PHYSICAL
 OPEN = DisputeStatus.NEEDS_RESPONSE
@@ -158,3 +158,32 @@ def test_any_arrival_order_ends_as_the_events_say(at_once: bool, closed: Dispute
             deliver(warehouse, snapshot, event, closed)
         assert (open_for_the_warehouse(warehouse) == ["o-1"]) is may_ship(arrival, closed), arrival
         assert warehouse.bus.published == announced, arrival
+
+
+@pytest.mark.parametrize("closed", CLOSED)
+@pytest.mark.parametrize(
+    "crash",
+    ["note_dispute", "hold_dispatch", "release_dispatch", "mark_cancelled", "stop_dispatch", "publish"],
+)
+def test_a_crash_at_any_step_of_a_dispute_retried_ends_as_without_it(
+    closed: DisputeStatus, crash: str
+) -> None:
+    """The function dies once, at `crash`, on the way through a dispute that opens and closes; SQS
+    delivers the message again."""
+    snapshot = order("o-1", PHYSICAL)
+    calm, crashing = Warehouse(), Warehouse()
+    for warehouse in (calm, crashing):
+        warehouse.confirm(snapshot)
+    if crash == "publish":
+        crashing.bus.fail_next += 1
+    else:
+        crashing.store.crash_before.add(crash)
+
+    for status in (OPEN, closed):
+        dispute(calm, snapshot, status)
+        detail_type = DetailType.ORDER_DISPUTE_CLOSED if status in CLOSED else DetailType.ORDER_DISPUTED
+        deliver_until_done(crashing, bus_envelope(detail_type, disputed(snapshot, status)))
+
+    assert crashing.store.dispatches["o-1"].status is calm.store.dispatches["o-1"].status
+    assert open_for_the_warehouse(crashing) == open_for_the_warehouse(calm)
+    assert [kind for kind, _ in crashing.bus.published] == [kind for kind, _ in calm.bus.published]
