@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +47,19 @@ class StoreClient:
         return StoreClient(self.api_url.rsplit("/", 1)[0]).call(
             "POST", f"/_local/{action}", {"orderId": order_id, **options}
         )
+
+
+def on_the_warehouse_list(warehouse: StoreClient, order_id: str) -> bool:
+    """The order's dispatch request is among the warehouse's open ones (every page of them)."""
+    cursor: str | None = None
+    while True:
+        query = "?limit=100" + (f"&cursor={urllib.parse.quote(cursor)}" if cursor else "")
+        page = warehouse.call("GET", f"/fulfilment/dispatches{query}").body
+        if any(dispatch["orderId"] == order_id for dispatch in page["dispatches"]):
+            return True
+        cursor = page.get("cursor")
+        if not cursor:
+            return False
 
 
 def _decode(data: bytes) -> Any:

@@ -3,7 +3,8 @@
 the catalog → an order of a tee and an ebook → Stripe pays it → the ebook is delivered (its download works
 for its owner only) and the tee waits for the warehouse → a second order is cancelled before dispatch
 (refunded; the warehouse gets 409) → a third is refunded in Stripe's Dashboard (REFUNDED, its dispatch
-withdrawn) → a fourth is disputed (flagged, a cancel refused) → the warehouse dispatches the first →
+withdrawn) → a fourth is disputed (flagged, a cancel refused, its dispatch held: the warehouse gets 409) →
+the warehouse dispatches the first →
 FULFILLED with its tracking → the monthly report counts it."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import boto3
 
 from localcloud.__main__ import state
-from localcloud.client import StoreClient, wait_for
+from localcloud.client import StoreClient, on_the_warehouse_list, wait_for
 from localcloud.cloud import LOCAL_CREDENTIALS
 from tools.seed_catalog import load_products, seed, seed_downloads
 
@@ -141,6 +142,16 @@ def main() -> int:
         f"the customer disputes {fourth['orderId']} with their bank "
         f"({', '.join(e['type'] for e in disputed['events'])}): flagged {flagged['dispute']['status']}, "
         f"evidence due {flagged['dispute']['evidenceDueBy']}; a cancel now gets {refused.status}"
+    )
+    wait_for(lambda: not on_the_warehouse_list(demo.warehouse, fourth["orderId"]), "the dispatch held")
+    held = demo.warehouse.call(
+        "POST",
+        f"/fulfilment/dispatches/{fourth['orderId']}/dispatch",
+        {"carrier": "NZ Post", "trackingNumber": "NZ4"},
+    )
+    demo.step(
+        f"fulfilment holds the tee's dispatch: off the warehouse's list, marking it gets {held.status} "
+        f"{held.body['message']}"
     )
 
     parcel = {"carrier": "NZ Post", "trackingNumber": f"NZ{order_id[-9:]}"}

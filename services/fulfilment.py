@@ -76,11 +76,19 @@ class Fulfilment(pulumi.ComponentResource):
                 bus_name=platform.bus_name,
                 pattern={
                     "source": ["tbs.order"],
-                    "detail-type": ["OrderConfirmed", "OrderCancelled", "OrderRefunded"],
+                    "detail-type": [
+                        "OrderConfirmed",
+                        "OrderCancelled",
+                        "OrderRefunded",
+                        "OrderDisputed",
+                        "OrderDisputeClosed",
+                    ],
                 },
                 alarm_topic_arn=platform.alarm_topic.arn,
                 visibility_timeout_seconds=required_visibility_timeout(CONSUMER_TIMEOUT_SECONDS, 0),
-                description="Paid orders to fulfil, and cancellations that stop a dispatch",
+                description=(
+                    "Paid orders to fulfil; cancellations, refunds and disputes that stop or hold a dispatch"
+                ),
             ),
             opts=child,
         )
@@ -95,7 +103,17 @@ class Fulfilment(pulumi.ComponentResource):
                     description="Delivers digital items, requests dispatch of physical ones",
                     statements=[
                         allow(
-                            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+                            [
+                                # A new dispatch request's transaction checks the order's dispute: "For the
+                                # ConditionCheck action, you can use the dynamodb:ConditionCheckItem
+                                # permission" ("Using IAM with DynamoDB transactions", https://docs.aws.
+                                # amazon.com/amazondynamodb/latest/developerguide/transaction-apis-iam.html).
+                                "dynamodb:ConditionCheckItem",
+                                "dynamodb:GetItem",
+                                "dynamodb:PutItem",
+                                "dynamodb:Query",
+                                "dynamodb:UpdateItem",
+                            ],
                             [self.table.arn],
                         ),
                         # TransactWriteItems is authorised per item action above; it needs no grant itself.

@@ -4,15 +4,18 @@ cancellation may do to its dispatch request, and what the events say.
 An order's fulfilment: each digital line is delivered at once (a download token, valid DOWNLOAD_TTL);
 the physical lines become one dispatch request for the warehouse, REQUESTED until the warehouse marks it
 DISPATCHED (carrier, tracking number) or FAILED (a reason), or a cancellation STOPS it (the customer sees
-the lines WITHDRAWN). The order is fulfilled when nothing is left to do: at once for a digital-only order,
-when the warehouse dispatches for any other.
+the lines WITHDRAWN). While the cardholder disputes the payment the request is HELD: off the warehouse's
+list and refused if marked, still AWAITING_DISPATCH to the customer; a dispute closed in the store's favour
+puts it back (REQUESTED), a lost one stops it as a cancellation does. The order is fulfilled when nothing
+is left to do: at once for a digital-only order, when the warehouse dispatches for any other.
 
 What fulfilment announces (each event built only from stored values, so a re-publish after a crash is
 byte-for-byte the first one):
     confirmed, digital only              OrderFulfilled      every line DELIVERED
     confirmed, with physical lines       FulfilmentUpdated   digital DELIVERED, physical AWAITING_DISPATCH
     dispatched                           OrderFulfilled      digital DELIVERED, physical DISPATCHED
-    failed / stopped                     FulfilmentUpdated   physical DISPATCH_FAILED / WITHDRAWN"""
+    failed / stopped                     FulfilmentUpdated   physical DISPATCH_FAILED / WITHDRAWN
+    held / released (a dispute)          nothing             the customer still sees AWAITING_DISPATCH"""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from enum import StrEnum
 
 from shared.events import (
     DetailType,
+    DisputeStatus,
     Download,
     EventDetail,
     FulfilmentDetail,
@@ -63,6 +67,7 @@ class ItemStatus(StrEnum):
 
 class DispatchStatus(StrEnum):
     REQUESTED = "REQUESTED"
+    HELD = "HELD"  # the payment is disputed: the warehouse must not dispatch it until the dispute closes
     DISPATCHED = "DISPATCHED"  # marked by the warehouse, with carrier and tracking number
     FAILED = "FAILED"  # marked by the warehouse, with a reason
     STOPPED = "STOPPED"  # the order was cancelled (or refunded in full) first: the request is withdrawn
@@ -71,6 +76,8 @@ class DispatchStatus(StrEnum):
 # What the customer sees on a physical line for each state of its dispatch request.
 LINE_STATE_OF: Mapping[DispatchStatus, LineState] = {
     DispatchStatus.REQUESTED: LineState.AWAITING_DISPATCH,
+    # A hold is the store's business with the card issuer: to the customer the line is still waiting.
+    DispatchStatus.HELD: LineState.AWAITING_DISPATCH,
     DispatchStatus.DISPATCHED: LineState.DISPATCHED,
     DispatchStatus.FAILED: LineState.DISPATCH_FAILED,
     DispatchStatus.STOPPED: LineState.WITHDRAWN,
@@ -94,6 +101,15 @@ class Outcome(StrEnum):
     NOTHING_TO_STOP = "CancelWithoutDispatch"
     UNKNOWN_ORDER = "CancelForUnknownOrder"
     DUPLICATE_EVENT = "DuplicateEvent"
+    DISPATCH_HELD = "DispatchHeld"
+    ALREADY_HELD = "DispatchAlreadyHeld"
+    # Nothing to hold: already dispatched (or failed, stopped), digital only, or not confirmed yet (the
+    # confirmation holds its request when it comes).
+    HOLD_WITHOUT_DISPATCH = "HoldWithoutDispatch"
+    DISPATCH_RELEASED = "DispatchReleased"
+    RELEASE_WITHOUT_HOLD = "ReleaseWithoutHold"
+    # The goods are gone and so is the money: counted; the order service's DisputeOpened alarm has told.
+    DISPUTE_LOST_AFTER_DISPATCH = "DisputeLostAfterDispatch"
 
 
 class Step(StrEnum):
@@ -211,14 +227,26 @@ class DownloadGrant:
     expires_at: datetime
 
 
-# The order status each handled event must carry (docs/design.md, "Events"): anything else is a producer bug.
-EXPECTED_STATUS: dict[DetailType, OrderStatus] = {
-    DetailType.ORDER_CONFIRMED: OrderStatus.PAID,
-    DetailType.ORDER_CANCELLED: OrderStatus.CANCELLED,
+# The order statuses each handled event may carry (docs/design.md, "Events"): anything else is a producer bug.
+EXPECTED_STATUSES: Mapping[DetailType, frozenset[OrderStatus]] = {
+    DetailType.ORDER_CONFIRMED: frozenset({OrderStatus.PAID}),
+    DetailType.ORDER_CANCELLED: frozenset({OrderStatus.CANCELLED}),
     # Refunded in full outside the store (Stripe's Dashboard): the money is back with the customer, so what
     # has not been dispatched is stopped as for a cancellation.
-    DetailType.ORDER_REFUNDED: OrderStatus.REFUNDED,
+    DetailType.ORDER_REFUNDED: frozenset({OrderStatus.REFUNDED}),
+    # A paid order's payment disputed by the cardholder, before or after fulfilment.
+    DetailType.ORDER_DISPUTED: frozenset({OrderStatus.PAID, OrderStatus.FULFILLED}),
+    DetailType.ORDER_DISPUTE_CLOSED: frozenset({OrderStatus.PAID, OrderStatus.FULFILLED}),
 }
+# How a dispute ends ("Dispute statuses", https://docs.stripe.com/disputes/how-disputes-work): an inquiry
+# closed without a chargeback, a chargeback won or prevented leave the money with the store, so the order
+# ships; a lost one gave it back to the cardholder, so it does not.
+RELEASING_DISPUTES = frozenset({DisputeStatus.WARNING_CLOSED, DisputeStatus.WON, DisputeStatus.PREVENTED})
+CLOSED_DISPUTES = RELEASING_DISPUTES | {DisputeStatus.LOST}
+
+
+def dispute_closed(status: DisputeStatus) -> bool:
+    return status in CLOSED_DISPUTES
 
 
 def read_event(body: str) -> StoreEvent:
@@ -233,12 +261,19 @@ def read_event(body: str) -> StoreEvent:
 
 
 def check_handled(event: StoreEvent) -> OrderSnapshot:
-    expected = EXPECTED_STATUS.get(event.detail_type)
+    expected = EXPECTED_STATUSES.get(event.detail_type)
     if expected is None:
         raise RejectedEvent(f"{event.detail_type} is not for the fulfilment service")
     order = event.detail.order
-    if order.status is not expected:
+    if order.status not in expected:
         raise RejectedEvent(f"{event.detail_type} for order {order.orderId} has status {order.status}")
+    if event.detail_type in (DetailType.ORDER_DISPUTED, DetailType.ORDER_DISPUTE_CLOSED):
+        closing = event.detail_type is DetailType.ORDER_DISPUTE_CLOSED
+        if order.dispute is None or dispute_closed(order.dispute.status) is not closing:
+            raise RejectedEvent(
+                f"{event.detail_type} for order {order.orderId} has dispute "
+                f"{order.dispute.status if order.dispute else None}"
+            )
     return order
 
 
@@ -254,8 +289,9 @@ def next_step(record: OrderRecord) -> Step:
 
 
 def fits_one_transaction(order: OrderSnapshot) -> bool:
-    """The order's records (its own, one per line, the dispatch request) fit one TransactWriteItems."""
-    return 1 + len(order.items) + (1 if dispatch_lines(order) else 0) <= TRANSACTION_LIMIT
+    """The order's records (its own, one per line, the dispatch request and the check of the order's
+    dispute that comes with it) fit one TransactWriteItems."""
+    return 1 + len(order.items) + (2 if dispatch_lines(order) else 0) <= TRANSACTION_LIMIT
 
 
 def dispatch_lines(order: OrderSnapshot) -> list[DispatchLine]:
@@ -283,7 +319,7 @@ def all_processed(order: OrderSnapshot, statuses: dict[int, ItemStatus]) -> bool
 def cancel_outcome(dispatch_before: DispatchStatus | None) -> Outcome:
     """`dispatch_before`: the dispatch request's status when the cancellation tried to stop it."""
     match dispatch_before:
-        case DispatchStatus.REQUESTED:
+        case DispatchStatus.REQUESTED | DispatchStatus.HELD:
             return Outcome.DISPATCH_STOPPED
         case DispatchStatus.DISPATCHED:
             return Outcome.ALREADY_DISPATCHED
@@ -295,6 +331,29 @@ def cancel_outcome(dispatch_before: DispatchStatus | None) -> Outcome:
             return Outcome.NOTHING_TO_STOP
 
 
+def holds_dispatch(dispute: DisputeStatus | None) -> bool:
+    """A new dispatch request is made HELD: the dispute is open, or lost (its stop is on its way)."""
+    return dispute is not None and dispute not in RELEASING_DISPUTES
+
+
+def hold_outcome(dispatch_before: DispatchStatus | None) -> Outcome:
+    """`dispatch_before`: the dispatch request's status when an open dispute tried to hold it."""
+    match dispatch_before:
+        case DispatchStatus.REQUESTED:
+            return Outcome.DISPATCH_HELD
+        case DispatchStatus.HELD:
+            return Outcome.ALREADY_HELD
+        case _:
+            return Outcome.HOLD_WITHOUT_DISPATCH
+
+
+def release_outcome(dispatch_before: DispatchStatus | None) -> Outcome:
+    """`dispatch_before`: the dispatch request's status when a dispute closed for the store released it."""
+    return (
+        Outcome.DISPATCH_RELEASED if dispatch_before is DispatchStatus.HELD else Outcome.RELEASE_WITHOUT_HOLD
+    )
+
+
 def closing_refusal(fulfilment: Fulfilment | None, order_id: str, closing: Closing) -> FulfilmentError | None:
     """Why the warehouse may not close this order's dispatch request as `closing` says; None when it may
     (or already did, exactly so: a repeated request gets the same answer)."""
@@ -302,9 +361,14 @@ def closing_refusal(fulfilment: Fulfilment | None, order_id: str, closing: Closi
     if fulfilment is None or dispatch is None:
         return NotFound(f"no dispatch request for order {order_id}")
     if dispatch.status is DispatchStatus.STOPPED or (
-        dispatch.status is DispatchStatus.REQUESTED and fulfilment.order.cancelled
+        dispatch.status in (DispatchStatus.REQUESTED, DispatchStatus.HELD) and fulfilment.order.cancelled
     ):
         return Conflict(f"order {order_id} was cancelled: its dispatch request is withdrawn")
+    if dispatch.status is DispatchStatus.HELD:
+        return Conflict(
+            f"the payment of order {order_id} is disputed by the cardholder: its dispatch is held until the "
+            "dispute closes"
+        )
     if dispatch.status is DispatchStatus.REQUESTED or closing.matches(dispatch):
         return None
     if dispatch.status is DispatchStatus.DISPATCHED:

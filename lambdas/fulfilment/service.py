@@ -16,7 +16,14 @@ announcement published. A redelivery finds the record and resumes from it (next_
 The warehouse closes a dispatch request (dispatched or failed) with one conditional transaction that is
 refused once the order is cancelled; a cancellation (OrderCancelled) stops a request not yet closed. Each
 closing is announced (OrderFulfilled when dispatched, else FulfilmentUpdated) and marked published, so a
-repeated request gets the same answer and no second event."""
+repeated request gets the same answer and no second event.
+
+A dispute (OrderDisputed, OrderDisputeClosed) is first recorded on the order's partition as far as any
+report got (open, then closed: a redelivered or late OrderDisputed never reopens a closed one), then acted
+on as recorded, never as the event says: open → hold the request (REQUESTED → HELD), closed for the store →
+release it (HELD → REQUESTED), lost → stop it as a cancellation. A confirmation that finds a dispute
+recorded makes its request HELD: the store checks the dispute in the transaction that makes the request,
+and a dispute recorded after that finds the request to hold. So any arrival order ends the same."""
 
 from __future__ import annotations
 
@@ -49,13 +56,24 @@ from fulfilment.domain import (
     closing_refusal,
     confirmation_announcement,
     dispatch_lines,
+    dispute_closed,
     fits_one_transaction,
+    hold_outcome,
     new_delivery,
     next_step,
     planned,
+    release_outcome,
 )
 from shared.clock import utc_now
-from shared.events import DetailType, EventDetail, FulfilmentDetail, ItemKind, OrderSnapshot, StoreEvent
+from shared.events import (
+    DetailType,
+    DisputeStatus,
+    EventDetail,
+    FulfilmentDetail,
+    ItemKind,
+    OrderSnapshot,
+    StoreEvent,
+)
 
 MAX_ATTEMPTS = 3  # re-read and decide again when a cancellation or another request got there first
 
@@ -64,8 +82,9 @@ class FulfilmentStore(Protocol):
     def fulfil_at_once(
         self, order: OrderSnapshot, deliveries: dict[int, Delivery], now: datetime
     ) -> OrderRecord | None:
-        """Write every record of the order in one transaction, if none exists yet; else write nothing
-        and return the order's record as stored (an earlier attempt, or a cancellation's tombstone)."""
+        """Write every record of the order in one transaction, if none exists yet (the dispatch request
+        HELD if the order's dispute is recorded open or lost); else write nothing and return the order's
+        record as stored (an earlier attempt, or a cancellation's tombstone)."""
 
     def begin(self, order: OrderSnapshot, now: datetime) -> OrderRecord | None:
         """Record the order as FULFILLING; if it is already recorded, return that record instead."""
@@ -73,7 +92,8 @@ class FulfilmentStore(Protocol):
     def add_items(self, order: OrderSnapshot, now: datetime) -> None: ...
 
     def request_dispatch(self, order_id: str, lines: Sequence[DispatchLine], now: datetime) -> bool:
-        """False when the order was cancelled first (no request is then made)."""
+        """False when the order was cancelled first (no request is then made). Like fulfil_at_once, it
+        makes the request HELD when the order's dispute is recorded open (or lost), in the same write."""
 
     def deliver(self, order: OrderSnapshot, index: int, delivery: Delivery) -> None: ...
 
@@ -94,7 +114,21 @@ class FulfilmentStore(Protocol):
         """The record as it was before (None: fulfilment never saw the order)."""
 
     def stop_dispatch(self, order_id: str, now: datetime) -> DispatchStatus | None:
-        """Stop a REQUESTED dispatch; return its status before (None: there is no dispatch request)."""
+        """Stop a REQUESTED or HELD dispatch; return its status before (None: there is no dispatch
+        request)."""
+
+    def note_dispute(self, order_id: str, status: DisputeStatus, now: datetime) -> DisputeStatus:
+        """Record the order's dispute unless a closed one is recorded already (a dispute only moves from
+        open to closed); the status recorded afterwards."""
+
+    def dispute_of(self, order_id: str) -> DisputeStatus | None:
+        """The order's dispute as recorded (a consistent read); None when there is none."""
+
+    def hold_dispatch(self, order_id: str, now: datetime) -> DispatchStatus | None:
+        """Hold a REQUESTED dispatch (off the warehouse's list); its status before (None: no request)."""
+
+    def release_dispatch(self, order_id: str, now: datetime) -> DispatchStatus | None:
+        """Put a HELD dispatch back on the warehouse's list (REQUESTED); its status before."""
 
     def close_dispatch(self, order_id: str, closing: Closing, now: datetime) -> bool:
         """Close a REQUESTED dispatch request of an order not cancelled, as `closing` says (a dispatch
@@ -165,10 +199,23 @@ class FulfilmentService:
         order = check_handled(event)
         if event.detail_type is DetailType.ORDER_CONFIRMED:
             return self.confirm(order)
+        if event.detail_type in (DetailType.ORDER_DISPUTED, DetailType.ORDER_DISPUTE_CLOSED):
+            return self.dispute(order)
         outcome = self.cancel(order)
         if event.detail_type is DetailType.ORDER_REFUNDED and outcome is Outcome.ALREADY_DISPATCHED:
             return Outcome.REFUND_AFTER_DISPATCH
         return outcome
+
+    def dispute(self, order: OrderSnapshot) -> Outcome:
+        assert order.dispute is not None, "check_handled refuses a dispute event without its dispute"
+        now = self._clock()
+        recorded = self._store.note_dispute(order.orderId, order.dispute.status, now)
+        if recorded is DisputeStatus.LOST:
+            outcome = self.cancel(order)
+            return Outcome.DISPUTE_LOST_AFTER_DISPATCH if outcome is Outcome.ALREADY_DISPATCHED else outcome
+        if dispute_closed(recorded):
+            return release_outcome(self._store.release_dispatch(order.orderId, now))
+        return hold_outcome(self._store.hold_dispatch(order.orderId, now))
 
     def confirm(self, order: OrderSnapshot) -> Outcome:
         now = self._clock()

@@ -8,17 +8,22 @@ fulfilment service's FulfilmentStore (fulfilment.service).
     sk ITEM#0000    one per order line, PENDING → PROCESSED; a digital line carries its delivery (download
                     token, expiry) and, for the `downloads` index, the token and the customer
     sk DISPATCH     the dispatch request for the physical lines: REQUESTED → DISPATCHED | FAILED (the
-                    warehouse) | STOPPED (a cancellation); publishedAt once its closing is on the bus.
+                    warehouse) | STOPPED (a cancellation, a lost dispute); REQUESTED ⇄ HELD (a dispute
+                    opened, closed for the store); publishedAt once its closing is on the bus.
                     While REQUESTED it carries `dispatchQueue`, the key of the sparse `openDispatches`
                     index (oldest first by requestedAt): the warehouse's list is a query of the open
-                    requests only, never a scan of the table
+                    requests only, never a scan of the table (a held request leaves it, and comes back
+                    in its place when released)
+    sk DISPUTE      the cardholder's dispute of the payment, as far as any report got: its status, and
+                    `closed` (0 open, 1 closed) so a late report of an open dispute never reopens it; it
+                    may precede the ORDER record (a dispute reported before the confirmation arrives)
 
 Every write is conditional, so repeating it changes nothing."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -37,15 +42,19 @@ from fulfilment.domain import (
     ItemStatus,
     OrderRecord,
     dispatch_lines,
+    dispute_closed,
     status_when_processed,
 )
 from fulfilment.service import DispatchPage
 from shared.cursors import InvalidCursor, decode_cursor, encode_cursor
 from shared.dynamodb import CONDITION_FAILED, is_condition_failure
-from shared.events import ItemKind, OrderSnapshot
+from shared.events import DisputeStatus, ItemKind, OrderSnapshot
 
 ORDER_SK = "ORDER"
 DISPATCH_SK = "DISPATCH"
+DISPUTE_SK = "DISPUTE"
+# Open, closed: at most two changes of a dispute, so a request is made as it says by the third attempt.
+MAX_DISPUTE_TRIES = 4
 ITEM_PREFIX = "ITEM#"
 OPEN_DISPATCHES_INDEX = "openDispatches"
 DOWNLOADS_INDEX = "downloads"
@@ -174,11 +183,13 @@ class FulfilmentTable:
             "customerId": customer_id,
         }
 
-    def _dispatch_values(self, order_id: str, lines: Sequence[DispatchLine], now: datetime) -> dict[str, Any]:
-        return {
+    def _dispatch_values(
+        self, order_id: str, lines: Sequence[DispatchLine], now: datetime, *, held: bool
+    ) -> dict[str, Any]:
+        values = {
             "orderId": order_id,
             "sk": DISPATCH_SK,
-            "status": DispatchStatus.REQUESTED.value,
+            "status": (DispatchStatus.HELD if held else DispatchStatus.REQUESTED).value,
             "lines": [
                 {
                     "index": line.index,
@@ -189,8 +200,48 @@ class FulfilmentTable:
                 for line in lines
             ],
             "requestedAt": now.isoformat(),
-            "dispatchQueue": OPEN,
         }
+        if held:
+            return values | {"heldAt": now.isoformat()}
+        return values | {"dispatchQueue": OPEN}
+
+    def _dispute_check(self, order_id: str, *, held: bool) -> dict[str, Any]:
+        """The check that makes a new dispatch request as the order's dispute (if any) says, in the same
+        transaction: a dispute recorded before it is seen by it, one recorded after it holds it."""
+        condition = (
+            "attribute_exists(sk) AND (#closed = :open OR #status = :lost)"  # held: open or lost
+            if held
+            else "attribute_not_exists(sk) OR (#closed = :closed AND #status <> :lost)"
+        )
+        values = {":lost": DisputeStatus.LOST.value} | ({":open": 0} if held else {":closed": 1})
+        return {
+            "ConditionCheck": {
+                "TableName": self._table,
+                "Key": self._key(order_id, DISPUTE_SK),
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#closed": "closed", "#status": "status"},
+                "ExpressionAttributeValues": _to_dynamo(values),
+            }
+        }
+
+    def _transact_with_dispatch(self, build: Callable[[bool], list[dict[str, Any]]]) -> None:
+        """Write the transaction `build(held)` makes, whose last action is its _dispute_check: first with
+        the request open, then held if the dispute says otherwise, and so on (a dispute only moves
+        forward, open → closed, so it settles within MAX_DISPUTE_TRIES). A transaction refused for any
+        other reason raises its ClientError."""
+        for attempt in range(MAX_DISPUTE_TRIES):
+            try:
+                self._client.transact_write_items(TransactItems=build(attempt % 2 == 1))
+            except ClientError as error:
+                reasons = _cancellation_reasons(error)
+                only_the_dispute = bool(reasons) and all(
+                    reason.get("Code") in (None, "None") for reason in reasons[:-1]
+                )
+                if only_the_dispute and reasons[-1].get("Code") == CONDITION_FAILED:
+                    continue  # the dispute says the other way round
+                raise
+            return
+        raise RuntimeError("the order's dispute kept changing while its dispatch request was made")
 
     def _put(self, values: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
         return {
@@ -209,7 +260,7 @@ class FulfilmentTable:
         order_values = self._order_values(order, status_when_processed(order), now)
         if lines:
             order_values["dispatchRequestedAt"] = now.isoformat()  # as request_dispatch records it
-        items = [
+        written = [
             self._put(order_values, ReturnValuesOnConditionCheckFailure="ALL_OLD"),
             *(
                 self._put(
@@ -220,10 +271,17 @@ class FulfilmentTable:
                 for index in range(len(order.items))
             ),
         ]
-        if lines:
-            items.append(self._put(self._dispatch_values(order.orderId, lines, now)))
         try:
-            self._client.transact_write_items(TransactItems=items)
+            if lines:
+                self._transact_with_dispatch(
+                    lambda held: [
+                        *written,
+                        self._put(self._dispatch_values(order.orderId, lines, now, held=held)),
+                        self._dispute_check(order.orderId, held=held),
+                    ]
+                )
+            else:
+                self._client.transact_write_items(TransactItems=written)
         except ClientError as error:
             reasons = _cancellation_reasons(error)
             if reasons and reasons[0].get("Code") == CONDITION_FAILED and "Item" in reasons[0]:
@@ -293,11 +351,12 @@ class FulfilmentTable:
             self._put_if_absent(self._item_values(order, index, ItemStatus.PENDING, now))
 
     def request_dispatch(self, order_id: str, lines: Sequence[DispatchLine], now: datetime) -> bool:
-        # One transaction: the request exists only if the order was not cancelled when it was made.
+        # One transaction: the request exists only if the order was not cancelled when it was made, held
+        # if the order's payment is disputed.
         try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    self._put(self._dispatch_values(order_id, lines, now)),
+            self._transact_with_dispatch(
+                lambda held: [
+                    self._put(self._dispatch_values(order_id, lines, now, held=held)),
                     {
                         "Update": {
                             "TableName": self._table,
@@ -309,13 +368,14 @@ class FulfilmentTable:
                             "ExpressionAttributeValues": _to_dynamo({":now": now.isoformat()}),
                         }
                     },
+                    self._dispute_check(order_id, held=held),
                 ]
             )
         except ClientError as error:
             reasons = _cancellation_reasons(error)
             if not reasons:
                 raise
-            dispatch_reason, order_reason = (reason.get("Code") for reason in reasons)
+            dispatch_reason, order_reason = (reason.get("Code") for reason in reasons[:2])
             if order_reason == CONDITION_FAILED:
                 return False
             if dispatch_reason == CONDITION_FAILED and order_reason in (None, "None"):
@@ -439,22 +499,79 @@ class FulfilmentTable:
         )
         return _order_record(before) if before else None
 
+    def _move_dispatch(
+        self, order_id: str, expression: str, values: Mapping[str, Any], *, condition: str
+    ) -> DispatchStatus | None:
+        """Change the dispatch request's status under `condition`; its status before, whether the
+        condition held or not (None: there is no request)."""
+        try:
+            before = self._update(
+                order_id, DISPATCH_SK, expression, values, condition=condition, return_values="ALL_OLD"
+            )
+        except ClientError as error:
+            if not is_condition_failure(error):
+                raise
+            before = _from_dynamo(error.response.get("Item", {}))
+        status = before.get("status")
+        return DispatchStatus(status) if status else None
+
     def stop_dispatch(self, order_id: str, now: datetime) -> DispatchStatus | None:
-        stored = self._update_unless_done(
+        return self._move_dispatch(
             order_id,
-            DISPATCH_SK,
             "SET #status = :stopped, stoppedAt = :now REMOVE dispatchQueue",
             {
                 ":stopped": DispatchStatus.STOPPED.value,
+                ":requested": DispatchStatus.REQUESTED.value,
+                ":held": DispatchStatus.HELD.value,
+                ":now": now.isoformat(),
+            },
+            condition="#status IN (:requested, :held)",
+        )
+
+    # --- disputes ----------------------------------------------------------------------------------------
+
+    def note_dispute(self, order_id: str, status: DisputeStatus, now: datetime) -> DisputeStatus:
+        closed = int(dispute_closed(status))
+        stored = self._update_unless_done(
+            order_id,
+            DISPUTE_SK,
+            "SET #status = :status, #closed = :closed, reportedAt = :now",
+            {":status": status.value, ":closed": closed, ":now": now.isoformat()},
+            # Only forward: a first report, or the first closed one; a repeat of the same changes nothing.
+            condition="attribute_not_exists(#closed) OR #closed < :closed",
+        )
+        return status if stored is None else DisputeStatus(stored["status"])
+
+    def dispute_of(self, order_id: str) -> DisputeStatus | None:
+        item = self._client.get_item(
+            TableName=self._table, Key=self._key(order_id, DISPUTE_SK), ConsistentRead=True
+        ).get("Item")
+        return DisputeStatus(_from_dynamo(item)["status"]) if item else None
+
+    def hold_dispatch(self, order_id: str, now: datetime) -> DispatchStatus | None:
+        return self._move_dispatch(
+            order_id,
+            "SET #status = :held, heldAt = :now REMOVE dispatchQueue",
+            {
+                ":held": DispatchStatus.HELD.value,
                 ":requested": DispatchStatus.REQUESTED.value,
                 ":now": now.isoformat(),
             },
             condition="#status = :requested",
         )
-        if stored is None:
-            return DispatchStatus.REQUESTED
-        status = stored.get("status")
-        return DispatchStatus(status) if status else None
+
+    def release_dispatch(self, order_id: str, now: datetime) -> DispatchStatus | None:
+        return self._move_dispatch(
+            order_id,
+            "SET #status = :requested, dispatchQueue = :open, releasedAt = :now",
+            {
+                ":held": DispatchStatus.HELD.value,
+                ":requested": DispatchStatus.REQUESTED.value,
+                ":open": OPEN,
+                ":now": now.isoformat(),
+            },
+            condition="#status = :held",
+        )
 
     # --- the warehouse ------------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from localcloud.client import StoreClient, wait_for
+from localcloud.client import StoreClient, on_the_warehouse_list, wait_for
 from localcloud.cloud import LocalCloud
 from reports.domain import counts_as_revenue
 from tests.e2e.test_fulfilment_life import PARCEL, lines_become
@@ -84,6 +84,20 @@ def test_a_chargeback_flags_the_order_and_a_cancel_is_refused(
         assert refused.status == 409 and "disputed" in refused.body["message"], refused.body
     finally:
         del cloud.faults[fulfilment]
+
+
+def test_a_dispute_holds_the_dispatch_until_it_is_won(customer: StoreClient, warehouse: StoreClient) -> None:
+    order_id = place(customer, TEE)["orderId"]
+    assert customer.control("pay", order_id).status == 200
+    awaiting_dispatch(customer, order_id)
+    assert customer.control("dispute", order_id).status == 200
+    wait_for(lambda: not on_the_warehouse_list(warehouse, order_id), "the dispatch to be held")
+    held = warehouse.call("POST", f"/fulfilment/dispatches/{order_id}/dispatch", PARCEL)
+    assert held.status == 409 and "disputed" in held.body["message"], held.body
+    assert customer.control("dispute", order_id, close="won").status == 200
+    wait_for(lambda: on_the_warehouse_list(warehouse, order_id), "the dispatch to be released")
+    assert warehouse.call("POST", f"/fulfilment/dispatches/{order_id}/dispatch", PARCEL).status == 200
+    status_becomes(customer, order_id, "FULFILLED")
 
 
 def test_the_refund_sweeper_runs_in_the_local_cloud(cloud: LocalCloud) -> None:

@@ -1,5 +1,5 @@
 """Fulfilment's world under moto: its table (with the program's indexes), the consumer's idempotency
-table, the downloads bucket, the bus, the queue the program subscribes to OrderConfirmed/OrderCancelled,
+table, the downloads bucket, the bus, the queue the program subscribes to the order events fulfilment takes,
 and a queue that catches what fulfilment publishes; the consumer and the API function run on it."""
 
 from __future__ import annotations
@@ -39,7 +39,13 @@ INDEXES = {"openDispatches": ("dispatchQueue", "requestedAt"), "downloads": ("do
 # As services/fulfilment.py subscribes the consumer's queue to the bus.
 ORDER_EVENTS_PATTERN = {
     "source": ["tbs.order"],
-    "detail-type": ["OrderConfirmed", "OrderCancelled", "OrderRefunded"],
+    "detail-type": [
+        "OrderConfirmed",
+        "OrderCancelled",
+        "OrderRefunded",
+        "OrderDisputed",
+        "OrderDisputeClosed",
+    ],
 }
 
 

@@ -108,8 +108,9 @@ def test_only_an_order_beyond_the_transaction_limit_is_written_item_by_item(
     monkeypatch: pytest.MonkeyPatch,
     beyond: bool,
 ) -> None:
-    snapshot = order("order-calls", PHYSICAL, DIGITAL, PHYSICAL)  # 1 + 3 lines + the dispatch request
-    monkeypatch.setattr(fulfilment.domain, "TRANSACTION_LIMIT", 5 - beyond)
+    # 1 + 3 lines + the dispatch request + the check of the order's dispute that comes with it
+    snapshot = order("order-calls", PHYSICAL, DIGITAL, PHYSICAL)
+    monkeypatch.setattr(fulfilment.domain, "TRANSACTION_LIMIT", 6 - beyond)
     assert fits_one_transaction(snapshot) is not beyond
     (record,) = fulfilment_world.send(DetailType.ORDER_CONFIRMED, confirmed(snapshot))
 

@@ -120,7 +120,13 @@ def test_events_flow_between_services_as_designed(stack: Recording) -> None:
         },
         "fulfilment-orders-rule": {
             "source": ["tbs.order"],
-            "detail-type": ["OrderConfirmed", "OrderCancelled", "OrderRefunded"],
+            "detail-type": [
+                "OrderConfirmed",
+                "OrderCancelled",
+                "OrderRefunded",
+                "OrderDisputed",
+                "OrderDisputeClosed",
+            ],
         },
         "reports-events-rule": {
             "source": ["tbs.order", "tbs.fulfilment"],

@@ -45,6 +45,8 @@ from fulfilment.domain import (
     ItemStatus,
     OrderRecord,
     closed,
+    dispute_closed,
+    holds_dispatch,
     planned,
     status_when_processed,
 )
@@ -78,6 +80,7 @@ from shared.events import (
     SOURCE_OF,
     Detail,
     DetailType,
+    DisputeStatus,
     EventDetail,
     ItemKind,
     LineUpdate,
@@ -523,6 +526,7 @@ class InMemoryFulfilmentStore(_Crashes, FulfilmentStore):
     orders: dict[str, _StoredOrder] = field(default_factory=dict)
     items: dict[str, dict[int, StoredItem]] = field(default_factory=lambda: defaultdict(dict))
     dispatches: dict[str, Dispatch] = field(default_factory=dict)
+    disputes: dict[str, DisputeStatus] = field(default_factory=dict)
     crash_before: set[str] = field(default_factory=set)
     # Run just before close_dispatch: another writer (a cancellation, a second request) winning the race.
     writers_before_close: list[Callable[[], None]] = field(default_factory=list)
@@ -543,8 +547,14 @@ class InMemoryFulfilmentStore(_Crashes, FulfilmentStore):
                 customer_id=order.customerId if index in deliveries else None,
             )
         if written.dispatch is not None:
-            self.dispatches[order.orderId] = written.dispatch
+            self.dispatches[order.orderId] = self._as_disputed(written.dispatch)
         return None
+
+    def _as_disputed(self, dispatch: Dispatch) -> Dispatch:
+        """A new request as the order's recorded dispute says (the real store checks it in the write)."""
+        if holds_dispatch(self.disputes.get(dispatch.order_id)):
+            return replace(dispatch, status=DispatchStatus.HELD)
+        return dispatch
 
     def begin(self, order: OrderSnapshot, now: datetime) -> OrderRecord | None:
         self._maybe_crash("begin")
@@ -563,7 +573,9 @@ class InMemoryFulfilmentStore(_Crashes, FulfilmentStore):
         stored = self.orders.get(order_id)
         if stored is None or stored.cancelled:
             return False
-        self.dispatches.setdefault(order_id, Dispatch(order_id, DispatchStatus.REQUESTED, tuple(lines), now))
+        if order_id not in self.dispatches:
+            requested = Dispatch(order_id, DispatchStatus.REQUESTED, tuple(lines), now)
+            self.dispatches[order_id] = self._as_disputed(requested)
         return True
 
     def _process(self, order_id: str, index: int, **done: Any) -> None:
@@ -621,9 +633,37 @@ class InMemoryFulfilmentStore(_Crashes, FulfilmentStore):
         dispatch = self.dispatches.get(order_id)
         if dispatch is None:
             return None
-        if dispatch.status is DispatchStatus.REQUESTED:
+        if dispatch.status in (DispatchStatus.REQUESTED, DispatchStatus.HELD):
             self.dispatches[order_id] = replace(dispatch, status=DispatchStatus.STOPPED, closed_at=now)
         return dispatch.status
+
+    def note_dispute(self, order_id: str, status: DisputeStatus, now: datetime) -> DisputeStatus:
+        self._maybe_crash("note_dispute")
+        known = self.disputes.get(order_id)
+        if known is None or (dispute_closed(status) and not dispute_closed(known)):
+            self.disputes[order_id] = status
+        return self.disputes[order_id]
+
+    def dispute_of(self, order_id: str) -> DisputeStatus | None:
+        return self.disputes.get(order_id)
+
+    def _move_dispatch(
+        self, order_id: str, before: DispatchStatus, after: DispatchStatus
+    ) -> DispatchStatus | None:
+        dispatch = self.dispatches.get(order_id)
+        if dispatch is None:
+            return None
+        if dispatch.status is before:
+            self.dispatches[order_id] = replace(dispatch, status=after)
+        return dispatch.status
+
+    def hold_dispatch(self, order_id: str, now: datetime) -> DispatchStatus | None:
+        self._maybe_crash("hold_dispatch")
+        return self._move_dispatch(order_id, DispatchStatus.REQUESTED, DispatchStatus.HELD)
+
+    def release_dispatch(self, order_id: str, now: datetime) -> DispatchStatus | None:
+        self._maybe_crash("release_dispatch")
+        return self._move_dispatch(order_id, DispatchStatus.HELD, DispatchStatus.REQUESTED)
 
     def close_dispatch(self, order_id: str, closing: Closing, now: datetime) -> bool:
         while self.writers_before_close:

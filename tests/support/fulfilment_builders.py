@@ -4,10 +4,18 @@ OrderCancelled details, and raw envelopes for events the bus would never route t
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.events import EventDetail, ItemKind, OrderItem, OrderSnapshot, OrderStatus
+from shared.events import (
+    DisputeRecord,
+    DisputeStatus,
+    EventDetail,
+    ItemKind,
+    OrderItem,
+    OrderSnapshot,
+    OrderStatus,
+)
 
 REGION = "ap-southeast-2"
 CONFIRMED_AT = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -78,4 +86,26 @@ def envelope(detail_type: str, detail: dict[str, Any], source: str = "tbs.order"
             "resources": [],
             "detail": detail,
         }
+    )
+
+
+def disputed(snapshot: OrderSnapshot, status: DisputeStatus = DisputeStatus.NEEDS_RESPONSE) -> EventDetail:
+    """OrderDisputed (an open dispute, `status`) or, for a closed status, OrderDisputeClosed: the paid
+    order with the dispute as Stripe reported it."""
+    return EventDetail(
+        eventId=f"{snapshot.orderId}:dispute-{status.value}",
+        occurredAt=CONFIRMED_AT,
+        order=snapshot.model_copy(
+            update={
+                "dispute": DisputeRecord(
+                    disputeId=f"dp_{snapshot.orderId}",
+                    amount=snapshot.grossAmount,
+                    status=status,
+                    reason="fraudulent",
+                    evidenceDueBy=CONFIRMED_AT + timedelta(days=7),
+                    chargeRefundable=status.value.startswith("warning") or status is DisputeStatus.WON,
+                ),
+                "version": snapshot.version + 1,
+            }
+        ),
     )

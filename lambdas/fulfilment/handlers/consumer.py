@@ -1,10 +1,11 @@
-"""Fulfilment consumer: fed by the queue subscribed to OrderConfirmed, OrderCancelled and OrderRefunded →
-FulfilmentService.handle, once per event (Powertools idempotency).
+"""Fulfilment consumer: fed by the queue subscribed to OrderConfirmed, OrderCancelled, OrderRefunded,
+OrderDisputed and OrderDisputeClosed → FulfilmentService.handle, once per event (Powertools idempotency).
 
 OrderConfirmed → deliveries for digital lines, a dispatch request for physical ones, OrderFulfilled back on
 the bus; OrderCancelled, OrderRefunded (a Dashboard refund in full) → a dispatch request not yet
-dispatched is stopped. Failed records are reported
-to SQS one by one (partial batch response); the others in the batch are done."""
+dispatched is stopped; OrderDisputed → it is held, OrderDisputeClosed → released (won) or stopped (lost).
+Failed records are reported to SQS one by one (partial batch response); the others in the batch are
+done."""
 
 from __future__ import annotations
 
