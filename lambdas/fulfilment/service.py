@@ -213,6 +213,10 @@ class FulfilmentService:
         if recorded is DisputeStatus.LOST:
             outcome = self.cancel(order)
             return Outcome.DISPUTE_LOST_AFTER_DISPATCH if outcome is Outcome.ALREADY_DISPATCHED else outcome
+        # The event carries the paid order. When Stripe reports the dispute before the payment, the order
+        # announces its payment as OrderDisputed and no OrderConfirmed ever comes: this confirms it
+        # (idempotently; the dispatch request is written held while the dispute is open).
+        self.confirm(order)
         if dispute_closed(recorded):
             return release_outcome(self._store.release_dispatch(order.orderId, now))
         return hold_outcome(self._store.hold_dispatch(order.orderId, now))
