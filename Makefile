@@ -14,7 +14,7 @@ UP_FLAGS = $(if $(CI),--yes,)
 CHAOS_ORDERS ?= 1000
 CHAOS_SEED ?= 7
 
-.PHONY: install unit test lint dev demo chaos fuzz preview snapshots docs seed package preflight policy deploy \
+.PHONY: install unit test e2e lint dev demo chaos fuzz preview snapshots docs seed package preflight policy deploy \
 	clean ops diagram bench browser
 
 install: $(BIN)/.installed
@@ -31,8 +31,14 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt lambdas/requirements.tx
 unit: install
 	PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(BIN)/python -m pytest tests/unit -p hypothesispytest
 
+# The gate for every change, ≤ 90 s on 2 quiet cores: every tier but the local cloud's end-to-end runs.
 test: install
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile --ignore=tests/e2e --ignore=tests/chaos
+
+# End to end over HTTP against the local cloud (one per xdist worker) and a 6-order chaos run; CI runs it
+# after `make test`.
+e2e: install
+	$(BIN)/python -m pytest -n 2 --dist loadfile tests/e2e tests/chaos
 
 lint: install
 	$(BIN)/ruff check .

@@ -48,7 +48,10 @@ HEAVY_MODULES = ("aws_xray_sdk", "stripe", "requests", "sqlite3")
 # What a handler's first invocation loads besides: the X-Ray SDK on the first traced call (every
 # function), stripe where the first call may verify a webhook or call Stripe.
 FIRST_USE_MODULES = {"order.handlers.api": ("stripe",), "order.handlers.payment_events": ("stripe",)}
-TEST_COMMAND = [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadfile", "-q"]  # as `make test`
+TEST_COMMAND = [  # as `make test`
+    *(sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadfile", "-q"),
+    *("--ignore=tests/e2e", "--ignore=tests/chaos"),
+]
 BATCH_WINDOW_SECONDS = "1"  # the dev stack's 30 s window would make every latency ~30 s
 TEE = {"productId": "tee-organic-black", "quantity": 2}
 EBOOK = {"productId": "ebook-zero-waste", "quantity": 1}
