@@ -154,18 +154,22 @@ def list_dispatches(
     )
 
 
+# What the warehouse's two closings of a dispatch request can answer.
+CLOSING_RESPONSES: dict[int, OpenAPIResponse] = {
+    200: MARKED,
+    400: NOT_JSON,
+    403: FORBIDDEN,
+    404: NO_REQUEST,
+    409: CLOSED,
+    415: error_response("The body is not declared application/json"),
+    **COMMON_ERRORS,
+}
+
+
 @app.post(
     "/fulfilment/dispatches/<order_id>/dispatch",
     summary="Mark an order's dispatch request dispatched (warehouse group only): the order is fulfilled",
-    responses={
-        200: MARKED,
-        400: NOT_JSON,
-        403: FORBIDDEN,
-        404: NO_REQUEST,
-        409: CLOSED,
-        415: error_response("The body is not declared application/json"),
-        **COMMON_ERRORS,
-    },
+    responses=CLOSING_RESPONSES,
 )
 def mark_dispatched(order_id: str, body: DispatchIn) -> DispatchOut:
     member_of(app, WAREHOUSE_GROUP, WAREHOUSE_ONLY)
@@ -178,15 +182,7 @@ def mark_dispatched(order_id: str, body: DispatchIn) -> DispatchOut:
 @app.post(
     "/fulfilment/dispatches/<order_id>/fail",
     summary="Mark an order's dispatch request failed, with the reason (warehouse group only)",
-    responses={
-        200: MARKED,
-        400: NOT_JSON,
-        403: FORBIDDEN,
-        404: NO_REQUEST,
-        409: CLOSED,
-        415: error_response("The body is not declared application/json"),
-        **COMMON_ERRORS,
-    },
+    responses=CLOSING_RESPONSES,
 )
 def mark_failed(order_id: str, body: FailIn) -> DispatchOut:
     member_of(app, WAREHOUSE_GROUP, WAREHOUSE_ONLY)
