@@ -63,6 +63,7 @@ class ChaosReport:
     report_rows: int = 0
     dlq_before_redrive: dict[str, list[str]] = field(default_factory=dict)  # queue → reasons
     dlq_after_redrive: dict[str, int] = field(default_factory=dict)
+    poison_destinations: set[str] = field(default_factory=set)  # the DLQs the poison must end in
     unaccounted: list[str] = field(default_factory=list)
     seconds: float = 0.0
     # function → (workers it may run, most invocations it ran at once, cold starts, invocations)
@@ -70,7 +71,14 @@ class ChaosReport:
 
     @property
     def clean(self) -> bool:
-        poison_only = all(depth == self.poison for depth in self.dlq_after_redrive.values())
+        # After the redrive, the DLQs of the queues the poison reaches hold exactly it; every other is empty.
+        poison_only = (
+            all(
+                depth == (self.poison if name in self.poison_destinations else 0)
+                for name, depth in self.dlq_after_redrive.items()
+            )
+            and self.poison_destinations <= self.dlq_after_redrive.keys()
+        )
         return (
             not self.lost_orders
             and not self.doubled_transitions
@@ -410,17 +418,51 @@ class _Chaos:
             if "Item" in fulfilment.get_item(Key={"orderId": order_id, "sk": "ORDER"})
         )
         report.report_rows = self._report_rows(order_ids)
-        report.dlq_after_redrive = {
-            name: len(self._peek(url))
-            for name, url in self._queue_urls(True).items()
-            if name in report.dlq_before_redrive
-        }
+        dead_letter_queues = self._queue_urls(True).items()
+        report.dlq_after_redrive = {name: len(self._peek(url)) for name, url in dead_letter_queues}
+        report.poison_destinations = self._poison_destinations()
         # Every valid message ended processed: the queues are empty and no DLQ holds more than the poison.
         report.unaccounted = [
             f"{name}: {count - report.poison} beyond the poison"
             for name, count in report.dlq_after_redrive.items()
             if count > report.poison
         ]
+
+    def _poison_destinations(self) -> set[str]:
+        """The DLQs the poison ends in: the webhook queue's, and those of the queues whose rules match the
+        malformed OrderConfirmed (matched by moto's own event-pattern matcher, as the bus matched it)."""
+        from moto.events.models import EventPattern
+        from moto.events.utils import EventMessageType
+
+        events = self.cloud.client("events")
+        bus = self.cloud.model.exports["busName"]
+        poison: EventMessageType = {
+            "version": "0",
+            "id": "poison",
+            "detail-type": "OrderConfirmed",
+            "source": "tbs.order",
+            "account": "123456789012",
+            "time": "2026-01-01T00:00:00Z",
+            "region": self.cloud.region,
+            "resources": [],
+            "detail": {"poison": 0},
+        }
+        queues = [
+            target["Arn"].rsplit(":", 1)[1]
+            for rule in events.list_rules(EventBusName=bus)["Rules"]
+            if EventPattern.load(rule.get("EventPattern")).matches_event(poison)
+            for target in events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
+            if target["Arn"].startswith("arn:aws:sqs:")
+        ]
+        queues += [name for name in self._queue_urls(False) if "webhook" in name]
+        # The program's queues only (not this run's own observer on the bus).
+        return {self._dead_letter_queue_of(name) for name in queues if name in self._queue_urls(False)}
+
+    def _dead_letter_queue_of(self, queue_name: str) -> str:
+        policy = self.sqs.get_queue_attributes(
+            QueueUrl=self._queue_urls(False)[queue_name], AttributeNames=["RedrivePolicy"]
+        )["Attributes"]["RedrivePolicy"]
+        return str(json.loads(policy)["deadLetterTargetArn"].rsplit(":", 1)[1])
 
     def _drain(self, url: str) -> list[dict[str, Any]]:
         bodies: list[dict[str, Any]] = []
