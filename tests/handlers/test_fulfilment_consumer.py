@@ -346,19 +346,23 @@ def test_cancel_before_dispatch_stops_the_dispatch_request(
     assert fulfilment_world.published() == []
 
 
+def warehouse_dispatched(fulfilment_world: FulfilmentWorld, order_id: str) -> None:
+    """The warehouse has dispatched the order's parcel (its route is tested in test_fulfilment_api.py)."""
+    fulfilment_world.dynamodb.update_item(
+        TableName=TABLE,
+        Key={"orderId": {"S": order_id}, "sk": {"S": "DISPATCH"}},
+        UpdateExpression="SET #status = :dispatched",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={":dispatched": {"S": "DISPATCHED"}},
+    )
+
+
 def test_cancel_after_dispatch_changes_nothing(
     fulfilment_world: FulfilmentWorld, capsys: pytest.CaptureFixture[str]
 ) -> None:
     snapshot = order("order-shipped", PHYSICAL)
     fulfil(fulfilment_world, snapshot)
-    # The warehouse (out of scope) has dispatched the parcel.
-    fulfilment_world.dynamodb.update_item(
-        TableName=TABLE,
-        Key={"orderId": {"S": "order-shipped"}, "sk": {"S": "DISPATCH"}},
-        UpdateExpression="SET #status = :dispatched",
-        ExpressionAttributeNames={"#status": "status"},
-        ExpressionAttributeValues={":dispatched": {"S": "DISPATCHED"}},
-    )
+    warehouse_dispatched(fulfilment_world, "order-shipped")
     dispatched = fulfilment_world.items("order-shipped")["DISPATCH"]
 
     (cancel,) = fulfilment_world.send(DetailType.ORDER_CANCELLED, cancelled(snapshot))
@@ -389,13 +393,7 @@ def test_a_refund_after_dispatch_is_counted_but_not_alarmed(
 ) -> None:
     snapshot = order("order-returned", PHYSICAL)
     fulfil(fulfilment_world, snapshot)
-    fulfilment_world.dynamodb.update_item(
-        TableName=TABLE,
-        Key={"orderId": {"S": "order-returned"}, "sk": {"S": "DISPATCH"}},
-        UpdateExpression="SET #status = :dispatched",
-        ExpressionAttributeNames={"#status": "status"},
-        ExpressionAttributeValues={":dispatched": {"S": "DISPATCHED"}},
-    )
+    warehouse_dispatched(fulfilment_world, "order-returned")
 
     (refund,) = fulfilment_world.send(DetailType.ORDER_REFUNDED, refunded(snapshot))
     assert fulfilment_world.deliver(refund) == []
