@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -407,6 +408,7 @@ def measure_local_cloud(figures: Figures, orders: int) -> None:
 AT_SCALE_MONTHS = 36
 AT_SCALE_AS_OF = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 AT_SCALE_PRODUCTS = 200
+AT_SCALE_TAX_RATE = Decimal("0.15")  # the stacks' tbs:taxRate
 AT_SCALE_REPORT_RUNS = 20
 # The final status of each synthetic order (weights), and the share that first arrives PAID and later,
 # a few batches on, FULFILLED (the update path: a snapshot replaced, its totals moved).
@@ -497,6 +499,7 @@ def _synthetic_batches(orders: int, batch_size: int, seed: int = 15) -> Iterator
     """`orders` orders of 1-5 lines (3 on average) confirmed over the last AT_SCALE_MONTHS months, in
     time order, as the reports queue delivers their events: batches of `batch_size` store events. Built
     without validation (model_construct): the consumer's parsing is not what is measured here."""
+    from order.domain import tax_of
     from shared.events import (
         DetailType,
         EventDetail,
@@ -548,7 +551,7 @@ def _synthetic_batches(orders: int, batch_size: int, seed: int = 15) -> Iterator
             for product in rng.sample(range(AT_SCALE_PRODUCTS), rng.randint(1, 5))
         ]
         net = sum(item.quantity * item.unitAmount for item in items)
-        tax = (net * 15 + 50) // 100
+        tax = tax_of(net, AT_SCALE_TAX_RATE)
         order = OrderSnapshot.model_construct(
             orderId=ulid(created),
             customerId=f"customer-{rng.randrange(orders // 4 + 1)}",

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
+from order.domain import tax_of
 from shared.events import (
     DisputeRecord,
     DisputeStatus,
@@ -34,7 +36,7 @@ def order(order_id: str, *kinds: ItemKind, version: int = 2) -> OrderSnapshot:
         for index, kind in enumerate(kinds)
     ]
     net = sum(item.quantity * item.unitAmount for item in items)
-    tax = (net * 15 + 50) // 100
+    tax = tax_of(net, Decimal("0.15"))  # the stacks' tbs:taxRate, by the order domain's rule
     return OrderSnapshot(
         orderId=order_id,
         customerId="customer-1",

@@ -5,8 +5,10 @@ from __future__ import annotations
 import itertools
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
+from order.domain import tax_of
 from shared.events import SOURCE_OF, DetailType, EventDetail, ItemKind, OrderItem, OrderSnapshot, OrderStatus
 
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
@@ -31,7 +33,7 @@ def snapshot(
     updated_at: datetime | None = None,
     items: list[OrderItem] | None = None,
 ) -> OrderSnapshot:
-    tax = (net * 15 + 50) // 100  # 15 %, half up
+    tax = tax_of(net, Decimal("0.15"))  # the stacks' tbs:taxRate, by the order domain's rule
     return OrderSnapshot(
         orderId=order_id,
         customerId="customer-1",
