@@ -40,7 +40,7 @@ from unittest import mock
 
 from policy import rules
 from project_paths import DOCS_DIR, LAMBDAS_DIR, LAYER_ZIP, PROJECT_ROOT
-from runtimes.recording import Recorded, record
+from runtimes.recording import Recorded, Recording, record
 
 PERFORMANCE_FILE = DOCS_DIR / "performance.md"
 BASELINE_IMPORT = "boto3, pydantic"
@@ -484,9 +484,9 @@ def _data_api_of_its_own(postgres: Any) -> Iterator[str]:
         process.wait(timeout=30)
 
 
-def _configured_reports_batch_size() -> int:
+def _configured_reports_batch_size(recording: Recording | None = None) -> int:
     """The reports consumer's batch size as the dev stack deploys it."""
-    recording = record("dev")
+    recording = recording or record("dev")
     for mapping in recording.of_type(rules.MAPPING):
         arn = mapping.outputs.get("functionName")
         for function in recording.of_type(rules.FUNCTION):
@@ -591,11 +591,11 @@ def _plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from _plan_nodes(child)
 
 
-def measure_reports_at_scale(figures: Figures, orders: int) -> None:
+def measure_reports_at_scale(figures: Figures, orders: int, batch_size: int | None = None) -> None:
     """`orders` orders through the reports consumer's use case (ReportsService.ingest: its rows, its one
     upsert per batch) into the embedded PostgreSQL behind the Data API emulator, batches of the size the
-    dev stack configures, each Data API call timed; then the monthly report for 12 and 36 months
-    through the same Data API, and its plan."""
+    dev stack configures (or `batch_size`), each Data API call timed; then the monthly report for 12 and
+    36 months through the same Data API, and its plan."""
     sys.path.insert(0, str(LAMBDAS_DIR))
     import boto3
 
@@ -606,10 +606,10 @@ def measure_reports_at_scale(figures: Figures, orders: int) -> None:
     from reports.service import ReportsService
     from reports.store import MONTHLY_TOTALS, ReportsDatabase
 
-    batch_size = _configured_reports_batch_size()
+    batch_size = batch_size or _configured_reports_batch_size()
     with (
         tempfile.TemporaryDirectory(prefix="tbs-bench-postgres-") as directory,
-        running_postgres(Path(directory)) as postgres,
+        running_postgres(Path(directory) / "data") as postgres,
         _data_api_of_its_own(postgres) as endpoint,
     ):
         postgres.create_database("reports")

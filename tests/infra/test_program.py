@@ -384,3 +384,16 @@ def test_each_reports_function_has_its_own_database_login(stack: Recording) -> N
     assert (consumer["DB_SECRET_ARN"], api["DB_SECRET_ARN"]) == (writer, reader)
     invocation = stack.named(f"tbs-{stack.stack}-reports-migration").outputs
     assert invocation["triggers"]["cluster"] == cluster["clusterResourceId"]
+
+
+
+def test_the_benchmark_loads_reports_in_the_batches_the_dev_stack_configures(
+    recordings: dict[str, Recording],
+) -> None:
+    """`make bench` finds the reports consumer's batch size in the program (a rename must not break it)."""
+    from localcloud.bench import _configured_reports_batch_size
+
+    dev = recordings["dev"]
+    mapping = dev.named("tbs-dev-reports-consumer-mapping").outputs
+    configured = int(dev.config["tbs:reportsBatchSize"])
+    assert _configured_reports_batch_size(dev) == mapping["batchSize"] == configured

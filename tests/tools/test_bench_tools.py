@@ -165,3 +165,20 @@ def test_the_synthetic_orders_span_the_months_in_batches_of_the_given_size() -> 
     assert len(months) in (bench.AT_SCALE_MONTHS, bench.AT_SCALE_MONTHS + 1)
     lines = [len(event.detail.order.items) for event in events]
     assert 2.5 <= sum(lines) / len(lines) <= 3.5
+
+
+def test_the_reports_at_scale_step_runs_end_to_end_at_a_small_scale() -> None:
+    """Every step of `make bench` that only `make bench` runs is run here at a toy scale, so it cannot rot
+    between benchmarks (it did: the embedded server was pointed at a directory that already existed)."""
+    figures = bench.Figures(started=datetime.now(UTC))
+    bench.measure_reports_at_scale(figures, orders=120, batch_size=25)
+
+    at_scale = figures.at_scale
+    assert at_scale is not None and at_scale.orders == 120 and at_scale.rows > 120
+    assert set(at_scale.report_ms) == {12, bench.AT_SCALE_MONTHS}
+    assert at_scale.plan and at_scale.call_seconds
+    assert {goal.figure for goal in figures.goals} >= {
+        "reports ingest, 120 orders (per Data API call time)",
+        "monthly report, 12 months, 120 orders",
+        "monthly report plan, 120 orders",
+    }
