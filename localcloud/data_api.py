@@ -422,9 +422,9 @@ class DataApiEmulator:
                 connection = self._connect(request.get("database"), request.get("secretArn"))
             try:
                 yield connection
-                # What a call set on its session (SET …) does not reach the next call.
+                # What a call set on its session (SET …) does not reach the next call; the session's
+                # defaults, UTC included, are its start-up parameters (_connect), so one round trip.
                 connection.run("DISCARD ALL")
-                connection.run("SET TIME ZONE 'UTC'")
             except BaseException:
                 connection.close()  # whatever state it is in, it is not handed out again
                 raise
@@ -459,7 +459,8 @@ class DataApiEmulator:
     def _connect(self, database: str | None, secret_arn: str | None = None) -> Any:
         address = self._login(secret_arn)
         try:
-            connection = address.connect(database)
+            # The Data API's sessions run in UTC, whatever the server's default.
+            connection = address.connect(database, startup_parameters={"TimeZone": "UTC"})
         except pg8000.native.Error as error:
             # A missing database shows as a FATAL error or, when the server hangs up first, a broken pipe.
             if database and not self._database_exists(database):
@@ -467,8 +468,6 @@ class DataApiEmulator:
                     "DatabaseNotFoundException", f'database "{database}" does not exist', 404
                 ) from error
             raise
-        # The Data API's sessions run in UTC; so do ours, whatever the server's default.
-        connection.run("SET TIME ZONE 'UTC'")
         return connection
 
     def _database_exists(self, name: str) -> bool:
@@ -507,6 +506,10 @@ def _updated(context: Any) -> int:
 
 def _handler_for(emulator: DataApiEmulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        # Keep-alive, as the real endpoint (HTTPS/1.1) and botocore's pooled connections have it: HTTP/1.0
+        # would cost a TCP connection and a server thread per call.
+        protocol_version = "HTTP/1.1"
+
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""

@@ -56,8 +56,9 @@ class PostgresAddress:
             unix_socket=f"{socket_dir}/.s.PGSQL.{port}" if socket_dir else None,
         )
 
-    def connect(self, database: str | None = None) -> Any:
-        """A pg8000 native connection (autocommit unless a transaction is begun explicitly)."""
+    def connect(self, database: str | None = None, startup_parameters: dict[str, str] | None = None) -> Any:
+        """A pg8000 native connection (autocommit unless a transaction is begun explicitly), its
+        session defaults set by `startup_parameters` (e.g. {"TimeZone": "UTC"})."""
         return pg8000.native.Connection(
             self.user,
             password=self.password,
@@ -68,6 +69,7 @@ class PostgresAddress:
             # No TLS over a local socket (pg8000 would build a TLS context, loading the system's CA
             # certificates, for every connection); a server reached by host negotiates as usual.
             ssl_context=False if self.unix_socket else None,
+            startup_params=startup_parameters,
         )
 
     def create_database(self, name: str) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import socket
 import urllib.request
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -175,3 +177,36 @@ def test_python_values_become_typed_parameters(value: Any, expected: dict[str, A
 def test_a_naive_datetime_is_refused() -> None:
     with pytest.raises(ValueError, match="naive datetime"):
         sql_parameter("p", datetime(2026, 1, 1))
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ["SET TIME ZONE 'America/New_York'", "SET search_path TO pg_catalog", "SET statement_timeout = 1"],
+)
+def test_each_call_starts_a_fresh_utc_session_whatever_the_last_one_set(
+    new_database: DataApi, setting: str
+) -> None:
+    """The Data API's sessions are not the caller's to configure across calls, and run in UTC."""
+    new_database.execute(setting)
+    (row,) = new_database.execute(
+        "SELECT current_setting('TimeZone') AS zone, current_setting('search_path') AS path,"
+        " current_setting('statement_timeout') AS timeout"
+    )
+    assert row == {"zone": "UTC", "path": '"$user", public', "timeout": "0"}
+
+
+def test_calls_share_one_kept_alive_connection_as_https_clients_do(emulator: DataApiEmulator) -> None:
+    """botocore keeps its connection to the Data API alive between calls; so does the emulator (a new
+    TCP connection and server thread per call would be a cost the real service does not have)."""
+    host, port = emulator.endpoint_url.removeprefix("http://").split(":")
+    request = (
+        f"POST /_emulator/resuming HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        'Content-Length: 12\r\n\r\n{"calls": 0}'
+    ).encode()
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        for _ in range(2):
+            connection.sendall(request)
+            response = http.client.HTTPResponse(connection)
+            response.begin()
+            assert response.status == 200 and json.loads(response.read()) == {"resumingCalls": 0}
+            assert response.version == 11 and not response.will_close
