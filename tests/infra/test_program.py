@@ -386,7 +386,6 @@ def test_each_reports_function_has_its_own_database_login(stack: Recording) -> N
     assert invocation["triggers"]["cluster"] == cluster["clusterResourceId"]
 
 
-
 def test_the_benchmark_loads_reports_in_the_batches_the_dev_stack_configures(
     recordings: dict[str, Recording],
 ) -> None:
