@@ -78,6 +78,7 @@ IMPORT_RATIO_GOAL = 1.5  # × the bare `import boto3, pydantic` of the same run
 AWS_CALLS_RATIO_GOAL = 1.25  # warm calls of one order's life × the design's minimum
 REPORT_LATENCY_GOAL_MS = 200.0
 INGEST_GOAL_ORDERS_PER_SECOND = 2000.0
+PROGRESS_EVERY_SECONDS = 60.0
 TEST_SUITE_GOAL_SECONDS = 90.0
 
 # What one order's life needs at the least, by design (docs/design.md, "Contracts": conditional writes on
@@ -633,10 +634,13 @@ def measure_reports_at_scale(figures: Figures, orders: int, batch_size: int | No
 
         client.seconds.clear()
         rows = 0
-        started = time.monotonic()
+        started = reported = time.monotonic()
         for batch in _synthetic_batches(orders, batch_size):
             service.ingest(batch, lambda: 60.0)
             rows += len(batch)
+            if time.monotonic() - reported >= PROGRESS_EVERY_SECONDS:  # a long run says it is alive
+                reported = time.monotonic()
+                print(f"  {rows:,} order events in {reported - started:.0f} s", file=sys.stderr, flush=True)
         wall = time.monotonic() - started
         call_seconds = list(client.seconds)
         db.execute("ANALYZE")
