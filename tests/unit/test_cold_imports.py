@@ -21,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from components.function import RUNTIME_VARIABLES
 from fulfilment import wiring as fulfilment_wiring
 from order import wiring as order_wiring
 from reports import wiring as reports_wiring
@@ -108,6 +109,7 @@ print(json.dumps({
 
 def _lambda_environment() -> dict[str, str]:
     return {
+        **RUNTIME_VARIABLES,
         "PATH": os.environ.get("PATH", ""),
         "PYTHONPATH": str(ROOT / "lambdas"),
         "PYTHONDONTWRITEBYTECODE": "1",
@@ -141,10 +143,13 @@ def test_each_handler_imported_alone_loads_and_builds_only_what_every_invocation
         assert probe.returncode == 0, f"{module}: {errors}"
         found[module] = json.loads(output)
 
-    wasteful = {module: {what: how for what, how in at_import.items() if how} for module, at_import in found.items()}
+    wasteful = {
+        module: {what: how for what, how in at_import.items() if how} for module, at_import in found.items()
+    }
     wasteful = {module: at_import for module, at_import in wasteful.items() if at_import}
-    assert not wasteful, "importing a handler (alone, in a fresh interpreter) did what a later path needs:\n" + (
-        json.dumps(wasteful, indent=1)
+    assert not wasteful, (
+        "importing a handler (alone, in a fresh interpreter) did what a later path needs:\n"
+        + (json.dumps(wasteful, indent=1))
     )
 
 

@@ -9,6 +9,9 @@ done."""
 
 from __future__ import annotations
 
+# First, before anything loads pydantic: shared.batch says why.
+from shared.batch import sqs_consumer  # isort: skip
+
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -18,7 +21,6 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import D
 
 from fulfilment import wiring
 from fulfilment.domain import Outcome, RejectedEvent, read_event
-from shared.batch import sqs_consumer
 from shared.events import StoreEvent
 from shared.idempotency import IdempotentStep
 from shared.observability import logger, metrics, tracer
