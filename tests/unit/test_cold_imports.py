@@ -10,8 +10,9 @@ imports it.
 
 Each handler is also imported alone in its own fresh interpreter (as Lambda does; a module one handler
 loads would otherwise hide what the next one loads), and that import must not: load a module only some
-paths need, build a pydantic model or TypeAdapter of ours (each is built by its first use), or make
-pydantic scan the installed distributions for plugins. A failure names the handler."""
+paths need, build a pydantic model or TypeAdapter of ours (each is built by its first use), make pydantic
+scan the installed distributions for plugins, or collect garbage (shared.init_phase), and it must leave
+the garbage collector running. A failure names the handler and what its import did."""
 
 from __future__ import annotations
 
@@ -84,7 +85,9 @@ print(json.dumps({
 
 
 IMPORT_ALONE = """
-import importlib, json, sys
+import gc, importlib, json, sys
+importlib.import_module(sys.argv[1].rpartition(".")[0])  # the handlers' package, as Lambda imports it first
+collecting_while_importing = gc.isenabled()
 importlib.import_module(sys.argv[1])
 unwanted, ours = json.loads(sys.argv[2]), tuple(json.loads(sys.argv[3]))
 # Only after the handler: importing pydantic first would change what the handler's import does.
@@ -103,6 +106,8 @@ print(json.dumps({
     "loaded": sorted(name for name in unwanted if name in sys.modules),
     "built": built,
     "scanned for pydantic plugins": _loader._plugins is not None,
+    "garbage collector running while the handler imported": collecting_while_importing,
+    "garbage collector left paused": not gc.isenabled(),
 }))
 """
 

@@ -23,6 +23,7 @@ from fulfilment import wiring
 from fulfilment.domain import Outcome, RejectedEvent, read_event
 from shared.events import StoreEvent
 from shared.idempotency import IdempotentStep
+from shared.init_phase import resume_collection
 from shared.observability import logger, metrics, tracer
 
 # Keyed on detail.eventId, not the EventBridge id: the producer's re-publish of the same state change
@@ -76,3 +77,6 @@ def record_handler(record: SQSRecord) -> Outcome:
 
 
 handler = sqs_consumer(record_handler, idempotency=idempotency_config)
+
+# Last: the import is done, the garbage collector runs again (shared.init_phase).
+resume_collection()

@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from order import wiring
 from shared.events import FulfilmentEvent, parse_fulfilment_event
+from shared.init_phase import resume_collection
 from shared.observability import logger, metrics
 
 
@@ -32,3 +33,6 @@ def record_handler(record: SQSRecord) -> None:
 
 
 handler = sqs_consumer(record_handler)
+
+# Last: the import is done, the garbage collector runs again (shared.init_phase).
+resume_collection()

@@ -32,6 +32,7 @@ from order.webhooks import (
     verify,
 )
 from shared.idempotency import IdempotentStep
+from shared.init_phase import resume_collection
 from shared.observability import count, logger
 from shared.stripe_rules import API_VERSION
 
@@ -121,3 +122,6 @@ def record_handler(record: SQSRecord) -> None:
 
 
 handler = sqs_consumer(record_handler, idempotency=STRIPE_EVENT_IDEMPOTENCY)
+
+# Last: the import is done, the garbage collector runs again (shared.init_phase).
+resume_collection()
