@@ -19,6 +19,12 @@ METRICS_NAMESPACE = "TheBetterStore"
 # What a handler package may ship: code, SQL migrations and data files. Never caches or tests.
 _SHIPPED_SUFFIXES = {".py", ".sql", ".json"}
 
+# What every function's Python runtime is told, whatever its service. The store installs no pydantic
+# plugin; without this, the first model pydantic builds (Powertools' event handler builds one at import)
+# reads the entry points of every installed distribution to look for plugins ("Disabling Plugins",
+# Pydantic Plugins, https://docs.pydantic.dev/latest/concepts/plugins/#disabling-plugins).
+RUNTIME_VARIABLES = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}
+
 # X-Ray's write actions have no resource-level permissions: AWS requires "*" for them.
 XRAY_STATEMENT: Statement = allow(["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"])
 
@@ -110,6 +116,7 @@ class Function(pulumi.ComponentResource):
                 "variables": {
                     "POWERTOOLS_SERVICE_NAME": args.service,
                     "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                    **RUNTIME_VARIABLES,
                     **args.environment,
                 }
             },

@@ -47,8 +47,12 @@ BASELINE_IMPORT = "boto3, pydantic"
 # Loaded only by the paths that need them, never by importing a handler (tests/unit/test_cold_imports.py).
 HEAVY_MODULES = ("aws_xray_sdk", "stripe", "requests", "sqlite3")
 # What a handler's first invocation loads besides: the X-Ray SDK on the first traced call (every
-# function), stripe where the first call may verify a webhook or call Stripe.
-FIRST_USE_MODULES = {"order.handlers.api": ("stripe",), "order.handlers.payment_events": ("stripe",)}
+# function), stripe where the first call may verify a webhook or call Stripe, and the order API's Stripe
+# gateway (order.wiring imports it for the functions that call Stripe).
+FIRST_USE_MODULES = {
+    "order.handlers.api": ("stripe", "order.payments"),
+    "order.handlers.payment_events": ("stripe",),
+}
 TEST_COMMAND = [  # as `make test`
     *(sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadfile", "-q"),
     *("--ignore=tests/e2e", "--ignore=tests/chaos"),

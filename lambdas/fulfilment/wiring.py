@@ -6,16 +6,18 @@ and credentials the function runs with."""
 from __future__ import annotations
 
 from functools import cache, partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from fulfilment.files import PRESIGNING, DownloadBucket
 from fulfilment.service import FulfilmentService
 from fulfilment.store import FulfilmentTable
 from shared.bus import publish
 from shared.settings import Settings, load
+
+if TYPE_CHECKING:  # the consumer's alone: the API function keeps no idempotency records
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 
 class ConsumerSettings(Settings):
@@ -56,6 +58,8 @@ def fulfilment_service() -> FulfilmentService:
 
 @cache
 def idempotency() -> DynamoDBPersistenceLayer:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
     return DynamoDBPersistenceLayer(
         table_name=load(ConsumerSettings).IDEMPOTENCY_TABLE, boto3_client=_dynamodb()
     )

@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -33,7 +34,12 @@ ORDER_INDEXES = [
     (REFUND_DUE_INDEX, REFUND_DUE, "cancelledAt"),
 ]
 _ORDER_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")  # a ULID (shared.ids), as every order id is
-_JSON_TIME = TypeAdapter(datetime)
+
+
+@cache
+def _json_time() -> TypeAdapter[datetime]:
+    """Built by the first refund sweep, the only path that compares times in a query."""
+    return TypeAdapter(datetime)
 
 
 def _item(order: OrderSnapshot) -> dict[str, Any]:
@@ -171,7 +177,7 @@ class OrderTable:
             "ExpressionAttributeValues": {
                 ":due": "due",
                 # As the snapshot writes cancelledAt (pydantic's JSON form), so the strings compare as times.
-                ":before": _JSON_TIME.dump_python(cancelled_before.astimezone(UTC), mode="json"),
+                ":before": _json_time().dump_python(cancelled_before.astimezone(UTC), mode="json"),
             },
             "ProjectionExpression": "orderId",
         }

@@ -11,14 +11,15 @@ from typing import TYPE_CHECKING
 
 import boto3
 
-from order.payments import StripeGateway
 from order.service import OrderService, Publish
 from order.store import CatalogTable, CreateRequestTable, OrderTable
 from shared.bus import publish
 from shared.settings import Settings, load
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # what only some functions use, imported by their first use
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    from order.payments import StripeGateway
 
 SECRET_CACHE_SECONDS = 300  # a rotated secret is picked up within five minutes
 
@@ -79,6 +80,8 @@ def _bus(bus_name: str) -> Publish:
 
 def _stripe(settings: ApiSettings | RefundSweeperSettings) -> StripeGateway:
     """The key is read when Stripe is called (cached), so a rotated key needs no cold start."""
+    from order.payments import StripeGateway  # the functions that call Stripe only
+
     return StripeGateway(partial(secret, settings.STRIPE_API_KEY_SECRET_ARN), settings.STRIPE_API_BASE)
 
 

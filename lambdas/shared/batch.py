@@ -1,7 +1,12 @@
 """How every queue consumer of the store takes its SQS batch: Powertools' BatchProcessor with partial
 batch responses, so SQS retries exactly the records that failed and the others are done ("Handling
 errors for an SQS event source in Lambda", section "Implementing partial batch responses",
-https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html)."""
+https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html).
+
+A consumer imports this module before anything that loads pydantic: Powertools' batch, imported while
+pydantic is loaded, also builds Powertools' parser models of every event source (SQS, DynamoDB, Kinesis,
+Kafka) for its type aliases, tens of milliseconds of cold start for models the store never uses
+(tests/unit/test_cold_imports.py fails, naming the handler, when one comes back)."""
 
 from __future__ import annotations
 

@@ -37,6 +37,7 @@ from shared.http import (
     rest_resolver,
     unsupported_media_type,
 )
+from shared.init_phase import resume_collection
 from shared.models import Model
 from shared.observability import logger, metrics, tracer
 
@@ -231,3 +232,7 @@ def bad_cursor(error: InvalidCursor) -> Response[Any]:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return unsupported_media_type(event) or app.resolve(event, context)
+
+
+# Last: the import is done, the garbage collector runs again (shared.init_phase).
+resume_collection()

@@ -9,6 +9,9 @@ done."""
 
 from __future__ import annotations
 
+# First, before anything loads pydantic: shared.batch says why.
+from shared.batch import sqs_consumer  # isort: skip
+
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -18,9 +21,9 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import D
 
 from fulfilment import wiring
 from fulfilment.domain import Outcome, RejectedEvent, read_event
-from shared.batch import sqs_consumer
 from shared.events import StoreEvent
 from shared.idempotency import IdempotentStep
+from shared.init_phase import resume_collection
 from shared.observability import logger, metrics, tracer
 
 # Keyed on detail.eventId, not the EventBridge id: the producer's re-publish of the same state change
@@ -74,3 +77,6 @@ def record_handler(record: SQSRecord) -> Outcome:
 
 
 handler = sqs_consumer(record_handler, idempotency=idempotency_config)
+
+# Last: the import is done, the garbage collector runs again (shared.init_phase).
+resume_collection()

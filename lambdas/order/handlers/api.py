@@ -45,6 +45,7 @@ from shared.http import (
     unsupported_media_type,
 )
 from shared.idempotency import IdempotentStep
+from shared.init_phase import resume_collection
 from shared.models import Model
 from shared.observability import count, logger, metrics, tracer
 
@@ -402,3 +403,7 @@ def payment_provider_failed(error: PaymentProviderError) -> Response[Any]:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     CREATE_IDEMPOTENCY.register_lambda_context(context)
     return unsupported_media_type(event) or app.resolve(event, context)
+
+
+# Last: the import is done, the garbage collector runs again (shared.init_phase).
+resume_collection()

@@ -7,11 +7,14 @@ so a redelivered or late event changes nothing (no idempotency records)."""
 
 from __future__ import annotations
 
+# First, before anything loads pydantic: shared.batch says why.
+from shared.batch import sqs_consumer  # isort: skip
+
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from order import wiring
-from shared.batch import sqs_consumer
 from shared.events import FulfilmentEvent, parse_fulfilment_event
+from shared.init_phase import resume_collection
 from shared.observability import logger, metrics
 
 
@@ -30,3 +33,6 @@ def record_handler(record: SQSRecord) -> None:
 
 
 handler = sqs_consumer(record_handler)
+
+# Last: the import is done, the garbage collector runs again (shared.init_phase).
+resume_collection()

@@ -11,6 +11,9 @@ keeps them for a redrive once the secret is fixed (docs/design.md, decision log:
 
 from __future__ import annotations
 
+# First, before anything loads pydantic: shared.batch says why.
+from shared.batch import sqs_consumer  # isort: skip
+
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,8 +31,8 @@ from order.webhooks import (
     parse_message,
     verify,
 )
-from shared.batch import sqs_consumer
 from shared.idempotency import IdempotentStep
+from shared.init_phase import resume_collection
 from shared.observability import count, logger
 from shared.stripe_rules import API_VERSION
 
@@ -119,3 +122,6 @@ def record_handler(record: SQSRecord) -> None:
 
 
 handler = sqs_consumer(record_handler, idempotency=STRIPE_EVENT_IDEMPOTENCY)
+
+# Last: the import is done, the garbage collector runs again (shared.init_phase).
+resume_collection()

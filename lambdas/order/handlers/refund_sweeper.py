@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from order import wiring
 from order.metrics import REFUND_OVERDUE
 from order.payments import STRIPE_TIMEOUTS, worst_case_seconds
+from shared.init_phase import resume_collection
 from shared.observability import logger, metrics, tracer
 
 # One order's refund waits for Stripe at most twice (a refund, then the refunds listed), plus writes.
@@ -46,3 +47,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
     }
     logger.info("refund sweep", extra=summary)
     return summary
+
+
+# Last: the import is done, the garbage collector runs again (shared.init_phase).
+resume_collection()

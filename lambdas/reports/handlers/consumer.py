@@ -23,6 +23,7 @@ from reports import wiring
 from reports.data_api import is_resuming
 from shared.batch import sqs_processor
 from shared.events import InvalidStoreEvent, StoreEvent, parse_store_event
+from shared.init_phase import resume_collection
 from shared.observability import logger, metrics, tracer
 
 # Time kept back from the function's timeout to answer SQS before Lambda stops us.
@@ -67,3 +68,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     logger.info("batch stored", extra=counts)
     metrics.add_metric(name="OrdersChanged", unit=MetricUnit.Count, value=counts["changed"])
     return processor.response()
+
+
+# Last: the import is done, the garbage collector runs again (shared.init_phase).
+resume_collection()

@@ -11,6 +11,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reports import wiring
+from shared.init_phase import resume_collection
 from shared.observability import logger
 
 # Time kept back from the function's timeout to report a still-paused cluster cleanly.
@@ -31,3 +32,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         extra={"applied": migrated.applied, "known": migrated.known, "logins": migrated.logins},
     )
     return {"applied": migrated.applied, "current": migrated.current, "logins": migrated.logins}
+
+
+# Last: the import is done, the garbage collector runs again (shared.init_phase).
+resume_collection()

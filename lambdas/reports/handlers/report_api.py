@@ -26,6 +26,7 @@ from reports import wiring
 from reports.data_api import is_resuming
 from reports.domain import MonthTotals, groups_of, report_csv
 from shared.http import COMMON_ERRORS, error_response, rest_resolver
+from shared.init_phase import resume_collection
 from shared.models import Model
 from shared.observability import logger, metrics, tracer
 
@@ -117,3 +118,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Counted before routing, so refused and invalid requests are counted too.
     metrics.add_metric(name="MonthlyReportRequests", unit=MetricUnit.Count, value=1)
     return app.resolve(event, context)
+
+
+# Last: the import is done, the garbage collector runs again (shared.init_phase).
+resume_collection()
