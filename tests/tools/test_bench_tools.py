@@ -3,6 +3,7 @@ arithmetic and layout of docs/performance.md. (The figures themselves are measur
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -182,3 +183,24 @@ def test_the_reports_at_scale_step_runs_end_to_end_at_a_small_scale() -> None:
         "monthly report, 12 months, 120 orders",
         "monthly report plan, 120 orders",
     }
+
+
+def test_imports_are_measured_on_a_byte_compiled_copy_whatever_the_checkouts_cache(tmp_path: Path) -> None:
+    """The figures must not depend on whether a test run refreshed __pycache__ since the last edit."""
+    package = tmp_path / "lambdas" / "pkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "module.py").write_text("VALUE = 1\n")
+    (package / "__pycache__").mkdir()
+    (package / "__pycache__" / "module.cpython-311.pyc").write_bytes(b"stale")
+
+    with bench.byte_compiled_copy(tmp_path / "lambdas") as copy:
+        sources = sorted(copy.rglob("*.py"))
+        assert [source.relative_to(copy).as_posix() for source in sources] == [
+            "pkg/__init__.py",
+            "pkg/module.py",
+        ]
+        for source in sources:
+            compiled = Path(importlib.util.cache_from_source(str(source)))
+            assert compiled.exists() and compiled.read_bytes() != b"stale"
+    assert not copy.exists()
