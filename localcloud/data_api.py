@@ -509,6 +509,9 @@ def _handler_for(emulator: DataApiEmulator) -> type[BaseHTTPRequestHandler]:
         # Keep-alive, as the real endpoint (HTTPS/1.1) and botocore's pooled connections have it: HTTP/1.0
         # would cost a TCP connection and a server thread per call.
         protocol_version = "HTTP/1.1"
+        # TCP_NODELAY: a response goes out as two writes (headers, body); under Nagle's algorithm the body
+        # waits for the client's delayed ACK of the headers, ~40 ms per call on a kept-alive connection.
+        disable_nagle_algorithm = True
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
