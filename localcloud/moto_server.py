@@ -585,9 +585,9 @@ def _install_costs() -> None:
     # parse of that text (the tree is plain objects: a pickle round trip copies it as deepcopy does, in a
     # third of the time).
     from moto.dynamodb.parsing import validators
-    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 
-    parse = UpdateExpressionParser.make.__func__  # type: ignore[attr-defined]
+    parse = UpdateExpressionParser.make.__func__
 
     @functools.lru_cache(maxsize=512)
     def parsed(cls: type, expression: str) -> bytes:
@@ -596,7 +596,7 @@ def _install_costs() -> None:
     def make(cls: type, expression: str) -> Any:
         return pickle.loads(parsed(cls, expression))  # noqa: S301 - our own pickle of moto's parse
 
-    UpdateExpressionParser.make = classmethod(make)  # type: ignore[method-assign,assignment]
+    UpdateExpressionParser.make = classmethod(make)
 
     def validator(
         self: Any,

@@ -17,9 +17,7 @@ DYNAMODB = get_service_model("dynamodb")  # as moto loads it for its own seriali
 
 
 class DirectSerializer(JSONSerializer):
-    _serialize_type_structure = serialize_attribute_values_directly(  # type: ignore[assignment]
-        JSONSerializer._serialize_type_structure
-    )
+    _serialize_type_structure = serialize_attribute_values_directly(JSONSerializer._serialize_type_structure)
 
 
 def serialized(serializer_class: type[JSONSerializer], operation: str, result: Any) -> Any:
