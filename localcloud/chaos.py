@@ -154,6 +154,7 @@ class _Chaos:
         self.random = random.Random(report.seed)  # noqa: S311 - seeded to repeat a run, not a secret
         self.run_id = uuid.uuid4().hex[:8]
         self.sqs = cloud.client("sqs")
+        self.dynamodb = cloud.client("dynamodb")
         self.customer = StoreClient(
             cloud.api_url, cloud.issuer.token(f"chaos-{self.run_id}", "chaos@example.com")
         )
@@ -173,7 +174,7 @@ class _Chaos:
             self._send_poison()
             self.progress("webhooks and poison sent; waiting for the system to settle")
             self._settle()
-            self._dispatch(order_ids)
+            waiting = self._dispatch(order_ids)
             self._settle()
         finally:
             cloud.fault_rate = 0.0
@@ -184,7 +185,9 @@ class _Chaos:
         )
         self._redrive_all()
         self._settle()
-        self._dispatch(order_ids)  # those whose request was held in a DLQ until the redrive
+        # Those whose dispatch request was held in a DLQ until the redrive (the others were dispatched,
+        # twice, above).
+        self._dispatch(waiting)
         self._settle()
         self._measure(order_ids, observer)
         report.concurrency = {
@@ -218,8 +221,9 @@ class _Chaos:
 
     def _deliver_webhooks(self, order_ids: list[str]) -> None:
         events: list[dict[str, Any]] = []
+        orders = self._orders(order_ids)
         for index, order_id in enumerate(order_ids):
-            intent = self._order(order_id)["paymentIntentId"]["S"]
+            intent = orders[order_id]["paymentIntentId"]["S"]
             if index % 5 == 0:
                 events.append(self.cloud.stripe.event("payment_intent.payment_failed", intent))
             events.append(self.cloud.stripe.event("payment_intent.succeeded", intent))
@@ -245,10 +249,12 @@ class _Chaos:
                 raise RuntimeError(f"dispatching {order_id}: {reply.status} {reply.body}")
         raise RuntimeError(f"order {order_id} could not be dispatched in {DISPATCH_ATTEMPTS} attempts")
 
-    def _dispatch(self, order_ids: list[str]) -> None:
+    def _dispatch(self, order_ids: list[str]) -> list[str]:
+        """Each order dispatched twice; the orders that had no dispatch request yet."""
         with ThreadPoolExecutor(max_workers=4) as pool:
             done = list(pool.map(self._dispatch_once, order_ids + order_ids))
         self.progress(f"the warehouse dispatched {sum(done[: len(order_ids)])} of {len(order_ids)} orders")
+        return [order_id for order_id, dispatched in zip(order_ids, done, strict=False) if not dispatched]
 
     def _send_poison(self) -> None:
         events = self.cloud.client("events")
@@ -283,12 +289,26 @@ class _Chaos:
         events.put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "observer", "Arn": arn}])
         return str(url)
 
-    def _order(self, order_id: str) -> dict[str, Any]:
+    def _orders(self, order_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The orders' items, by id (strongly consistent reads)."""
         table = self.cloud.model.exports["ordersTable"]
-        item: dict[str, Any] = self.cloud.client("dynamodb").get_item(
-            TableName=table, Key={"orderId": {"S": order_id}}, ConsistentRead=True
-        )["Item"]
-        return item
+        return {
+            item["orderId"]["S"]: item
+            for item in self._items(table, [{"orderId": {"S": order_id}} for order_id in order_ids])
+        }
+
+    def _items(self, table: str, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The items of `table` with these keys that exist: BatchGetItem, at most 100 keys a call, its
+        unprocessed keys asked again ("BatchGetItem", Amazon DynamoDB API Reference,
+        https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html)."""
+        items: list[dict[str, Any]] = []
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {table: {"Keys": keys[start : start + 100], "ConsistentRead": True}}
+            while request:
+                answer = self.dynamodb.batch_get_item(RequestItems=request)
+                items += answer["Responses"].get(table, [])
+                request = answer.get("UnprocessedKeys") or {}
+        return items
 
     def _failures_logged(self) -> int:
         log = self.cloud.log_dir / "localcloud.log"
@@ -383,18 +403,23 @@ class _Chaos:
 
     def _measure(self, order_ids: list[str], observer: str) -> None:
         report = self.report
+        orders = self._orders(order_ids)
         for order_id in order_ids:
-            order = self._order(order_id)
+            order = orders.get(order_id)
+            if order is None:
+                report.lost_orders.append(f"{order_id} is gone")
+                continue
             status, version = order["status"]["S"], int(order["version"]["N"])
             if status != "FULFILLED":
                 report.lost_orders.append(f"{order_id} is {status}")
             elif version not in (3, 4):  # PENDING → [PAYMENT_FAILED →] PAID → FULFILLED: one step per change
                 report.doubled_transitions.append(f"{order_id} reached version {version}")
+        placed = set(order_ids)
         confirmed = [
             event
             for event in self._drain(observer)
             if event["detail-type"] == "OrderConfirmed"
-            and event["detail"].get("order", {}).get("orderId") in set(order_ids)
+            and event["detail"].get("order", {}).get("orderId") in placed
         ]
         report.confirmed_deliveries = len(confirmed)
         per_order = Counter(
@@ -405,17 +430,15 @@ class _Chaos:
         report.doubled_transitions += [
             f"{order_id} confirmed {count}×" for order_id, count in per_order.items() if count > 1
         ]
-        fulfilment = self.cloud.resource("dynamodb").Table(
-            next(
-                f.environment["FULFILMENT_TABLE"]
-                for f in self.cloud.model.functions.values()
-                if "FULFILMENT_TABLE" in f.environment
-            )
+        fulfilment = next(
+            f.environment["FULFILMENT_TABLE"]
+            for f in self.cloud.model.functions.values()
+            if "FULFILMENT_TABLE" in f.environment
         )
-        report.fulfilment_records = sum(
-            1
-            for order_id in order_ids
-            if "Item" in fulfilment.get_item(Key={"orderId": order_id, "sk": "ORDER"})
+        report.fulfilment_records = len(
+            self._items(
+                fulfilment, [{"orderId": {"S": order_id}, "sk": {"S": "ORDER"}} for order_id in order_ids]
+            )
         )
         report.report_rows = self._report_rows(order_ids)
         dead_letter_queues = self._queue_urls(True).items()

@@ -214,7 +214,9 @@ class LocalCloud:
         return depths
 
     def _run_program(self) -> None:
-        mocks = MaterializingMocks(self.region, self.client)
+        # One operator client per service for the whole program: creating one costs more than most of the
+        # calls made with it.
+        mocks = MaterializingMocks(self.region, functools.cache(self.client))
         config = {
             "tbs:stripeSecretKey": self.stripe.api_key,
             "tbs:stripeWebhookSecret": WEBHOOK_SECRET,
@@ -224,9 +226,8 @@ class LocalCloud:
         self.model = mocks.model
         self.model.exports = recording.exports
 
-    def _role_policies(self, role_name: str) -> tuple[str, ...]:
+    def _role_policies(self, iam: Any, role_name: str) -> tuple[str, ...]:
         """The policy documents of a role as moto has them (inline and attached), as JSON texts."""
-        iam = self.client("iam")
         documents = [
             json.dumps(iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"])
             for name in iam.list_role_policies(RoleName=role_name)["PolicyNames"]
@@ -242,7 +243,7 @@ class LocalCloud:
     def _issue_credentials(self) -> None:
         """A session of each role a function or an integration runs with (STS AssumeRole, as Lambda and
         API Gateway assume them), its keys known to the Data API emulator with the role's policies."""
-        sts = self.client("sts")
+        sts, iam = self.client("sts"), self.client("iam")
         sessions = {function.role_arn: function.name for function in self.model.functions.values()}
         for route in self.model.routes.values():
             if route.integration.get("credentials"):
@@ -258,7 +259,7 @@ class LocalCloud:
                     f"arn:aws:sts::{role_arn.split(':')[4]}:assumed-role/{role_name}/{session_name}",
                     credentials.secret_access_key,
                     credentials.session_token,
-                    self._role_policies(role_name),
+                    self._role_policies(iam, role_name),
                 ),
             )
 

@@ -18,8 +18,9 @@ Before moto starts, three kinds of change are installed in this process (moto it
 3. **Costs that grow with the data**, which made a long chaos run slow down as it went (each receive
    read every queue attribute once per message; each transaction deep-copied its whole table; every
    request listed moto's package directory and its response class's methods; Werkzeug's server opened a
-   connection and a thread per call). Each replacement computes the
-   same answer as moto does.
+   connection and a thread per call), and **costs per call** moto need not pay: DynamoDB's AttributeValues
+   written directly rather than through moto's generic serialiser (the same bytes), an UpdateExpression
+   parsed once per text. Each replacement computes the same answer as moto does.
 
 And one fidelity fix: EventBridge delivers an event to an SQS target with its `account`
 ("Amazon EventBridge events", https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-events.html);
@@ -28,11 +29,13 @@ moto 5.2.5 leaves it out."""
 from __future__ import annotations
 
 import argparse
+import base64
 import copy
 import datetime as dt
 import functools
 import json
 import os
+import pickle
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -435,6 +438,88 @@ class _QueueAttributes(Mapping[str, Any]):
         return len(self._names)
 
 
+# DynamoDB's AttributeValue members, in the order of its botocore shape: S, N, B, SS, NS, BS, M, L, NULL, BOOL
+# ("AttributeValue", Amazon DynamoDB API Reference,
+# https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_AttributeValue.html).
+_STRINGS = ("S", "N")
+_STRING_SETS = ("SS", "NS")
+_ATTRIBUTE_VALUE_MEMBERS = frozenset(("S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL"))
+_MEMBER_ORDER = ("S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL")
+
+
+class _NotPlain(Exception):
+    """A value the direct serialisation does not cover: moto's own serialiser answers for it."""
+
+
+def _moto_string(value: Any) -> Any:
+    # moto's JSON string serialisation: str() of anything but None, {} and [], which pass unchanged
+    return str(value) if value not in (None, {}, []) else value
+
+
+def _moto_blob(value: Any) -> str:
+    encoded = value.encode("utf-8") if isinstance(value, str) else value
+    return base64.b64encode(encoded).strip().decode("utf-8")
+
+
+def attribute_value_json(value: Any) -> dict[str, Any]:
+    """The wire form of one AttributeValue (a plain dict, as moto's DynamoDB responses hold it): exactly
+    what moto's generic serialiser writes, without its per-member alias lookups (ten members, each tried
+    under several aliases, for every attribute of every item: the largest single CPU cost of the local
+    cloud's moto). Raises _NotPlain for anything else."""
+    if type(value) is not dict or not value.keys() <= _ATTRIBUTE_VALUE_MEMBERS:
+        raise _NotPlain
+    wire: dict[str, Any] = {}
+    for name in _MEMBER_ORDER:
+        member = value.get(name)
+        if member is None:
+            continue
+        if name in _STRINGS:
+            wire[name] = _moto_string(member)
+        elif name == "B":
+            wire[name] = _moto_blob(member)
+        elif name in _STRING_SETS:
+            wire[name] = [_moto_string(item) for item in _plain_list(member)]
+        elif name == "BS":
+            wire[name] = [_moto_blob(item) for item in _plain_list(member)]
+        elif name == "M":
+            if type(member) is not dict:
+                raise _NotPlain
+            wire[name] = {key: attribute_value_json(item) for key, item in member.items() if item is not None}
+        elif name == "L":
+            wire[name] = [
+                None if item is None else attribute_value_json(item) for item in _plain_list(member)
+            ]
+        else:  # NULL, BOOL: booleans, written as they are
+            wire[name] = member
+    return wire
+
+
+def _plain_list(value: Any) -> list[Any]:
+    if type(value) is not list:
+        raise _NotPlain
+    return value
+
+
+def serialize_attribute_values_directly(serialize_structure: Callable[..., None]) -> Callable[..., None]:
+    """A JSON serialiser's structure method that writes DynamoDB AttributeValues with
+    attribute_value_json and leaves every other structure to `serialize_structure` (moto's)."""
+
+    def serialize(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        if key and shape.name == "AttributeValue":
+            try:
+                serialized[self.get_serialized_name(shape, key)] = attribute_value_json(value)
+                return
+            except _NotPlain:
+                pass
+        serialize_structure(self, serialized, value, shape, key)
+
+    return serialize
+
+
+def _pickle_copy(value: Any) -> Any:
+    return pickle.loads(pickle.dumps(value, pickle.HIGHEST_PROTOCOL))  # noqa: S301 - a copy of our own
+
+
 def _install_costs() -> None:
     from jsonpath_ng import ext as jsonpath_ext
     from moto import backends
@@ -496,6 +581,46 @@ def _install_costs() -> None:
     # EventBridge's archive target renders an input template per event, compiling the same JSONPath
     # expressions each time; a compiled expression is immutable.
     jsonpath_ext.parse = functools.lru_cache(maxsize=256)(jsonpath_ext.parse)  # type: ignore[attr-defined]
+    # Every UpdateItem parsed its UpdateExpression twice (the handler, then the backend), and its validator
+    # deep-copied the syntax tree with copy.deepcopy: each caller now gets its own tree, unpickled from the
+    # parse of that text (the tree is plain objects: a pickle round trip copies it as deepcopy does, in a
+    # third of the time).
+    from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+
+    parse = UpdateExpressionParser.make.__func__
+
+    @functools.lru_cache(maxsize=512)
+    def parsed(cls: type, expression: str) -> bytes:
+        return pickle.dumps(parse(cls, expression), pickle.HIGHEST_PROTOCOL)
+
+    def make(cls: type, expression: str) -> Any:
+        return pickle.loads(parsed(cls, expression))  # noqa: S301 - our own pickle of moto's parse
+
+    UpdateExpressionParser.make = classmethod(make)
+
+    def validator(
+        self: Any,
+        expression: Any,
+        expression_attribute_names: Any,
+        expression_attribute_values: Any,
+        item: Any,
+        table: Any,
+    ) -> None:
+        """moto 5.2.5's Validator.__init__, copying the tree by pickling it."""
+        self.expression_attribute_names = expression_attribute_names
+        self.expression_attribute_values = expression_attribute_values
+        self.item = item
+        self.table = table
+        self.processors = self.get_ast_processors()
+        self.node_to_validate = _pickle_copy(expression)
+
+    validators.Validator.__init__ = validator  # type: ignore[method-assign]
+    from moto.core.serialize import BaseJSONSerializer
+
+    BaseJSONSerializer._serialize_type_structure = serialize_attribute_values_directly(  # type: ignore[method-assign]
+        BaseJSONSerializer._serialize_type_structure
+    )
 
 
 # --- the EventBridge envelope --------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from typing import Any
 # Opt-in (`make bench` sets it): a directory where each worker writes the AWS API calls its function
 # made, per service and operation, after every invocation. Unset, nothing is hooked or written.
 COUNT_AWS_CALLS_ENV = "TBS_COUNT_AWS_CALLS_DIR"
+NOTED_LEVELS = ("WARNING", "ERROR", "CRITICAL")
 
 
 class Context:
@@ -84,13 +85,15 @@ class NotingStream:
         return int(self._target.write(text))
 
     def _notice(self, line: str) -> None:
-        if not line.startswith("{"):
+        # Only a line naming one of these levels can be one: the others (every INFO line, every metrics
+        # line) are not decoded.
+        if not line.startswith("{") or not any(level in line for level in NOTED_LEVELS):
             return
         try:
             entry = json.loads(line)
         except ValueError:
             return
-        if isinstance(entry, dict) and entry.get("level") in ("WARNING", "ERROR", "CRITICAL"):
+        if isinstance(entry, dict) and entry.get("level") in NOTED_LEVELS:
             # The detail usually repeats the reason ("bad-signature: …"): say each once.
             details: list[str] = []
             for key in ("reason", "detail"):

@@ -150,6 +150,52 @@ def test_a_failed_transaction_does_not_undo_writes_made_meanwhile(endpoint: str)
     )
 
 
+def test_an_update_expression_used_again_applies_each_calls_own_names_and_values(endpoint: str) -> None:
+    """moto's parse of an UpdateExpression is reused for the same text: nothing of one call may leak into
+    the next (its names, its values, the item it changed), in an UpdateItem or inside a transaction."""
+    table(endpoint, "counters")
+    dynamodb = client(endpoint, "dynamodb")
+    expression = (
+        "SET #label = :label, #log = list_append(if_not_exists(#log, :empty), :entry) ADD #count :one"
+    )
+
+    def update(key: str, label_attribute: str, step: int) -> dict[str, Any]:
+        return {
+            "TableName": "counters",
+            "Key": {"pk": {"S": key}},
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": {"#label": label_attribute, "#log": "log", "#count": "count"},
+            "ExpressionAttributeValues": {
+                ":label": {"S": f"step-{step}"},
+                ":empty": {"L": []},
+                ":entry": {"L": [{"N": str(step)}]},
+                ":one": {"N": "1"},
+            },
+        }
+
+    for step in range(4):
+        dynamodb.update_item(**update(f"k{step % 2}", f"label{step}", step))
+    dynamodb.transact_write_items(TransactItems=[{"Update": update("k2", "label4", 4)}])
+    items = {
+        key: dynamodb.get_item(TableName="counters", Key={"pk": {"S": key}})["Item"]
+        for key in ("k0", "k1", "k2")
+    }
+    assert items["k0"] == {
+        "pk": {"S": "k0"},
+        "label0": {"S": "step-0"},
+        "label2": {"S": "step-2"},
+        "log": {"L": [{"N": "0"}, {"N": "2"}]},
+        "count": {"N": "2"},
+    }
+    assert items["k1"]["log"] == {"L": [{"N": "1"}, {"N": "3"}]} and "label0" not in items["k1"]
+    assert items["k2"] == {
+        "pk": {"S": "k2"},
+        "label4": {"S": "step-4"},
+        "log": {"L": [{"N": "4"}]},
+        "count": {"N": "1"},
+    }
+
+
 def test_no_message_is_lost_while_others_are_sent_received_and_deleted(endpoint: str) -> None:
     sqs = client(endpoint, "sqs")
     url = sqs.create_queue(QueueName="busy", Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
