@@ -592,7 +592,9 @@ def _install_costs() -> None:
 
     @functools.lru_cache(maxsize=512)
     def parsed(cls: type, expression: str) -> bytes:
-        return pickle.dumps(parse(cls, expression), pickle.HIGHEST_PROTOCOL)
+        tree = parse(cls, expression)
+        tree.source_text = expression  # what a structure already checked is known by (below)
+        return pickle.dumps(tree, pickle.HIGHEST_PROTOCOL)
 
     def make(cls: type, expression: str) -> Any:
         return pickle.loads(parsed(cls, expression))  # noqa: S301 - our own pickle of moto's parse
@@ -616,6 +618,33 @@ def _install_costs() -> None:
         self.node_to_validate = _pickle_copy(expression)
 
     validators.Validator.__init__ = validator  # type: ignore[method-assign]
+
+    # Three of UpdateItem's ten validation passes check only the expression's structure against its names
+    # and the table's keys (one SET/ADD/REMOVE clause each, no two actions on one path, no key attribute
+    # updated), two of them quadratic in the expression's length: once an expression has passed every
+    # pass, the same text with the same names on a table with the same keys passes those three again, and
+    # they are skipped. Anything else (other names, another table) is checked in full.
+    structural = (
+        validators.ActionCountValidator,
+        validators.OverlappingPathsValidator,
+        validators.UpdateHashRangeKeyValidator,
+    )
+    passed: set[tuple[str, tuple[tuple[str, str], ...], tuple[str, ...]]] = set()
+
+    def validate(self: Any) -> Any:
+        text = getattr(self.node_to_validate, "source_text", None)
+        names = tuple(sorted((self.expression_attribute_names or {}).items()))
+        key = None if text is None else (text, names, tuple(self.table.table_key_attrs))
+        checked = key in passed
+        node = self.node_to_validate
+        for processor in self.processors:
+            if not (checked and isinstance(processor, structural)):
+                node = processor.traverse(node)
+        if key is not None:
+            passed.add(key)
+        return node
+
+    validators.UpdateExpressionValidator.validate = validate  # type: ignore[method-assign]
     from moto.core.serialize import BaseJSONSerializer
 
     BaseJSONSerializer._serialize_type_structure = serialize_attribute_values_directly(  # type: ignore[method-assign]

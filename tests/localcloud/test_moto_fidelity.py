@@ -196,6 +196,36 @@ def test_an_update_expression_used_again_applies_each_calls_own_names_and_values
     }
 
 
+def test_an_update_expression_valid_with_some_names_is_refused_with_names_breaking_it(endpoint: str) -> None:
+    """What DynamoDB refuses for the expression's structure (two actions on one path, a key attribute
+    updated) is refused whatever names or tables the same text was accepted with before: a structure
+    checked once is only trusted again for the same text, names and table keys."""
+    table(endpoint, "paths")
+    dynamodb = client(endpoint, "dynamodb")
+    expression = "SET #a = :x, #b = :y"
+
+    def update(names: dict[str, str]) -> None:
+        dynamodb.update_item(
+            TableName="paths",
+            Key={"pk": {"S": "k"}},
+            UpdateExpression=expression,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={":x": {"S": "x"}, ":y": {"S": "y"}},
+        )
+
+    for _ in range(2):
+        update({"#a": "first", "#b": "second"})
+        with pytest.raises(ClientError, match=r"Two document paths overlap|duplicate"):
+            update({"#a": "same", "#b": "same"})
+        with pytest.raises(ClientError, match="key"):
+            update({"#a": "pk", "#b": "second"})
+    assert dynamodb.get_item(TableName="paths", Key={"pk": {"S": "k"}})["Item"] == {
+        "pk": {"S": "k"},
+        "first": {"S": "x"},
+        "second": {"S": "y"},
+    }
+
+
 def test_no_message_is_lost_while_others_are_sent_received_and_deleted(endpoint: str) -> None:
     sqs = client(endpoint, "sqs")
     url = sqs.create_queue(QueueName="busy", Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
