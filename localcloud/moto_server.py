@@ -20,7 +20,8 @@ Before moto starts, three kinds of change are installed in this process (moto it
    request listed moto's package directory and its response class's methods; Werkzeug's server opened a
    connection and a thread per call), and **costs per call** moto need not pay: DynamoDB's AttributeValues
    written directly rather than through moto's generic serialiser (the same bytes), an UpdateExpression
-   parsed once per text. Each replacement computes the same answer as moto does.
+   parsed once per text, its structure checked once per text, names and table keys. Each replacement
+   computes the same answer as moto does.
 
 And one fidelity fix: EventBridge delivers an event to an SQS target with its `account`
 ("Amazon EventBridge events", https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-events.html);
