@@ -58,6 +58,11 @@ MAX_DISPUTE_TRIES = 4
 ITEM_PREFIX = "ITEM#"
 OPEN_DISPATCHES_INDEX = "openDispatches"
 DOWNLOADS_INDEX = "downloads"
+# (index, hash key, range key): what services/fulfilment.py declares (tests/infra/test_wiring.py holds them).
+FULFILMENT_INDEXES = [
+    (OPEN_DISPATCHES_INDEX, "dispatchQueue", "requestedAt"),
+    (DOWNLOADS_INDEX, "downloadToken", "orderId"),
+]
 # The one partition of the open-dispatches index: the warehouse's queue, in requestedAt order.
 OPEN = "OPEN"
 _NAME = re.compile(r"#(\w+)")

@@ -18,6 +18,7 @@ from moto import mock_aws
 
 import fulfilment.domain
 from fulfilment.handlers import api, consumer
+from fulfilment.store import FULFILMENT_INDEXES
 from shared import settings
 from shared.events import (
     DetailType,
@@ -34,8 +35,6 @@ TABLE = "tbs-test-fulfilment-items"
 IDEMPOTENCY_TABLE = "tbs-test-fulfilment-consumer-idempotency"
 DOWNLOADS_BUCKET = "tbs-test-fulfilment-downloads"
 BUS = "tbs-test"
-# As services/fulfilment.py declares them.
-INDEXES = {"openDispatches": ("dispatchQueue", "requestedAt"), "downloads": ("downloadToken", "orderId")}
 # As services/fulfilment.py subscribes the consumer's queue to the bus.
 ORDER_EVENTS_PATTERN = {
     "source": ["tbs.order"],
@@ -177,8 +176,11 @@ def _fulfilment_aws() -> Iterator[FulfilmentWorld]:
             ],
             AttributeDefinitions=[
                 {"AttributeName": name, "AttributeType": "S"}
-                for name in sorted({"orderId", "sk", *(key for keys in INDEXES.values() for key in keys)})
+                for name in sorted(
+                    {"orderId", "sk", *(key for _, *keys in FULFILMENT_INDEXES for key in keys)}
+                )
             ],
+            # As services/fulfilment.py declares them (tests/infra/test_wiring.py checks the program's).
             GlobalSecondaryIndexes=[
                 {
                     "IndexName": index,
@@ -188,7 +190,7 @@ def _fulfilment_aws() -> Iterator[FulfilmentWorld]:
                     ],
                     "Projection": {"ProjectionType": "ALL"},
                 }
-                for index, (hash_key, range_key) in INDEXES.items()
+                for index, hash_key, range_key in FULFILMENT_INDEXES
             ],
             BillingMode="PAY_PER_REQUEST",
         )
