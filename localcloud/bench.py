@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import dataclasses
+import functools
 import io
 import json
 import os
@@ -187,8 +188,14 @@ class Figures:
 # --- cold imports ---------------------------------------------------------------------------------------
 
 
+@functools.cache
+def dev_recording() -> Recording:
+    """The dev stack's program, recorded once per run (the imports and the reports step both read it)."""
+    return record("dev")
+
+
 def _functions() -> list[Recorded]:
-    return record("dev").of_type(rules.FUNCTION)
+    return dev_recording().of_type(rules.FUNCTION)
 
 
 def _variables(function: Recorded) -> dict[str, str]:
@@ -512,7 +519,7 @@ def _data_api_of_its_own(postgres: Any) -> Iterator[str]:
 
 def _configured_reports_batch_size(recording: Recording | None = None) -> int:
     """The reports consumer's batch size as the dev stack deploys it."""
-    recording = recording or record("dev")
+    recording = recording or dev_recording()
     for mapping in recording.of_type(rules.MAPPING):
         arn = mapping.outputs.get("functionName")
         for function in recording.of_type(rules.FUNCTION):
