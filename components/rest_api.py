@@ -25,6 +25,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.alarms import metric_alarm
+from components.conventions import method_settings_path
 from components.function import Function
 
 STAGE_NAME = "v1"
@@ -59,13 +60,6 @@ class RestApiArgs:
     # logging cannot be created before they name a role ("Set up CloudWatch logging for REST APIs in
     # API Gateway", https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html).
     account_settings: pulumi.Resource | None = None
-
-
-def method_settings_path(method: str, path: str) -> str:
-    """How API Gateway keys a stage's method settings: the resource path with each "/" written "~1",
-    then the method (`/webhooks/stripe` POST → `~1webhooks~1stripe/POST`). The provider passes the
-    path through and reads the setting back by it (hashicorp/terraform-provider-aws#9738)."""
-    return f"{path.rstrip('/').replace('/', '~1') or '~1'}/{method}"
 
 
 def gateway_response_cors_origin(origins: Sequence[str]) -> str | None:

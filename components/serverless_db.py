@@ -21,8 +21,9 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components.conventions import MASTER_USERNAME
+
 ENGINE = "aurora-postgresql"
-MASTER_USERNAME = "tbs_admin"
 VPC_CIDR = "10.42.0.0/24"  # two /26 subnets; the cluster's instances need a handful of addresses
 SUBNET_CIDRS = ("10.42.0.0/26", "10.42.0.64/26")
 # Readers in tiers 0-1 scale and pause with the writer; tiers 2-15 scale (and pause at 0 ACU) on their

@@ -1,7 +1,8 @@
 """`python -m localcloud` (what `make dev` runs) and its companion commands.
 
-    python -m localcloud [up] [--stack dev] [--port N] [--quick-retries N]
-                                              start the local cloud; Ctrl-C stops it
+    python -m localcloud [up] [--stack dev] [--port N] [--quick-retries N] [--fresh]
+                                              start the local cloud; Ctrl-C stops it (--fresh: run
+                                              the program even if its last run could be replayed)
     python -m localcloud env                  export lines: API, TOKEN, ADMIN_TOKEN (eval $(…))
     python -m localcloud logs [-f] [--fn NAME] [--order ID]   the invocation lines, or a function's log
     python -m localcloud trace <orderId>      the order's timeline across the services
@@ -24,12 +25,16 @@ import secrets
 import shlex
 import signal
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import IO, Any
 
+from localcloud.moto_process import MotoServer
+from localcloud.stopping import ignore_stop_signals, stop_on_signals
+from project_paths import LOCAL_PROGRAM_CACHE
 from project_paths import LOCAL_STATE_FILE as STATE_FILE
 
 
@@ -70,13 +75,27 @@ def where_it_runs(state_file: Path) -> str:
         return "it is still starting"
 
 
-def up(stack: str, quick_retries: int | None = None, port: int = 0) -> int:
-    from localcloud.cloud import LocalCloud, ignore_stop_signals, stop_on_signals
-    from localcloud.runtime import FAITHFUL, quick
-
+def up(stack: str, quick_retries: int | None = None, port: int = 0, fresh: bool = False) -> int:
+    began = time.monotonic()
     lock = take_instance_lock(STATE_FILE)
     stop_on_signals()
-    cloud = LocalCloud(stack=stack, retries=FAITHFUL if quick_retries is None else quick(quick_retries))
+    log_dir = Path(tempfile.mkdtemp(prefix="tbs-localcloud-"))
+    # moto is the slowest service to start: it starts while Python loads the rest of the local cloud.
+    moto = MotoServer(log_dir / "moto.log")
+    try:
+        from localcloud.cloud import LocalCloud
+        from localcloud.runtime import FAITHFUL, quick
+    except BaseException:
+        moto.stop()
+        raise
+    cloud = LocalCloud(
+        stack=stack,
+        log_dir=log_dir,
+        retries=FAITHFUL if quick_retries is None else quick(quick_retries),
+        program_cache=None if fresh else LOCAL_PROGRAM_CACHE,
+        moto=moto,
+        started_at=began,
+    )
     cloud.gateway_port = port
     try:
         cloud.start()
@@ -265,6 +284,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECONDS",
         help="a failed message comes back after SECONDS instead of the queue's visibility timeout",
     )
+    start.add_argument(
+        "--fresh",
+        action="store_true",
+        help="run the program even if nothing it reads changed since its last run (which is replayed)",
+    )
     commands.add_parser("env", help="print export lines: API, TOKEN, ADMIN_TOKEN (eval $(…))")
     follow = commands.add_parser("logs", help="the invocation lines (or one function's log), readable")
     follow.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
@@ -311,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         getattr(args, "stack", "dev"),
         getattr(args, "quick_retries", None),
         **({"port": port} if port else {}),
+        fresh=getattr(args, "fresh", False),
     )
 
 

@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from localcloud.client import StoreClient
-from localcloud.cloud import LocalCloud, running_cloud, stop_on_signals
+from localcloud.cloud import LocalCloud, running_cloud
 from localcloud.runtime import quick
+from localcloud.stopping import stop_on_signals
 from tools.ops.dlq import Kind
 from tools.ops.progress import Progress
 from tools.ops.queues import depth, discover, redrive

@@ -14,14 +14,13 @@ import json
 import os
 import random
 import shutil
-import signal
 import sys
 import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,17 +28,19 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
-from components.serverless_db import MASTER_USERNAME
+from components.conventions import MASTER_USERNAME, REPORTS_DATABASE
 from localcloud.data_api import DataApiEmulator
-from localcloud.fake_stripe import CONTROL_VERBS, ControlError, FakeStripe, signature_header
+from localcloud.fake_stripe import CONTROL_VERBS, TEST_SECRET_KEY, ControlError, FakeStripe, signature_header
 from localcloud.fake_stripe import running as running_stripe
 from localcloud.gateway import Answer, LocalGateway, json_answer
 from localcloud.iam import OPERATOR_ACCESS_KEY_ID, OPERATOR_SECRET_ACCESS_KEY, Principal, Principals
 from localcloud.journal import Journal, colour, short_name
-from localcloud.moto_process import enforce_iam, running_moto
+from localcloud.moto_process import MotoServer, enforce_iam, reset_moto, running_moto
 from localcloud.pages import STATE_PAGE, SWAGGER_ASSET_PREFIX, SWAGGER_FILES, swagger_asset, swagger_page
 from localcloud.postgres import running_postgres
+from localcloud.program_cache import ProgramCache, ProgramRun, RecordingClients, program_reads, replay
 from localcloud.runtime import (
     FAITHFUL,
     LOCAL_DEFAULT_CONCURRENCY,
@@ -53,8 +54,8 @@ from localcloud.runtime import (
 from localcloud.schedules import ScheduleTicker
 from localcloud.tokens import DevIssuer
 from project_paths import OPENAPI_FILE
-from runtimes.materialize import UNSET_MAXIMUM_CONCURRENCY, LocalFunction, LocalModel, MaterializingMocks
-from runtimes.recording import DEFAULT_REGION, record, stack_config
+from runtimes.local_model import UNSET_MAXIMUM_CONCURRENCY, LocalFunction, LocalModel
+from runtimes.stacks import DEFAULT_REGION, stack_config
 from tools.seed_catalog import load_products, seed, seed_downloads
 
 WEBHOOK_SECRET = "whsec_local"  # noqa: S105 - the local fake Stripe's, nothing real
@@ -64,6 +65,8 @@ LOCAL_CREDENTIALS = {
     "aws_access_key_id": OPERATOR_ACCESS_KEY_ID,
     "aws_secret_access_key": OPERATOR_SECRET_ACCESS_KEY,
 }
+# The services the cloud calls to issue each function's credentials (STS, then IAM for the role's policies).
+CREDENTIAL_SERVICES = {"sts", "iam"}
 # Many threads share a client (a poller's batches): no "connection pool is full" churn.
 CLIENT_CONFIG = Config(max_pool_connections=50)
 
@@ -78,6 +81,13 @@ class LocalCloud:
     overrides: dict[str, str] = field(default_factory=dict)  # stack config, e.g. a shorter batching window
     seed: int = 0  # of the random fault injector (fault_rate)
     enforce_iam: bool = True
+    # Where the program's last run is remembered, to be replayed while nothing it reads has changed
+    # (localcloud/program_cache.py); None runs the program every time, as the tests do.
+    program_cache: Path | None = None
+    # A moto server already spawned for this cloud (`make dev` spawns it first, while Python loads the
+    # rest of the local cloud), and when the start began (for "is up in"): by default, at start().
+    moto: MotoServer | None = None
+    started_at: float | None = None
 
     def __post_init__(self) -> None:
         self.region = stack_config(self.stack).get("aws:region", DEFAULT_REGION)
@@ -98,6 +108,8 @@ class LocalCloud:
         )
         self.role_credentials: dict[str, Credentials] = {}  # role ARN → its session's keys
         self._role_clients: dict[tuple[str, str], Any] = {}
+        self._operator_clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
         self._exit = contextlib.ExitStack()
         self._log_lock = threading.Lock()
         self.journal = Journal()
@@ -115,11 +127,9 @@ class LocalCloud:
                 print(colour(line) if self.colour else line, flush=True)
 
     def start(self) -> LocalCloud:
-        started = time.monotonic()
+        started = self.started_at or time.monotonic()
         try:
             self._start_services()
-            self._run_program()
-            self._issue_credentials()
             if self.enforce_iam:
                 enforce_iam(self.aws_endpoint)
             self._start_functions()
@@ -129,7 +139,25 @@ class LocalCloud:
         self.startup_seconds = time.monotonic() - started
         return self
 
+    @property
+    def program_config(self) -> dict[str, str]:
+        """The config the program runs with, over its stack file's: the fake Stripe's keys, the overrides."""
+        return {
+            "tbs:stripeSecretKey": TEST_SECRET_KEY,
+            "tbs:stripeWebhookSecret": WEBHOOK_SECRET,
+            **self.overrides,
+        }
+
     def _start_services(self) -> None:
+        """moto and PostgreSQL start at once. As soon as moto listens, the program's resources are made on
+        it and each function's role gets its credentials, while PostgreSQL may still be starting; then the
+        Data API emulator and the fake Stripe start."""
+        cache = (
+            ProgramCache(self.program_cache, self.stack, self.program_config)
+            if self.program_cache is not None
+            else None
+        )
+        remembered, why = cache.recall() if cache else (None, "")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         # The embedded server runs as its own system user: its directory must be reachable by it
         # (pytest's and mkdtemp's directories are private to us).
@@ -137,18 +165,29 @@ class LocalCloud:
         database_dir.chmod(0o755)
         self.database_dir = database_dir
         self._exit.callback(shutil.rmtree, database_dir, ignore_errors=True)
-        # PostgreSQL starts while moto does, and the program's modules load meanwhile: none needs another.
+        moto = self.moto or MotoServer(self.log_dir / "moto.log")
+        self.aws_endpoint = moto.endpoint
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="start") as starting:
             postgres_context = running_postgres(database_dir / "data")
-            postgres_started = starting.submit(postgres_context.__enter__)
+            postgres_started = starting.submit(_entered_with_database, postgres_context, REPORTS_DATABASE)
             self._exit.callback(_leave_when_entered, postgres_context, postgres_started)
-            program_loaded = starting.submit(_load_program_modules)
-            self.aws_endpoint = self._exit.enter_context(running_moto(self.log_dir / "moto.log"))
+            # While moto starts: the program's modules load (to run it), or the operator's clients are
+            # made (to replay its last run).
+            prepared = (
+                starting.submit(_load_program_modules)
+                if remembered is None
+                else starting.submit(
+                    self._make_operator_clients,
+                    *{call.service for call in remembered.calls} | CREDENTIAL_SERVICES,
+                )
+            )
+            self._exit.enter_context(running_moto(moto))
+            prepared.result()
+            self._make_program_resources(cache, remembered, why)
+            self._issue_credentials()
             postgres = postgres_started.result()
-            program_loaded.result()
-        postgres.create_database("reports")
         # The emulator logs in as the role each request's secret names, reading the secret from moto.
-        secrets = self.client("secretsmanager")
+        secrets = self.operator_client("secretsmanager")
         self.data_api = DataApiEmulator(
             postgres,
             secret_values=lambda arn: str(secrets.get_secret_value(SecretId=arn)["SecretString"]),
@@ -156,7 +195,29 @@ class LocalCloud:
             principals=self.principals if self.enforce_iam else None,
         ).start()
         self._exit.callback(self.data_api.stop)
-        self.stripe, self.stripe_url = self._exit.enter_context(running_stripe(FakeStripe()))
+        self.stripe, self.stripe_url = self._exit.enter_context(
+            running_stripe(FakeStripe(api_key=TEST_SECRET_KEY))
+        )
+
+    def _make_program_resources(
+        self, cache: ProgramCache | None, remembered: ProgramRun | None, why: str
+    ) -> None:
+        """The program's run on moto: its last run replayed, if remembered and nothing it read has changed,
+        else run (and remembered when there is a cache)."""
+        if remembered is not None:
+            try:
+                self.model = replay(remembered, self.operator_client)
+                self.program_status = why
+                return
+            except ClientError as refused:  # moto changed since: what it made of the run is dropped
+                reset_moto(self.aws_endpoint)
+                why = f"moto refused its remembered run ({refused})"
+        clients = RecordingClients(self.operator_client)
+        self._run_program(clients)
+        self.program_status = "ran it"
+        if cache is not None:
+            cache.remember(ProgramRun(clients.calls, self.model, program_reads(self.stack)))
+            self.program_status = f"ran it ({why}); this run is remembered"
 
     def client(self, service: str, credentials: Credentials | None = None) -> Any:
         """A client of the local `service`: the operator's, or signed with `credentials` (a role's)."""
@@ -173,6 +234,18 @@ class LocalCloud:
         return boto3.client(
             service, endpoint_url=endpoint, region_name=self.region, config=CLIENT_CONFIG, **keys
         )
+
+    def operator_client(self, service: str) -> Any:
+        """The operator's client of `service`, one for the cloud's own calls (making a client costs more
+        than most of the calls made with it)."""
+        with self._clients_lock:
+            if service not in self._operator_clients:
+                self._operator_clients[service] = self.client(service)
+            return self._operator_clients[service]
+
+    def _make_operator_clients(self, *services: str) -> None:
+        for service in services:
+            self.operator_client(service)
 
     def role_client(self, service: str, role_arn: str) -> Any:
         """A client signed with the session of `role_arn` the cloud assumed (one per role and service)."""
@@ -213,16 +286,14 @@ class LocalCloud:
                 depths[url.rsplit("/", 1)[1]] = int(attributes["Attributes"]["ApproximateNumberOfMessages"])
         return depths
 
-    def _run_program(self) -> None:
-        # One operator client per service for the whole program: creating one costs more than most of the
-        # calls made with it.
-        mocks = MaterializingMocks(self.region, functools.cache(self.client))
-        config = {
-            "tbs:stripeSecretKey": self.stripe.api_key,
-            "tbs:stripeWebhookSecret": WEBHOOK_SECRET,
-            **self.overrides,
-        }
-        recording = record(self.stack, config, mocks=mocks)
+    def _run_program(self, clients: Callable[[str], Any]) -> None:
+        """The program under the materialising mocks, with `clients` (one operator client per service for
+        the whole program: creating one costs more than most of the calls made with it)."""
+        from runtimes.materialize import MaterializingMocks
+        from runtimes.recording import record
+
+        mocks = MaterializingMocks(self.region, clients)
+        recording = record(self.stack, self.program_config, mocks=mocks)
         self.model = mocks.model
         self.model.exports = recording.exports
 
@@ -243,7 +314,7 @@ class LocalCloud:
     def _issue_credentials(self) -> None:
         """A session of each role a function or an integration runs with (STS AssumeRole, as Lambda and
         API Gateway assume them), its keys known to the Data API emulator with the role's policies."""
-        sts, iam = self.client("sts"), self.client("iam")
+        sts, iam = self.operator_client("sts"), self.operator_client("iam")
         sessions = {function.role_arn: function.name for function in self.model.functions.values()}
         for route in self.model.routes.values():
             if route.integration.get("credentials"):
@@ -418,6 +489,8 @@ class LocalCloud:
                 f"  queues           {len(self.pollers)} event source mappings; failed messages come back "
                 f"{comeback} ({self.retries.mode})",
                 f"  IAM              {'enforced: each function has its role' if self.enforce_iam else 'off'}",
+                f"  the program      {self.program_status}"
+                + ("   (--fresh runs it)" if self.program_cache is not None else ""),
                 f"  logs             {self.log_dir} (one file per function, localcloud.log for invocations)",
                 "  follow           python -m localcloud logs -f [--fn NAME] [--order ID];"
                 "  python -m localcloud trace <orderId>",
@@ -612,6 +685,17 @@ def _asset(name: str, body: bytes) -> Answer:
     return Answer(200, data, {"Content-Type": content_type, "Cache-Control": "max-age=3600"})
 
 
+def _entered_with_database(context: contextlib.AbstractContextManager[Any], database: str) -> Any:
+    """PostgreSQL started, with the program's database created in it (left again if that fails)."""
+    postgres = context.__enter__()
+    try:
+        postgres.create_database(database)
+    except BaseException:
+        context.__exit__(None, None, None)
+        raise
+    return postgres
+
+
 def _leave_when_entered(context: contextlib.AbstractContextManager[Any], entered: Future[Any]) -> None:
     """Leave a context entered on another thread, once (and if) its entry finished."""
     if entered.exception() is None:
@@ -654,26 +738,3 @@ def running_cloud(**options: Any) -> Iterator[LocalCloud]:
         yield cloud
     finally:
         cloud.stop()
-
-
-# Ctrl-C, `kill` and closing the terminal all stop a local cloud the same way.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    # The first stop signal starts the orderly stop; any further one (`timeout` signals the process and
-    # then its group: twice) is ignored rather than cutting that stop short and leaving processes behind.
-    ignore_stop_signals()
-    raise KeyboardInterrupt
-
-
-def ignore_stop_signals() -> None:
-    for stop_signal in STOP_SIGNALS:
-        signal.signal(stop_signal, signal.SIG_IGN)
-
-
-def stop_on_signals() -> None:
-    """Ctrl-C, `kill` (SIGTERM) and a closed terminal (SIGHUP) stop a local cloud as cleanly as each
-    other: its stop runs once, nothing is left behind."""
-    for stop_signal in STOP_SIGNALS:
-        signal.signal(stop_signal, _interrupt)

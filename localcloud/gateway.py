@@ -38,11 +38,11 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from components.rest_api import method_settings_path
+from components.conventions import method_settings_path
 from localcloud import vtl
 from localcloud.runtime import FunctionPool, Invocation
 from localcloud.tokens import DevIssuer
-from runtimes.materialize import LocalModel, LocalRoute
+from runtimes.local_model import LocalModel, LocalRoute
 
 JSON = "application/json"
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # 10 MB

@@ -35,38 +35,60 @@ def enforce_iam(endpoint: str) -> None:
         pass
 
 
-@contextmanager
-def running_moto(log_file: Path) -> Iterator[str]:
-    """Yields the endpoint URL of a moto server on 127.0.0.1; stops it on exit."""
-    port = free_port()
-    with log_file.open("a") as log:
-        process = subprocess.Popen(  # noqa: S603 - fixed argv
-            [sys.executable, "-m", "localcloud.moto_server", "-H", "127.0.0.1", "-p", str(port)],
-            cwd=PROJECT_ROOT,
-            stdout=log,
-            stderr=log,
-            # Its own session: moto exits on SIGINT, and Ctrl-C in the terminal must reach only the cloud,
-            # which stops moto last, after everything that talks to it.
-            start_new_session=True,
-        )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
+def reset_moto(endpoint: str) -> None:
+    """Forget every resource (moto's documented reset: "Reset API",
+    https://docs.getmoto.org/en/latest/docs/server_mode.html#reset-api)."""
+    request = urllib.request.Request(f"{endpoint}/moto-api/reset", data=b"", method="POST")  # noqa: S310
+    with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - loopback
+        pass
+
+
+class MotoServer:
+    """A moto server process on 127.0.0.1, spawned at once: it takes the longest of the local cloud's
+    services to start, so `make dev` spawns it before it loads the rest of the local cloud."""
+
+    def __init__(self, log_file: Path) -> None:
+        self.log_file = log_file
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        with log_file.open("a") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - fixed argv
+                [sys.executable, "-m", "localcloud.moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
+                cwd=PROJECT_ROOT,
+                stdout=log,
+                stderr=log,
+                # Its own session: moto exits on SIGINT, and Ctrl-C in the terminal must reach only the
+                # cloud, which stops moto last, after everything that talks to it.
+                start_new_session=True,
+            )
+
+    def wait_until_listening(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while True:
             try:
                 # Listening means ready: the server binds only once moto is imported and patched. (Not
                 # /moto-api/data.json: it serialises every backend, AWS's managed policies included.)
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
             except OSError:  # not listening yet
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto did not start: see {log_file}") from None
-                time.sleep(0.05)
-        yield endpoint
-    finally:
-        process.terminate()
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto did not start: see {self.log_file}") from None
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.process.terminate()
         try:
-            process.wait(timeout=5)
+            self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            self.process.kill()
+            self.process.wait()
+
+
+@contextmanager
+def running_moto(server: MotoServer) -> Iterator[str]:
+    """Yields the endpoint URL of `server` once it listens; stops it on exit."""
+    try:
+        server.wait_until_listening()
+        yield server.endpoint
+    finally:
+        server.stop()

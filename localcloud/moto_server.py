@@ -40,7 +40,7 @@ import pickle
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import moto
@@ -56,7 +56,21 @@ from localcloud.iam import (
     required,
 )
 
+if TYPE_CHECKING:
+    from moto.backends import SERVICE_NAMES
+
 PATCHED_MOTO_VERSION = "5.2.5"
+# What the program's resources, the functions and the local cloud itself call (moto's backend names).
+SERVICES_THE_LOCAL_CLOUD_CALLS: tuple[SERVICE_NAMES, ...] = (
+    "dynamodb",
+    "sqs",
+    "events",
+    "iam",
+    "sts",
+    "secretsmanager",
+    "sns",
+    "s3",
+)
 SERVER_THREADS = 48
 ACCOUNT_ID = "123456789012"  # moto's default account: the one the program's ARNs name
 
@@ -713,12 +727,18 @@ def main(argv: list[str] | None = None) -> None:
     import waitress
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+    application = DomainDispatcherApplication(create_backend_app)
+    # moto builds a service's application (its models, its routes) on the service's first request, while
+    # holding the dispatcher's lock; built now, before the server listens, they cost the local cloud's
+    # first calls nothing.
+    for service in SERVICES_THE_LOCAL_CLOUD_CALLS:
+        application.app_instances[service] = create_backend_app(service)
     # moto's own entry point serves with Werkzeug's development server, which closes the connection
     # after every response (a new connection and thread per call); waitress keeps connections alive and
     # serves from a pool of threads: a third less CPU a call here and on the caller's side. The threads
     # cover the long polls of every poller at once.
     waitress.serve(
-        DomainDispatcherApplication(create_backend_app),
+        application,
         host=args.host,
         port=args.port,
         threads=SERVER_THREADS,

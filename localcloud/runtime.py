@@ -23,7 +23,7 @@ from typing import Any
 
 from localcloud.journal import InvocationRecord, console_line, record_of
 from project_paths import LAMBDAS_DIR
-from runtimes.materialize import LocalFunction, LocalMapping
+from runtimes.local_model import LocalFunction, LocalMapping
 
 START_TIMEOUT_SECONDS = 30
 # Lambda would scale a function behind the API to the account's concurrency (1,000 by default); on a

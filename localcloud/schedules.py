@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 
 from localcloud.runtime import FunctionPool
-from runtimes.materialize import LocalSchedule
+from runtimes.local_model import LocalSchedule
 
 
 class ScheduleTicker(threading.Thread):

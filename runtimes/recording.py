@@ -7,21 +7,18 @@ starts a fresh root stack, config and monitor, so stacks never leak into each ot
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime import settings
 from pulumi.runtime.mocks import MockMonitor
 
-from project_paths import PROJECT_ROOT, stack_file
+from runtimes.stacks import DEFAULT_REGION, stack_config
 
 PROJECT = "tbs"
 ACCOUNT_ID = "123456789012"
-DEFAULT_REGION = "ap-southeast-2"
 # What the region answers at deploy time, stood in offline: its regular availability zones, and the
 # default minor of each Aurora PostgreSQL major (the real program resolves them from AWS).
 OFFLINE_ZONES = ("a", "b", "c")
@@ -303,24 +300,6 @@ class RecordingMonitor(MockMonitor):
                 )
             )
         return response
-
-
-def stack_config(stack: str) -> dict[str, str]:
-    """The stack file's config as the engine passes it to a program: every value a string."""
-    path = stack_file(stack)
-    if not path.is_file():
-        raise FileNotFoundError(f"no stack file {path.name}: known stacks are {known_stacks()}")
-    document = yaml.safe_load(path.read_text()) or {}
-    config: dict[str, str] = {}
-    for key, value in (document.get("config") or {}).items():
-        if isinstance(value, dict) and "secure" in value:
-            continue  # ciphertext: only the CLI can decrypt it; OFFLINE_SECRETS stands in
-        config[key] = value if isinstance(value, str) else json.dumps(value)
-    return config
-
-
-def known_stacks() -> list[str]:
-    return sorted(path.name.split(".")[1] for path in PROJECT_ROOT.glob("Pulumi.*.yaml"))
 
 
 def record(

@@ -8,6 +8,7 @@ import hashlib
 import pulumi
 import pulumi_aws as aws
 
+from components.conventions import REPORTS_DATABASE
 from components.dashboard import DashboardBuilder
 from components.event_subscription import EventSubscription, EventSubscriptionArgs
 from components.function import Function, lambda_code
@@ -64,7 +65,7 @@ class Reports(pulumi.ComponentResource):
         self.db = ServerlessDb(
             f"{prefix}-db",
             ServerlessDbArgs(
-                database_name="reports",
+                database_name=REPORTS_DATABASE,
                 max_capacity=config.db_max_capacity,
                 seconds_until_auto_pause=config.db_auto_pause_seconds,
                 # Production keeps a failover-only reader (the Data API never queries a reader), in a

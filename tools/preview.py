@@ -28,7 +28,8 @@ from pulumi.output import Unknown
 
 from policy.rules import RULES, Graph
 from project_paths import PROJECT_ROOT, SNAPSHOT_DIR
-from runtimes.recording import Recorded, Recording, engine_urn, known_stacks, record
+from runtimes.recording import Recorded, Recording, engine_urn, record
+from runtimes.stacks import known_stacks
 from services.config import CONFIG_KEYS, ConfigError
 
 # A resource's line in a snapshot: `<indent><type token>  <name>[  (aliases: …)]`; its inputs are

@@ -10,7 +10,7 @@ from project_paths import lambdas_importable
 lambdas_importable()
 
 from localcloud.fake_stripe.errors import ControlError, StripeError  # noqa: E402
-from localcloud.fake_stripe.fake import FakeStripe, Request  # noqa: E402
+from localcloud.fake_stripe.fake import TEST_SECRET_KEY, FakeStripe, Request  # noqa: E402
 from localcloud.fake_stripe.server import running  # noqa: E402
 from localcloud.fake_stripe.verbs import CONTROL_VERBS  # noqa: E402
 from localcloud.fake_stripe.webhooks import STORE_EVENT_TYPES, signature_header  # noqa: E402
@@ -20,6 +20,7 @@ __all__ = [
     "API_VERSION",
     "CONTROL_VERBS",
     "STORE_EVENT_TYPES",
+    "TEST_SECRET_KEY",
     "ControlError",
     "FakeStripe",
     "Request",

@@ -131,11 +131,13 @@ class _Context:
 
 
 _STRIPE = _Context()
+# The fake account's secret key unless told another (nothing real).
+TEST_SECRET_KEY = "sk_test_local"  # noqa: S105
 
 
 @dataclass
 class FakeStripe:
-    api_key: str = "sk_test_local"
+    api_key: str = TEST_SECRET_KEY
     clock: Callable[[], float] = time.time
     # The metadata key the store writes its order id under (how the control verbs find an order's intent).
     order_metadata_key: str = "orderId"

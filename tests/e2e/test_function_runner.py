@@ -26,7 +26,7 @@ from localcloud.runtime import (
     worker_environment,
 )
 from project_paths import LAMBDAS_DIR
-from runtimes.materialize import LocalFunction, LocalMapping
+from runtimes.local_model import LocalFunction, LocalMapping
 
 SUPPORT = Path(__file__).resolve().parent.parent / "support"
 REGION = "ap-southeast-2"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from components.rest_api import method_settings_path
+from components.conventions import method_settings_path
 from localcloud.cloud import LocalCloud
 from localcloud.gateway import (
     INTEGRATION_TIMEOUT_SECONDS,
@@ -24,7 +24,7 @@ from localcloud.gateway import (
 )
 from localcloud.runtime import FunctionPool, worker_environment
 from localcloud.tokens import DevIssuer
-from runtimes.materialize import LocalFunction, LocalModel, LocalRoute
+from runtimes.local_model import LocalFunction, LocalModel, LocalRoute
 from tests.e2e.test_local_gateway import exchange
 
 SUPPORT = Path(__file__).resolve().parent.parent / "support"

@@ -9,7 +9,7 @@ from typing import Any
 
 from localcloud.client import StoreClient, wait_for
 from localcloud.cloud import LocalCloud
-from runtimes.materialize import LocalFunction
+from runtimes.local_model import LocalFunction
 from tests.e2e.test_local_cloud import EBOOK, place, status_becomes
 
 REVOKED = "events:PutEvents"  # services/fulfilment.py grants it to the fulfilment consumer's role

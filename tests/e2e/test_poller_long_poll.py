@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from localcloud.runtime import FAITHFUL, Poller
-from runtimes.materialize import LocalMapping
+from runtimes.local_model import LocalMapping
 
 
 class RecordingQueue:

@@ -6,7 +6,8 @@ import pulumi
 import pytest
 from pulumi.runtime import settings
 
-from runtimes.recording import DEFAULT_REGION, Recording, RecordingMocks, record
+from runtimes.recording import Recording, RecordingMocks, record
+from runtimes.stacks import DEFAULT_REGION
 
 
 @pytest.fixture(scope="session")

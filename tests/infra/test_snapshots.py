@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from runtimes.recording import Recording, known_stacks
+from runtimes.recording import Recording
+from runtimes.stacks import known_stacks
 from tools.preview import changes_since, render, snapshot_path
 
 

@@ -16,7 +16,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from localcloud.moto_process import enforce_iam, running_moto
+from localcloud.moto_process import MotoServer, enforce_iam, running_moto
 
 REGION = "ap-southeast-2"
 OPERATOR = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
@@ -24,7 +24,7 @@ OPERATOR = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_moto(tmp_path_factory.mktemp("moto") / "moto.log") as url:
+    with running_moto(MotoServer(tmp_path_factory.mktemp("moto") / "moto.log")) as url:
         yield url
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 
 from project_paths import LOCAL_STATE_FILE
-from runtimes.recording import DEFAULT_REGION, stack_config
+from runtimes.stacks import DEFAULT_REGION, stack_config
 
 # moto accepts any credentials; these only ever go to the local cloud on loopback.
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}

@@ -15,7 +15,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from runtimes.materialize import LocalModel, MaterializingMocks
+from runtimes.local_model import LocalModel
+from runtimes.materialize import MaterializingMocks
 from runtimes.recording import record
 
 REGION = "ap-southeast-2"  # Pulumi.dev.yaml's aws:region, which the tool uses by default

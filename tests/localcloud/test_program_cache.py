@@ -1,0 +1,276 @@
+"""The program's last run, remembered (localcloud/program_cache.py): replayed only while nothing the program
+read has changed, with moto's fresh identifiers wherever the run used the old ones."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from localcloud import program_cache
+from localcloud.program_cache import (
+    SHORTEST_IDENTIFIER,
+    Call,
+    Identifiers,
+    ProgramCache,
+    ProgramRun,
+    declared_reads,
+    first_change,
+    signature,
+)
+from project_paths import PROJECT_ROOT
+from runtimes.local_model import LocalFunction, LocalMapping, LocalModel, LocalRoute, LocalSchedule
+from runtimes.stacks import known_stacks
+
+# Identifiers in capitals and digits, the text around them in other characters: no identifier can be
+# made by what surrounds it.
+IDENTIFIERS = st.text(
+    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=SHORTEST_IDENTIFIER, max_size=24
+)
+FILLER = st.text(alphabet='abcxyz:/-_ {}"', min_size=1, max_size=6)
+
+
+@st.composite
+def renamings_and_texts(draw: st.DrawFn) -> tuple[dict[str, str], list[list[str | int]]]:
+    old = draw(st.lists(IDENTIFIERS, min_size=1, max_size=6, unique=True))
+    new = draw(st.lists(IDENTIFIERS, min_size=len(old), max_size=len(old)))
+    renamed = dict(zip(old, new, strict=True))
+    # Each text: filler, then identifiers (by index) each followed by filler.
+    texts = draw(
+        st.lists(
+            st.lists(st.tuples(st.integers(0, len(old) - 1), FILLER), max_size=4).map(
+                lambda parts: [part for pair in parts for part in pair]
+            ),
+            min_size=1,
+            max_size=5,
+        )
+    )
+    return renamed, [[draw(FILLER), *text] for text in texts]
+
+
+def render(text: list[str | int], identifiers: list[str]) -> str:
+    return "".join(identifiers[part] if isinstance(part, int) else part for part in text)
+
+
+@given(renamings_and_texts())
+def test_each_remembered_identifier_is_replaced_wherever_it_appears(
+    case: tuple[dict[str, str], list[list[str | int]]],
+) -> None:
+    renamed, texts = case
+    old, new = list(renamed), list(renamed.values())
+    identifiers = Identifiers()
+    identifiers.learn({"Answer": old}, {"Answer": new})
+    remembered = {"Params": [render(text, old) for text in texts], "Nested": {"Key": render(texts[0], old)}}
+    assert identifiers.apply(remembered) == {
+        "Params": [render(text, new) for text in texts],
+        "Nested": {"Key": render(texts[0], new)},
+    }
+
+
+@given(st.lists(st.tuples(st.text(max_size=20), st.text(max_size=20)), unique_by=lambda pair: pair[0]))
+def test_an_answer_teaches_the_identifiers_that_changed_and_are_long_enough(
+    answers: list[tuple[str, str]],
+) -> None:
+    identifiers = Identifiers()
+    identifiers.learn(
+        {f"Field{index}": remembered for index, (remembered, _) in enumerate(answers)},
+        {f"Field{index}": fresh for index, (_, fresh) in enumerate(answers)},
+    )
+    assert identifiers.renamed == {
+        remembered: fresh
+        for remembered, fresh in answers
+        if remembered != fresh and len(remembered) >= SHORTEST_IDENTIFIER
+    }
+
+
+def test_a_queue_url_that_begins_another_is_replaced_whole_in_each() -> None:
+    identifiers = Identifiers()
+    identifiers.learn(
+        ["http://127.0.0.1:4001/1/q", "http://127.0.0.1:4001/1/q-dlq"],
+        ["http://127.0.0.1:5002/1/q", "http://127.0.0.1:5002/1/q-dlq"],
+    )
+    policy = '{"deadLetterTargetArn": "x", "url": "http://127.0.0.1:4001/1/q-dlq"}'
+    assert identifiers.apply([policy, "http://127.0.0.1:4001/1/q"]) == [
+        policy.replace("4001", "5002"),
+        "http://127.0.0.1:5002/1/q",
+    ]
+
+
+def a_model() -> LocalModel:
+    """Every field of the model set, some to values JSON would change (tuples, nested dictionaries)."""
+    function = LocalFunction(
+        name="tbs-dev-order-api",
+        arn="arn:aws:lambda:ap-southeast-2:123456789012:function:tbs-dev-order-api",
+        handler="order.handlers.api.handler",
+        environment={"ORDERS_TABLE": "tbs-dev-orders", "SECRET_ARN": "arn:…:secret:key-AbCdEf"},
+        timeout_seconds=10,
+        async_retries=1,
+        async_dlq_arn="arn:aws:sqs:ap-southeast-2:123456789012:dlq",
+        role_arn="arn:aws:iam::123456789012:role/tbs-dev-order-api",
+        reserved_concurrency=5,
+    )
+    return LocalModel(
+        functions={function.name: function},
+        mappings=[LocalMapping("arn:aws:sqs:…:q", function.name, 10, 1, True, 5)],
+        routes={
+            ("POST", "/orders"): LocalRoute(
+                "POST", "/orders", "COGNITO_USER_POOLS", {"type": "AWS_PROXY", "responses": {"200": {}}}
+            )
+        },
+        stage_name="v1",
+        rest_api_id="abc123",
+        invocations=[(function.name, '{"action": "migrate"}')],
+        schedules=[LocalSchedule("sweep", "rate(5 minutes)", 300, function.arn)],
+        queue_urls={"arn:aws:sqs:…:q": "http://127.0.0.1:1/123456789012/q"},
+        exports={"apiUrl": "https://abc123.execute-api/v1", "tables": ["a", "b"]},
+        roles=[function.role_arn],
+        method_settings={"*/*": {"throttlingBurstLimit": 100, "metricsEnabled": True}},
+        gateway_responses={"DEFAULT_4XX": {"statusCode": None, "templates": {}, "parameters": {}}},
+    )
+
+
+def test_the_model_comes_back_from_json_equal() -> None:
+    model = a_model()
+    assert LocalModel.from_json(json.loads(json.dumps(model.to_json()))) == model
+
+
+def a_run(reads: dict[str, str] | None = None) -> ProgramRun:
+    return ProgramRun(
+        calls=[Call("sqs", "create_queue", {"QueueName": "q"}, {"QueueUrl": "http://127.0.0.1:1/1/q"})],
+        model=a_model(),
+        reads=reads or {},
+    )
+
+
+def test_a_remembered_run_is_recalled_as_it_was(tmp_path: Path) -> None:
+    cache = ProgramCache(tmp_path, "dev", {"tbs:a": "1"})
+    assert cache.recall() == (None, "no earlier run of it is remembered")
+    cache.remember(a_run())
+    recalled, why = cache.recall()
+    assert recalled == a_run()
+    assert why.startswith("replayed its last run (1 calls to moto)")
+
+
+def test_a_run_is_recalled_only_for_its_own_stack_and_config(tmp_path: Path) -> None:
+    ProgramCache(tmp_path, "dev", {"tbs:a": "1"}).remember(a_run())
+    assert ProgramCache(tmp_path, "dev", {"tbs:a": "2"}).recall()[0] is None
+    assert ProgramCache(tmp_path, "prod", {"tbs:a": "1"}).recall()[0] is None
+    assert ProgramCache(tmp_path, "dev", {"tbs:a": "1"}).recall()[0] is not None
+
+
+def test_a_run_remembered_by_another_version_of_the_cache_or_unreadable_is_not_replayed(
+    tmp_path: Path,
+) -> None:
+    cache = ProgramCache(tmp_path, "dev", {})
+    cache.remember(a_run())
+    document = json.loads(cache.path.read_text())
+    document["key"]["format"] += 1
+    cache.path.write_text(json.dumps(document))
+    assert cache.recall() == (None, "its remembered run is of another version of the local cloud")
+    cache.path.write_text("{ half a file")
+    assert cache.recall() == (None, f"{cache.path.name} is unreadable")
+
+
+@pytest.fixture
+def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A stand-in checkout: its files are keyed relative to it and signed by content."""
+    monkeypatch.setattr(program_cache, "_ROOT", f"{tmp_path}/")
+    (tmp_path / "services").mkdir()
+    (tmp_path / "services" / "order.py").write_text("TABLE = 'orders'\n")
+    (tmp_path / "lambdas").mkdir()
+    (tmp_path / "lambdas" / "handler.py").write_text("")
+    return tmp_path
+
+
+def test_a_change_to_what_the_program_read_is_named(
+    checkout: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    installed = tmp_path_factory.mktemp("site-packages") / "pulumi.py"
+    installed.write_text("VERSION = 1\n")
+    keys = ["services/order.py", "lambdas/", str(installed)]
+    reads = {key: signature(key) for key in keys}
+    assert first_change(reads) is None
+
+    (checkout / "services" / "order.py").write_text("TABLE = 'orders-v2'\n")
+    assert first_change(reads) == "services/order.py"
+    reads = {key: signature(key) for key in keys}
+
+    (checkout / "lambdas" / "refunds.py").write_text("")
+    assert first_change(reads) == "lambdas/"
+    reads = {key: signature(key) for key in keys}
+
+    os.utime(installed, ns=(1, 1))  # an installed package: by size and time
+    assert first_change(reads) == str(installed)
+    reads = {key: signature(key) for key in keys}
+
+    (checkout / "services" / "order.py").unlink()
+    assert first_change(reads) == "services/order.py"
+
+
+def test_bytecode_and_hidden_files_are_not_what_the_program_lists(checkout: Path) -> None:
+    reads = {"lambdas/": signature("lambdas/")}
+    (checkout / "lambdas" / "__pycache__").mkdir()
+    (checkout / "lambdas" / "handler.cpython-311.pyc").write_text("")
+    (checkout / "lambdas" / ".handler.py.swp").write_text("")
+    assert first_change(reads) is None
+
+
+# The program run for each stack in a process of its own, watched: the files it opens and the directories
+# it lists (audit hooks, PEP 578), and, at the end, the files of the modules loaded.
+AUDITED_PROGRAM = """
+import json, os, sys
+opened, listed = set(), set()
+def audit(event, args):
+    if event == "open" and args and isinstance(args[0], str):
+        opened.add(os.path.abspath(args[0]))
+    elif event in ("os.listdir", "os.scandir") and args and isinstance(args[0], (str, os.PathLike)):
+        listed.add(os.path.abspath(os.fspath(args[0])))
+sys.addaudithook(audit)
+from runtimes.recording import record
+seen = {}
+for stack in sys.argv[1:]:
+    record(stack, {})
+    seen[stack] = {"opened": sorted(opened), "listed": sorted(listed)}
+    opened.clear(), listed.clear()
+modules = [os.path.abspath(m.__file__) for m in list(sys.modules.values()) if getattr(m, "__file__", None)]
+print(json.dumps({"stacks": seen, "modules": modules}))
+"""
+
+
+def test_the_program_reads_nothing_but_its_modules_and_what_it_declares() -> None:
+    """The cache replays a run only while everything it read is unchanged: a file the program starts to
+    read without declaring it (declared_reads) would be missed. Run the program and watch it."""
+    answer = subprocess.run(  # noqa: S603 - this interpreter, fixed code
+        [sys.executable, "-c", AUDITED_PROGRAM, *known_stacks()],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+    )
+    seen: dict[str, Any] = json.loads(answer.stdout.splitlines()[-1])
+    root = f"{PROJECT_ROOT}/"
+    installed = (f"{sys.prefix}/", f"{Path(sys.prefix).resolve()}/")
+    modules = set(seen["modules"])
+    module_directories = {os.path.dirname(module) for module in modules}
+
+    def ours(path: str) -> bool:
+        return path.startswith(root) and not path.startswith(installed) and "__pycache__" not in path
+
+    undeclared: dict[str, list[str]] = {}
+    for stack, reads in seen["stacks"].items():
+        declared = set(declared_reads(stack))
+        files = [path for path in reads["opened"] if ours(path) and path not in modules]
+        # importlib lists the directories it imports from; anything else the program lists is declared.
+        listings = [f"{path}/" for path in reads["listed"] if ours(path) and path not in module_directories]
+        undeclared[stack] = [
+            path[len(root) :] for path in files + listings if path[len(root) :] not in declared
+        ]
+    assert undeclared == {stack: [] for stack in known_stacks()}
