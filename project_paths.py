@@ -11,8 +11,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent
 LAMBDAS_DIR = PROJECT_ROOT / "lambdas"  # the root of every Lambda zip (handlers import `shared.…`)
 MIGRATIONS_DIR = LAMBDAS_DIR / "reports" / "migrations"
 LAYER_ZIP = PROJECT_ROOT / "build" / "layer.zip"  # written by `make package`
-# `make dev` remembers the program's last run here (localcloud/program_cache.py).
-LOCAL_PROGRAM_CACHE = PROJECT_ROOT / "build" / "localcloud"
+# `make dev` remembers the program's last run here (localcloud/program_cache.py); `make bench` points it
+# elsewhere (TBS_LOCALCLOUD_PROGRAM_CACHE) to time a start that runs the program and one that replays it.
+LOCAL_PROGRAM_CACHE = Path(
+    os.environ.get("TBS_LOCALCLOUD_PROGRAM_CACHE") or PROJECT_ROOT / "build" / "localcloud"
+)
 DOCS_DIR = PROJECT_ROOT / "docs"
 OPENAPI_FILE = DOCS_DIR / "openapi.json"
 SNAPSHOT_DIR = PROJECT_ROOT / "tests" / "infra" / "snapshots"

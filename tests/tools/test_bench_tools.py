@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -204,3 +205,54 @@ def test_imports_are_measured_on_a_byte_compiled_copy_whatever_the_checkouts_cac
             compiled = Path(importlib.util.cache_from_source(str(source)))
             assert compiled.exists() and compiled.read_bytes() != b"stale"
     assert not copy.exists()
+
+
+# A stand-in for `make dev`: a child of its own (as moto and the workers are), then the ready line, then
+# it waits to be stopped; it tells where it was told to keep its state and its program cache.
+STAND_IN_DEV = """
+import os, signal, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+with open(sys.argv[1], "a") as told:
+    told.write(f"{os.getpid()} {child.pid} {os.environ['TBS_LOCALCLOUD_STATE']} "
+               f"{os.environ['TBS_LOCALCLOUD_PROGRAM_CACHE']}\\n")
+time.sleep(0.2)
+print("The Better Store local cloud (dev) is up in 0.2 s, on loopback only", flush=True)
+signal.pause()
+"""
+
+
+def gone(pid: int) -> bool:
+    """Exited (a zombie waiting for whoever adopted it counts: it runs nothing)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")
+
+
+def test_make_dev_is_timed_to_its_ready_line_then_stopped_with_everything_it_started(
+    tmp_path: Path,
+) -> None:
+    told = tmp_path / "told"
+    figures = bench.Figures(started=datetime.now(UTC))
+
+    started = time.monotonic()
+    bench.measure_dev_ready(figures, runs=2, command=[sys.executable, "-c", STAND_IN_DEV, str(told)])
+
+    # Stopped at once, each start with its child (which outlives an unsignalled group by a minute).
+    assert time.monotonic() - started < 20
+
+    assert len(figures.dev_ready_replayed) == 2
+    assert all(0.2 <= seconds < 5 for seconds in [figures.dev_ready_fresh, *figures.dev_ready_replayed])
+    assert [goal.met for goal in figures.goals] == [True]
+    starts = [line.split() for line in told.read_text().splitlines()]
+    assert len(starts) == 3
+    # The same state file and cache for the three starts (the first fills it), neither the checkout's.
+    assert len({(state, cache) for _, _, state, cache in starts}) == 1
+    assert not any(Path(path).is_relative_to(PROJECT_ROOT) for path in starts[0][2:])
+    assert all(gone(int(pid)) for start in starts for pid in start[:2])
+
+
+def test_a_make_dev_that_exits_before_it_is_ready_is_reported() -> None:
+    with pytest.raises(RuntimeError, match="exited with 3 before it was ready"):
+        bench.seconds_until_ready([sys.executable, "-c", "raise SystemExit(3)"], {})
