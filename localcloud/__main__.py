@@ -82,22 +82,20 @@ def up(stack: str, quick_retries: int | None = None, port: int = 0, fresh: bool 
     log_dir = Path(tempfile.mkdtemp(prefix="tbs-localcloud-"))
     # moto is the slowest service to start: it starts while Python loads the rest of the local cloud.
     moto = MotoServer(log_dir / "moto.log")
+    cloud = None
     try:
         from localcloud.cloud import LocalCloud
         from localcloud.runtime import FAITHFUL, quick
-    except BaseException:
-        moto.stop()
-        raise
-    cloud = LocalCloud(
-        stack=stack,
-        log_dir=log_dir,
-        retries=FAITHFUL if quick_retries is None else quick(quick_retries),
-        program_cache=None if fresh else LOCAL_PROGRAM_CACHE,
-        moto=moto,
-        started_at=began,
-    )
-    cloud.gateway_port = port
-    try:
+
+        cloud = LocalCloud(
+            stack=stack,
+            log_dir=log_dir,
+            retries=FAITHFUL if quick_retries is None else quick(quick_retries),
+            program_cache=None if fresh else LOCAL_PROGRAM_CACHE,
+            moto=moto,
+            started_at=began,
+        )
+        cloud.gateway_port = port
         cloud.start()
         cloud.seed_data()
         STATE_FILE.write_text(
@@ -127,7 +125,9 @@ def up(stack: str, quick_retries: int | None = None, port: int = 0, fresh: bool 
         print("\nstopping …", file=sys.stderr, flush=True)
     finally:
         ignore_stop_signals()
-        cloud.stop()
+        if cloud is not None:
+            cloud.stop()
+        moto.stop()  # the cloud stops it once it has started it; before, it is stopped here
         STATE_FILE.unlink(missing_ok=True)
         lock.close()
     return 0

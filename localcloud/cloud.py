@@ -37,7 +37,7 @@ from localcloud.fake_stripe import running as running_stripe
 from localcloud.gateway import Answer, LocalGateway, json_answer
 from localcloud.iam import OPERATOR_ACCESS_KEY_ID, OPERATOR_SECRET_ACCESS_KEY, Principal, Principals
 from localcloud.journal import Journal, colour, short_name
-from localcloud.moto_process import MotoServer, enforce_iam, reset_moto, running_moto
+from localcloud.moto_process import MotoServer, enforce_iam, reset_moto
 from localcloud.pages import STATE_PAGE, SWAGGER_ASSET_PREFIX, SWAGGER_FILES, swagger_asset, swagger_page
 from localcloud.postgres import running_postgres
 from localcloud.program_cache import ProgramCache, ProgramRun, RecordingClients, program_reads, replay
@@ -157,16 +157,18 @@ class LocalCloud:
             if self.program_cache is not None
             else None
         )
-        remembered, why = cache.recall() if cache else (None, "")
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        # Stopped last, after everything that talks to it (callbacks run in reverse).
+        moto = self.moto or MotoServer(self.log_dir / "moto.log")
+        self._exit.callback(moto.stop)
+        self.aws_endpoint = moto.endpoint
+        remembered, why = cache.recall() if cache else (None, "")
         # The embedded server runs as its own system user: its directory must be reachable by it
         # (pytest's and mkdtemp's directories are private to us).
         database_dir = Path(tempfile.mkdtemp(prefix="tbs-localcloud-db-"))
         database_dir.chmod(0o755)
         self.database_dir = database_dir
         self._exit.callback(shutil.rmtree, database_dir, ignore_errors=True)
-        moto = self.moto or MotoServer(self.log_dir / "moto.log")
-        self.aws_endpoint = moto.endpoint
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="start") as starting:
             postgres_context = running_postgres(database_dir / "data")
             postgres_started = starting.submit(_entered_with_database, postgres_context, REPORTS_DATABASE)
@@ -181,7 +183,7 @@ class LocalCloud:
                     *{call.service for call in remembered.calls} | CREDENTIAL_SERVICES,
                 )
             )
-            self._exit.enter_context(running_moto(moto))
+            moto.wait_until_listening()
             prepared.result()
             self._make_program_resources(cache, remembered, why)
             self._issue_credentials()

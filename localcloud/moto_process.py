@@ -76,6 +76,9 @@ class MotoServer:
                 time.sleep(0.02)
 
     def stop(self) -> None:
+        """Stops it (again: nothing)."""
+        if self.process.poll() is not None:
+            return
         self.process.terminate()
         try:
             self.process.wait(timeout=5)
