@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from localcloud.moto_process import MotoServer
-from localcloud.stopping import ignore_stop_signals, stop_on_signals
+from localcloud.stopping import ignore_stop_signals, stop_deferred, stop_on_signals
 from project_paths import LOCAL_PROGRAM_CACHE
 from project_paths import LOCAL_STATE_FILE as STATE_FILE
 
@@ -78,12 +78,14 @@ def where_it_runs(state_file: Path) -> str:
 def up(stack: str, quick_retries: int | None = None, port: int = 0, fresh: bool = False) -> int:
     began = time.monotonic()
     lock = take_instance_lock(STATE_FILE)
-    stop_on_signals()
-    log_dir = Path(tempfile.mkdtemp(prefix="tbs-localcloud-"))
-    # moto is the slowest service to start: it starts while Python loads the rest of the local cloud.
-    moto = MotoServer(log_dir / "moto.log")
+    moto: MotoServer | None = None
     cloud = None
+    stop_on_signals()
     try:
+        log_dir = Path(tempfile.mkdtemp(prefix="tbs-localcloud-"))
+        # moto is the slowest service to start: it starts while Python loads the rest of the local cloud.
+        with stop_deferred():
+            moto = MotoServer(log_dir / "moto.log")
         from localcloud.cloud import LocalCloud
         from localcloud.runtime import FAITHFUL, quick
 
@@ -127,7 +129,8 @@ def up(stack: str, quick_retries: int | None = None, port: int = 0, fresh: bool 
         ignore_stop_signals()
         if cloud is not None:
             cloud.stop()
-        moto.stop()  # the cloud stops it once it has started it; before, it is stopped here
+        if moto is not None:
+            moto.stop()  # the cloud stops it once it has started it; before, it is stopped here
         STATE_FILE.unlink(missing_ok=True)
         lock.close()
     return 0

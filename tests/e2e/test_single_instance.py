@@ -23,11 +23,19 @@ from localcloud.__main__ import AlreadyRunning, lock_path, take_instance_lock
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _up(state_file: Path, *extra: str) -> subprocess.Popen[str]:
+def _up(state_file: Path, *extra: str, temporary: Path | None = None) -> subprocess.Popen[str]:
+    """`make dev` with its state file and program cache beside `state_file`, its temporary directories
+    (logs, the database) in `temporary` if given."""
     return subprocess.Popen(  # noqa: S603 - our own command
         [sys.executable, "-m", "localcloud", "up", *extra],
         cwd=ROOT,
-        env={**os.environ, "TBS_LOCALCLOUD_STATE": str(state_file), "NO_COLOR": "1"},
+        env={
+            **os.environ,
+            "TBS_LOCALCLOUD_STATE": str(state_file),
+            "TBS_LOCALCLOUD_PROGRAM_CACHE": str(state_file.parent / "program"),
+            "NO_COLOR": "1",
+            **({"TMPDIR": str(temporary)} if temporary else {}),
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -124,3 +132,46 @@ def test_a_second_instance_is_refused_and_sighup_leaves_no_process(tmp_path: Pat
     left = {pid: Path(f"/proc/{pid}/cmdline").read_text() for pid in children if _running(pid)}
     assert not left, f"left behind: {left}"
     assert not state_file.exists()
+
+
+@pytest.fixture(scope="module")
+def remembered_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A state directory whose program cache holds a run: the starts below replay it (~3 s each)."""
+    state_file = tmp_path_factory.mktemp("remembered") / "state.json"
+    started = _up(state_file)
+    try:
+        assert started.stdout is not None
+        assert any(" is up in " in line for line in started.stdout), started.communicate()
+    finally:
+        os.kill(started.pid, signal.SIGINT)
+        started.communicate(timeout=60)
+    return state_file
+
+
+# Moments of a start that replays the program: Python loading the local cloud with moto just spawned;
+# moto starting, the clients being made, PostgreSQL starting; the replay and the credentials; the
+# migration invocation (worker processes).
+@pytest.mark.parametrize("after_seconds", [0.2, 0.9, 1.8, 2.6])
+def test_ctrl_c_at_any_moment_of_the_start_leaves_no_process(
+    remembered_run: Path, tmp_path: Path, after_seconds: float
+) -> None:
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    starting = _up(remembered_run, temporary=temporary)
+    try:
+        time.sleep(after_seconds)
+        started = _processes_of(starting.pid, str(temporary))
+        os.kill(starting.pid, signal.SIGINT)
+        _, stderr = starting.communicate(timeout=60)
+    finally:
+        if starting.poll() is None:
+            starting.kill()
+    assert "Traceback" not in stderr, stderr
+    # Whatever it had started by the signal, and whatever names its temporary directory (PostgreSQL
+    # daemonises: its parent is init).
+    left = {
+        pid: Path(f"/proc/{pid}/cmdline").read_text()
+        for pid in started | _processes_of(-1, str(temporary))
+        if _running(pid)
+    }
+    assert not left, f"left behind: {left}"
