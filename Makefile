@@ -46,9 +46,10 @@ lint: install
 	$(BIN)/mypy .
 
 # The local cloud: the same program on this machine (moto, embedded PostgreSQL, local gateway). Ctrl-C stops it.
-# PORT=8080 fixes the gateway's port (default: any free one); one instance per checkout.
+# PORT=8080 fixes the gateway's port (default: any free one); one instance per checkout. FRESH=1 runs the
+# program even if its last run could be replayed (docs/localcloud.md).
 dev: install
-	$(BIN)/python -m localcloud up --stack $(STACK) $(if $(PORT),--port $(PORT),)
+	$(BIN)/python -m localcloud up --stack $(STACK) $(if $(PORT),--port $(PORT),) $(if $(FRESH),--fresh,)
 
 # Headless Chromium and its driver from Debian's packages, for the state page's browser test (skipped,
 # saying so, without them). Needs root or sudo: this prints the command when it cannot run it.

@@ -93,7 +93,8 @@ def up(stack: str, quick_retries: int | None = None, port: int = 0, fresh: bool 
             stack=stack,
             log_dir=log_dir,
             retries=FAITHFUL if quick_retries is None else quick(quick_retries),
-            program_cache=None if fresh else LOCAL_PROGRAM_CACHE,
+            program_cache=LOCAL_PROGRAM_CACHE,
+            fresh=fresh,
             moto=moto,
             started_at=began,
         )

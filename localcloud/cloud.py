@@ -28,7 +28,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from components.conventions import MASTER_USERNAME, REPORTS_DATABASE
 from localcloud.data_api import DataApiEmulator
@@ -40,7 +40,14 @@ from localcloud.journal import Journal, colour, short_name
 from localcloud.moto_process import MotoServer, enforce_iam, reset_moto
 from localcloud.pages import STATE_PAGE, SWAGGER_ASSET_PREFIX, SWAGGER_FILES, swagger_asset, swagger_page
 from localcloud.postgres import running_postgres
-from localcloud.program_cache import ProgramCache, ProgramRun, RecordingClients, program_reads, replay
+from localcloud.program_cache import (
+    ProgramCache,
+    ProgramRun,
+    RecordingClients,
+    process_started_ns,
+    program_reads,
+    replay,
+)
 from localcloud.runtime import (
     FAITHFUL,
     LOCAL_DEFAULT_CONCURRENCY,
@@ -52,6 +59,7 @@ from localcloud.runtime import (
     worker_environment,
 )
 from localcloud.schedules import ScheduleTicker
+from localcloud.stopping import stop_deferred
 from localcloud.tokens import DevIssuer
 from project_paths import OPENAPI_FILE
 from runtimes.local_model import UNSET_MAXIMUM_CONCURRENCY, LocalFunction, LocalModel
@@ -65,6 +73,9 @@ LOCAL_CREDENTIALS = {
     "aws_access_key_id": OPERATOR_ACCESS_KEY_ID,
     "aws_secret_access_key": OPERATOR_SECRET_ACCESS_KEY,
 }
+# What a replay that no longer fits moto or botocore raises (a refused call, a parameter botocore no longer
+# takes, an operation gone): the program runs instead.
+REPLAY_REFUSALS = (ClientError, BotoCoreError, AttributeError, TypeError)
 # The services the cloud calls to issue each function's credentials (STS, then IAM for the role's policies).
 CREDENTIAL_SERVICES = {"sts", "iam"}
 # Many threads share a client (a poller's batches): no "connection pool is full" churn.
@@ -84,6 +95,7 @@ class LocalCloud:
     # Where the program's last run is remembered, to be replayed while nothing it reads has changed
     # (localcloud/program_cache.py); None runs the program every time, as the tests do.
     program_cache: Path | None = None
+    fresh: bool = False  # run the program (and remember the run) even if its last run could be replayed
     # A moto server already spawned for this cloud (`make dev` spawns it first, while Python loads the
     # rest of the local cloud), and when the start began (for "is up in"): by default, at start().
     moto: MotoServer | None = None
@@ -159,10 +171,13 @@ class LocalCloud:
         )
         self.log_dir.mkdir(parents=True, exist_ok=True)
         # Stopped last, after everything that talks to it (callbacks run in reverse).
-        moto = self.moto or MotoServer(self.log_dir / "moto.log")
-        self._exit.callback(moto.stop)
+        with stop_deferred():  # a stop signal while it is spawned: once it can be stopped
+            moto = self.moto or MotoServer(self.log_dir / "moto.log")
+            self._exit.callback(moto.stop)
         self.aws_endpoint = moto.endpoint
-        remembered, why = cache.recall() if cache else (None, "")
+        remembered, why = (
+            cache.recall() if cache and not self.fresh else (None, "asked to run it afresh" if cache else "")
+        )
         # The embedded server runs as its own system user: its directory must be reachable by it
         # (pytest's and mkdtemp's directories are private to us).
         database_dir = Path(tempfile.mkdtemp(prefix="tbs-localcloud-db-"))
@@ -171,8 +186,9 @@ class LocalCloud:
         self._exit.callback(shutil.rmtree, database_dir, ignore_errors=True)
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="start") as starting:
             postgres_context = running_postgres(database_dir / "data")
-            postgres_started = starting.submit(_entered_with_database, postgres_context, REPORTS_DATABASE)
-            self._exit.callback(_leave_when_entered, postgres_context, postgres_started)
+            with stop_deferred():  # started on its own thread: stopped whenever a stop comes
+                postgres_started = starting.submit(_entered_with_database, postgres_context, REPORTS_DATABASE)
+                self._exit.callback(_leave_when_entered, postgres_context, postgres_started)
             # While moto starts: the program's modules load (to run it), or the operator's clients are
             # made (to replay its last run).
             prepared = (
@@ -211,15 +227,25 @@ class LocalCloud:
                 self.model = replay(remembered, self.operator_client)
                 self.program_status = why
                 return
-            except ClientError as refused:  # moto changed since: what it made of the run is dropped
+            except REPLAY_REFUSALS as refused:  # moto or botocore changed since: what it made is dropped
                 reset_moto(self.aws_endpoint)
-                why = f"moto refused its remembered run ({refused})"
+                why = f"its remembered run failed ({type(refused).__name__}: {refused})"
         clients = RecordingClients(self.operator_client)
         self._run_program(clients)
         self.program_status = "ran it"
         if cache is not None:
-            cache.remember(ProgramRun(clients.calls, self.model, program_reads(self.stack)))
-            self.program_status = f"ran it ({why}); this run is remembered"
+            self.program_status = f"ran it ({why}); {self._remember(cache, clients)}"
+
+    def _remember(self, cache: ProgramCache, clients: RecordingClients) -> str:
+        """The run remembered, unless what it read changed meanwhile; what happened, for the console."""
+        reads, changed = program_reads(self.stack, since_ns=process_started_ns())
+        if changed is not None:
+            return f"not remembered: {changed} changed while it ran"
+        try:
+            cache.remember(ProgramRun(clients.calls, self.model, reads))
+        except OSError as error:  # the cloud runs all the same; the next start runs the program again
+            return f"not remembered: {error}"
+        return "this run is remembered"
 
     def client(self, service: str, credentials: Credentials | None = None) -> Any:
         """A client of the local `service`: the operator's, or signed with `credentials` (a role's)."""

@@ -729,8 +729,9 @@ def main(argv: list[str] | None = None) -> None:
 
     application = DomainDispatcherApplication(create_backend_app)
     # moto builds a service's application (its models, its routes) on the service's first request, while
-    # holding the dispatcher's lock; built now, before the server listens, they cost the local cloud's
-    # first calls nothing.
+    # holding the dispatcher's lock (moto 5.2.5, moto/moto_server/werkzeug_app.py,
+    # DomainDispatcherApplication.get_application); built now, before the server listens, they cost the
+    # local cloud's first calls nothing.
     for service in SERVICES_THE_LOCAL_CLOUD_CALLS:
         application.app_instances[service] = create_backend_app(service)
     # moto's own entry point serves with Werkzeug's development server, which closes the connection

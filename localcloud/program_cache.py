@@ -4,8 +4,9 @@ the program again when nothing the program read has changed.
 Running the program under the materialising mocks (runtimes/materialize.py) costs seconds of Pulumi's
 mock runtime; what the run leaves behind is small: about ninety calls to moto (create this queue, put
 that role policy …) and the LocalModel the local cloud runs. A run is remembered with everything it read:
-the file of every module loaded (the project's by content, installed packages' by size and modification
-time), the few files it reads besides (`declared_reads`, kept honest by a test), and its stack and config.
+the file of every module loaded in the process (the project's by content, installed packages' by size and
+modification time), the few files it reads besides (`declared_reads`, kept honest by a test), and its
+stack and config; not remembered if any of it was modified while it ran. docs/localcloud.md has the rest.
 A start whose reads all still match replays the calls on the fresh moto instead. moto gives a few
 resources new identifiers each time (a secret's ARN suffix, a role's id, the port in the queues' URLs),
 so each answer is compared with the remembered one and a changed identifier is replaced wherever the rest
@@ -28,15 +29,15 @@ from typing import Any
 from project_paths import LAMBDAS_DIR, MIGRATIONS_DIR, PROJECT_ROOT, stack_file
 from runtimes.local_model import LocalModel
 
-# Bumped when what is remembered, or how it is replayed, changes meaning (this file's own text is part of
-# every run's key as well).
+# Bumped when what is remembered changes shape (this file, like every module loaded, is among a run's
+# reads as well: editing it makes the program run again).
 FORMAT = 1
+DIGEST_LENGTH = 16  # of the key, in the file's name
 # A remembered identifier shorter than this is not replaced in later calls: short strings that changed
 # (a count, a flag) are not identifiers, and replacing them inside longer strings would corrupt those.
 SHORTEST_IDENTIFIER = 8
-# The local cloud's own code runs the program but is not part of it (the program deploys to AWS and
-# never imports it): editing the local cloud does not make the program run again.
-NOT_THE_PROGRAM = (PROJECT_ROOT / "localcloud",)
+# Where an answer names a resource (QueueUrl, TableArn, RoleId, …): only these are learnt as identifiers.
+IDENTIFIER_KEY_ENDINGS = ("Arn", "ARN", "Id", "Url", "URL", "Arns", "Ids", "Urls")
 
 
 @dataclass
@@ -67,7 +68,6 @@ _INSTALLED = tuple(
     {f"{prefix}/" for prefix in (sys.prefix, sys.base_prefix)}
     | {f"{Path(prefix).resolve()}/" for prefix in (sys.prefix, sys.base_prefix)}
 )
-_NOT_THE_PROGRAM = tuple(f"{directory}/" for directory in NOT_THE_PROGRAM)
 
 
 def _is_installed(path: str) -> bool:
@@ -113,19 +113,46 @@ def declared_reads(stack: str) -> list[str]:
     return keys
 
 
-def _module_files() -> set[str]:
-    """Keys of the file of every module loaded but the local cloud's own."""
+def module_files() -> set[str]:
+    """Keys of the file of every module loaded in this process: the program's, and the local cloud's own
+    (its code shapes the run: the config it gives the program, the mocks' clients)."""
     keys = set()
     for module in list(sys.modules.values()):
         file = getattr(module, "__file__", None)
-        if file and not (file := os.path.abspath(file)).startswith(_NOT_THE_PROGRAM):
+        if file:
+            file = os.path.abspath(file)
             keys.add(file if _is_installed(file) else file[len(_ROOT) :])
     return keys
 
 
-def program_reads(stack: str) -> dict[str, str]:
-    """The signature of everything a run of the program read (called once it has run)."""
-    return {key: signature(key) for key in sorted(_module_files() | set(declared_reads(stack)))}
+def process_started_ns() -> int:
+    """When this process started (Linux's /proc; the boot time is in whole seconds, so this may be up to
+    a second early: a file changed just before the start then counts as changed during the run)."""
+    ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+    boot = next(
+        int(line.split()[1])
+        for line in Path("/proc/stat").read_text().splitlines()
+        if line.startswith("btime ")
+    )
+    return boot * 1_000_000_000 + ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+def _modified_since(key: str, moment_ns: int) -> bool:
+    try:
+        return os.stat(key if os.path.isabs(key) else _ROOT + key).st_mtime_ns >= moment_ns
+    except FileNotFoundError:
+        return True
+
+
+def program_reads(stack: str, since_ns: int) -> tuple[dict[str, str], str | None]:
+    """The signature of everything the run of the program in this process read (called once it has
+    run), or none and the first thing changed since `since_ns`, the process's start: signed now, a file
+    saved during the run would be taken for what the run read."""
+    keys = sorted(module_files() | set(declared_reads(stack)))
+    changed = next((key for key in keys if _modified_since(key, since_ns)), None)
+    if changed is not None:
+        return {}, changed
+    return {key: signature(key) for key in keys}, None
 
 
 def first_change(reads: Mapping[str, str]) -> str | None:
@@ -185,17 +212,18 @@ class Identifiers:
         self.renamed: dict[str, str] = {}
         self._pattern: re.Pattern[str] | None = None
 
-    def learn(self, remembered: Any, fresh: Any) -> None:
+    def learn(self, remembered: Any, fresh: Any, naming: bool = False) -> None:
+        """Compares a remembered answer with this time's; `naming`: under a key that names a resource."""
         if isinstance(remembered, str) and isinstance(fresh, str):
-            if remembered != fresh and len(remembered) >= SHORTEST_IDENTIFIER:
+            if naming and remembered != fresh and len(remembered) >= SHORTEST_IDENTIFIER:
                 self.renamed[remembered] = fresh
                 self._pattern = None
         elif isinstance(remembered, dict) and isinstance(fresh, dict):
             for key in remembered.keys() & fresh.keys():
-                self.learn(remembered[key], fresh[key])
+                self.learn(remembered[key], fresh[key], naming or key.endswith(IDENTIFIER_KEY_ENDINGS))
         elif isinstance(remembered, list) and isinstance(fresh, list):
             for old, new in zip(remembered, fresh, strict=False):
-                self.learn(old, new)
+                self.learn(old, new, naming)
 
     def apply(self, value: Any) -> Any:
         """`value` with every remembered identifier in it (whole or inside a longer string: an ARN in a
@@ -237,11 +265,11 @@ class ProgramCache:
         self.config = dict(sorted(config.items()))
         self.key = {
             "format": FORMAT,
-            "replayer": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
+            "python": sys.version,
             "stack": stack,
             "config": self.config,
         }
-        digest = hashlib.sha256(json.dumps(self.key, sort_keys=True).encode()).hexdigest()[:16]
+        digest = hashlib.sha256(json.dumps(self.key, sort_keys=True).encode()).hexdigest()[:DIGEST_LENGTH]
         self.path = directory / f"program-{stack}-{digest}.json"
 
     def recall(self) -> tuple[ProgramRun | None, str]:
@@ -250,21 +278,22 @@ class ProgramCache:
             document = json.loads(self.path.read_text())
         except FileNotFoundError:
             return None, "no earlier run of it is remembered"
-        except ValueError:
-            return None, f"{self.path.name} is unreadable"
-        if document.get("key") != self.key:
+        except (OSError, ValueError) as error:
+            return None, f"{self.path.name} is unreadable ({error})"
+        if not isinstance(document, dict) or document.get("key") != self.key:
             return None, "its remembered run is of another version of the local cloud"
-        changed = first_change(document["reads"])
-        if changed is not None:
-            return None, f"{changed} changed since its last run"
-        return (
-            ProgramRun(
+        try:
+            changed = first_change(document["reads"])
+            run = ProgramRun(
                 calls=[Call(**call) for call in document["calls"]],
                 model=LocalModel.from_json(document["model"]),
                 reads=document["reads"],
-            ),
-            f"replayed its last run ({len(document['calls'])} calls to moto): nothing it reads has changed",
-        )
+            )
+        except (AttributeError, KeyError, TypeError, ValueError) as error:
+            return None, f"{self.path.name} is unreadable ({type(error).__name__}: {error})"
+        if changed is not None:
+            return None, f"{changed} changed since its last run"
+        return run, f"replayed its last run ({len(run.calls)} calls to moto): nothing it reads has changed"
 
     def remember(self, run: ProgramRun) -> None:
         document = {
@@ -278,3 +307,10 @@ class ProgramCache:
         partial = self.path.with_suffix(f".{os.getpid()}.partial")
         partial.write_text(json.dumps(document, indent=1))
         partial.replace(self.path)
+        # One run per stack is kept: the others are of another config or version, and so are partial
+        # files that a killed start left.
+        digest = "?" * DIGEST_LENGTH
+        for pattern in (f"program-{self.stack}-{digest}.json", f"program-{self.stack}-{digest}.*.partial"):
+            for other in self.path.parent.glob(pattern):
+                if other != self.path:
+                    other.unlink(missing_ok=True)

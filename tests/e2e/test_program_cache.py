@@ -143,8 +143,14 @@ def renamed(state: dict[str, Any], to: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def started(program_cache: Path, log_dir: Path) -> LocalCloud:
-    return LocalCloud(stack="dev", quiet=True, program_cache=program_cache, log_dir=log_dir).start()
+def started(program_cache: Path, log_dir: Path, fresh: bool = False) -> LocalCloud:
+    return LocalCloud(
+        stack="dev", quiet=True, program_cache=program_cache, log_dir=log_dir, fresh=fresh
+    ).start()
+
+
+def changed_identifiers(state: dict[str, Any], to: dict[str, Any]) -> set[str]:
+    return {old for old, new in identities(state, to, {}).items() if old != new}
 
 
 def test_a_replayed_start_has_what_running_the_program_made(tmp_path: Path) -> None:
@@ -168,6 +174,26 @@ def test_a_replayed_start_has_what_running_the_program_made(tmp_path: Path) -> N
         replayed.stop()
     assert replayed_state["moto"]["queues"], "nothing was made"
     assert renamed(made, replayed_state) == replayed_state
+    # And no identifier of the first start survives anywhere in the second, whatever form it took.
+    stale = changed_identifiers(made, replayed_state)
+    assert stale, "moto gave no resource a new identifier: the renaming went untested"
+    replayed_text = json.dumps(replayed_state)
+    assert [old for old in stale if old in replayed_text] == []
+    first_moto = next(iter(made["moto"]["queues"].values()))["QueueUrl"].split("/")[2]  # its host:port
+    assert first_moto not in replayed_text
+
+
+def test_a_fresh_start_runs_the_program_and_remembers_that_run(tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    started(cache_dir, tmp_path / "first").stop()
+    cache = ProgramCache(cache_dir, "dev", LocalCloud().program_config)
+    first = cache.path.read_text()
+    fresh = started(cache_dir, tmp_path / "fresh", fresh=True)
+    try:
+        assert fresh.program_status == "ran it (asked to run it afresh); this run is remembered"
+    finally:
+        fresh.stop()
+    assert cache.path.read_text() != first  # moto's new identifiers: a new run was remembered
 
 
 def test_a_remembered_run_moto_refuses_is_dropped_and_the_program_run(tmp_path: Path) -> None:
@@ -181,7 +207,7 @@ def test_a_remembered_run_moto_refuses_is_dropped_and_the_program_run(tmp_path: 
 
     again = started(cache_dir, tmp_path / "again")
     try:
-        assert again.program_status.startswith("ran it (moto refused its remembered run")
+        assert again.program_status.startswith("ran it (its remembered run failed (ClientError")
         assert all(" " not in url for url in again.model.queue_urls.values())
     finally:
         again.stop()
