@@ -1,10 +1,10 @@
 """The local cloud: the Pulumi program's stack, running on this machine (loopback only).
 
-Start order: moto (a server process), the embedded PostgreSQL with the Data API emulator, the fake
-Stripe; then the real program under MaterializingMocks (creating tables, queues, bus, rules, roles and
-their policies …); then credentials for each function's role (STS AssumeRole) and IAM enforcement on;
-then a pool of workers per function, the migration invocation, the pollers of each event source
-mapping, and the gateway."""
+Start order: moto (a server process) and the embedded PostgreSQL at once; as soon as moto listens, the
+real program under MaterializingMocks (creating tables, queues, bus, rules, roles and their policies …),
+or its last run replayed (program_cache.py), and credentials for each function's role (STS AssumeRole);
+then the Data API emulator, the fake Stripe and IAM enforcement on; then a pool of workers per function,
+the migration invocation, the pollers of each event source mapping, and the gateway."""
 
 from __future__ import annotations
 
@@ -518,7 +518,7 @@ class LocalCloud:
                 f"{comeback} ({self.retries.mode})",
                 f"  IAM              {'enforced: each function has its role' if self.enforce_iam else 'off'}",
                 f"  the program      {self.program_status}"
-                + ("   (--fresh runs it)" if self.program_cache is not None else ""),
+                + ("   (make dev FRESH=1 runs it)" if self.program_cache is not None else ""),
                 f"  logs             {self.log_dir} (one file per function, localcloud.log for invocations)",
                 "  follow           python -m localcloud logs -f [--fn NAME] [--order ID];"
                 "  python -m localcloud trace <orderId>",
