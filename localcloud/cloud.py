@@ -44,6 +44,7 @@ from localcloud.program_cache import (
     ProgramCache,
     ProgramRun,
     RecordingClients,
+    declared_signatures,
     process_started_ns,
     program_reads,
     replay,
@@ -230,15 +231,18 @@ class LocalCloud:
             except REPLAY_REFUSALS as refused:  # moto or botocore changed since: what it made is dropped
                 reset_moto(self.aws_endpoint)
                 why = f"its remembered run failed ({type(refused).__name__}: {refused})"
+        declared_before = declared_signatures(self.stack) if cache is not None else {}
         clients = RecordingClients(self.operator_client)
         self._run_program(clients)
         self.program_status = "ran it"
         if cache is not None:
-            self.program_status = f"ran it ({why}); {self._remember(cache, clients)}"
+            self.program_status = f"ran it ({why}); {self._remember(cache, clients, declared_before)}"
 
-    def _remember(self, cache: ProgramCache, clients: RecordingClients) -> str:
+    def _remember(
+        self, cache: ProgramCache, clients: RecordingClients, declared_before: dict[str, str]
+    ) -> str:
         """The run remembered, unless what it read changed meanwhile; what happened, for the console."""
-        reads, changed = program_reads(self.stack, since_ns=process_started_ns())
+        reads, changed = program_reads(self.stack, process_started_ns(), declared_before)
         if changed is not None:
             return f"not remembered: {changed} changed while it ran"
         try:

@@ -144,15 +144,32 @@ def _modified_since(key: str, moment_ns: int) -> bool:
         return True
 
 
-def program_reads(stack: str, since_ns: int) -> tuple[dict[str, str], str | None]:
+def declared_signatures(stack: str) -> dict[str, str]:
+    return {key: signature(key) for key in declared_reads(stack)}
+
+
+def program_reads(
+    stack: str, since_ns: int, declared_before: Mapping[str, str]
+) -> tuple[dict[str, str], str | None]:
     """The signature of everything the run of the program in this process read (called once it has
-    run), or none and the first thing changed since `since_ns`, the process's start: signed now, a file
-    saved during the run would be taken for what the run read."""
-    keys = sorted(module_files() | set(declared_reads(stack)))
-    changed = next((key for key in keys if _modified_since(key, since_ns)), None)
+    run), or none and the first thing that changed while it ran: signed only now, a file saved during
+    the run would be taken for what the run read. The declared reads are compared with their signatures
+    from before the run (`declared_before`); module files with the process's start (`since_ns`), by
+    modification time."""
+    declared = declared_signatures(stack)
+    changed = next(
+        (
+            key
+            for key in sorted(declared.keys() | declared_before.keys())
+            if declared.get(key) != declared_before.get(key)
+        ),
+        None,
+    )
+    modules = sorted(module_files() - declared.keys())
+    changed = changed or next((key for key in modules if _modified_since(key, since_ns)), None)
     if changed is not None:
         return {}, changed
-    return {key: signature(key) for key in keys}, None
+    return {**declared, **{key: signature(key) for key in modules}}, None
 
 
 def first_change(reads: Mapping[str, str]) -> str | None:

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -268,13 +269,25 @@ def test_every_module_loaded_is_keyed_the_checkouts_by_path_in_it(
 def test_a_run_whose_reads_changed_while_it_ran_is_not_remembered(
     checkout: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(program_cache, "declared_reads", lambda stack: ["services/order.py", "lambdas/"])
-    monkeypatch.setattr(program_cache, "module_files", lambda: set())
-    run_began = time.time_ns()
-    assert program_cache.program_reads("dev", run_began)[1] is None
-    (checkout / "services" / "order.py").write_text("TABLE = 'saved while it ran'\n")
-    assert program_cache.program_reads("dev", run_began) == ({}, "services/order.py")
-    assert program_cache.process_started_ns() <= run_began
+    (checkout / "Pulumi.dev.yaml").write_text("config: {}\n")
+    monkeypatch.setattr(program_cache, "declared_reads", lambda stack: ["Pulumi.dev.yaml", "lambdas/"])
+    monkeypatch.setattr(program_cache, "module_files", lambda: {"services/order.py"})
+
+    def a_run(during: Callable[[], object]) -> str | None:
+        run_began = time.time_ns()
+        declared_before = program_cache.declared_signatures("dev")
+        during()
+        return program_cache.program_reads("dev", run_began, declared_before)[1]
+
+    # What Python and tools write beside the code while it runs is not a change to what it read (other
+    # processes' workers compile the handlers meanwhile).
+    assert a_run(lambda: (checkout / "lambdas" / "__pycache__").mkdir()) is None
+    order = checkout / "services" / "order.py"
+    assert a_run(lambda: order.write_text("TABLE = 'saved while it ran'\n")) == "services/order.py"
+    stack = checkout / "Pulumi.dev.yaml"
+    assert a_run(lambda: stack.write_text("config: {a: 1}\n")) == "Pulumi.dev.yaml"
+    assert a_run(lambda: (checkout / "lambdas" / "refunds.py").write_text("")) == "lambdas/"
+    assert program_cache.process_started_ns() <= time.time_ns()
 
 
 # The program run for each stack in a process of its own, watched: the files it opens and the directories
