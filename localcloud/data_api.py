@@ -44,12 +44,13 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pg8000.native  # type: ignore[import-untyped]
 
 from localcloud.iam import AccessDenied, Authorization, NotAuthenticated, Principals
+from localcloud.loopback import LoopbackServer
 from localcloud.postgres import PostgresAddress
 
 # PostgreSQL type OIDs → the names the Data API reports in columnMetadata.typeName.
@@ -207,7 +208,7 @@ class _Transaction:
 
 
 class DataApiEmulator:
-    """ThreadingHTTPServer on 127.0.0.1:<free port>; `endpoint_url` is what AWS_ENDPOINT_URL_RDS_DATA
+    """A threaded HTTP server on 127.0.0.1:<free port>; `endpoint_url` is what AWS_ENDPOINT_URL_RDS_DATA
     takes. Each call without a transaction runs on its own autocommit connection to the `database` it
     names (default: the address's database)."""
 
@@ -230,8 +231,7 @@ class DataApiEmulator:
         # Idle autocommit connections by login and database, reused as the Data API reuses its own.
         self._idle: dict[tuple[PostgresAddress, str | None], list[Any]] = {}
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
+        self._server = LoopbackServer(("127.0.0.1", 0), _handler_for(self))
         # A short poll interval: stop() waits up to one interval for the serving loop to notice.
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="data-api", daemon=True

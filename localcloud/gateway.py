@@ -35,11 +35,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from components.conventions import method_settings_path
 from localcloud import vtl
+from localcloud.loopback import LoopbackServer
 from localcloud.runtime import FunctionPool, Invocation
 from localcloud.tokens import DevIssuer
 from runtimes.local_model import LocalModel, LocalRoute
@@ -207,7 +208,7 @@ class LocalGateway:
         self._patterns = [(route, _pattern(route.path)) for route in model.routes.values()]
         self._buckets: dict[str, TokenBucket] = {}
         self._buckets_lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: LoopbackServer | None = None
 
     @property
     def url(self) -> str:
@@ -253,8 +254,7 @@ class LocalGateway:
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: every invocation already logs one line."""
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._server.daemon_threads = True
+        self._server = LoopbackServer(("127.0.0.1", port), Handler)
         threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         ).start()

@@ -10,11 +10,12 @@ import threading
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from localcloud.fake_stripe.errors import invalid
 from localcloud.fake_stripe.fake import Answer, FakeStripe, Request
+from localcloud.loopback import LoopbackServer
 
 MAX_BODY_BYTES = 1024 * 1024  # far beyond any request the store makes
 
@@ -74,8 +75,7 @@ def running(fake: FakeStripe | None = None) -> Iterator[tuple[FakeStripe, str]]:
     """Serve a fake on 127.0.0.1 (a free port); yields the fake and its API base URL."""
     fake = fake or FakeStripe()
     handler = type("Handler", (_Handler,), {"fake": fake})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
+    server = LoopbackServer(("127.0.0.1", 0), handler)
     # A short poll interval: shutdown() waits up to one interval.
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
