@@ -458,8 +458,8 @@ class _QueueAttributes(Mapping[str, Any]):
 # https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_AttributeValue.html).
 _STRINGS = ("S", "N")
 _STRING_SETS = ("SS", "NS")
-_ATTRIBUTE_VALUE_MEMBERS = frozenset(("S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL"))
 _MEMBER_ORDER = ("S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL")
+_ATTRIBUTE_VALUE_MEMBERS = frozenset(_MEMBER_ORDER)
 
 
 class _NotPlain(Exception):

@@ -279,13 +279,7 @@ class ProgramCache:
 
     def __init__(self, directory: Path, stack: str, config: Mapping[str, str]) -> None:
         self.stack = stack
-        self.config = dict(sorted(config.items()))
-        self.key = {
-            "format": FORMAT,
-            "python": sys.version,
-            "stack": stack,
-            "config": self.config,
-        }
+        self.key = {"format": FORMAT, "python": sys.version, "stack": stack, "config": dict(config)}
         digest = hashlib.sha256(json.dumps(self.key, sort_keys=True).encode()).hexdigest()[:DIGEST_LENGTH]
         self.path = directory / f"program-{stack}-{digest}.json"
 
