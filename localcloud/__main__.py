@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument(
         "--fresh",
         action="store_true",
-        help="run the program even if nothing it reads changed since its last run (which is replayed)",
+        help="run the program (and remember that run) even if its last run could be replayed",
     )
     commands.add_parser("env", help="print export lines: API, TOKEN, ADMIN_TOKEN (eval $(…))")
     follow = commands.add_parser("logs", help="the invocation lines (or one function's log), readable")
